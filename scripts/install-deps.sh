@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs every Debian package Tanuki needs to build, test and run.
+# Idempotent: packages already present are left as they are. Run as root
+# (or with sudo) on Debian 12.
+set -euo pipefail
+
+PACKAGES=(
+  # toolchain and build system
+  build-essential cmake pkg-config clang git
+  # libFuzzer and sanitizer runtimes for clang
+  libclang-rt-14-dev
+  # libraries
+  libjansson-dev      # JSON
+  libseccomp-dev      # sandbox system-call filter
+  # tests
+  libcmocka-dev       # unit-test framework
+  prometheus          # promtool checks the metrics exposition
+  python3             # test helpers that compare numbers with goldens
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,115 @@
+/*
+ * metrics.h — metrics registry and Prometheus text exposition (format 0.0.4).
+ *
+ * A registry holds metric families (counter, gauge, histogram), each with a
+ * fixed list of label names. A family's series (one per label-value set) are
+ * created on first use by tk_metric_series() and live until the registry is
+ * freed, so callers may cache the returned pointer and update it from any
+ * thread without a lock:
+ *
+ *   static struct tk_metric *reqs;   // made once at start-up
+ *   reqs = tk_metric_counter(NULL, "tanuki_http_requests_total",
+ *                            "HTTP requests by route and status",
+ *                            (const char *[]){"route", "code"}, 2);
+ *   tk_counter_inc(tk_metric_series(reqs, (const char *[]){"/run_task", "200"}));
+ *
+ * Hot path: updates are lock-free atomics on the series. Looking a series up
+ * takes the family's own lock (never a registry-wide one).
+ *
+ * Bounded memory: a family holds at most max_series label sets (default
+ * TK_METRIC_MAX_SERIES). Past that, tk_metric_series() returns the family's
+ * overflow series (never NULL), which is not exposed, and every such event is
+ * counted in tanuki_metrics_label_overflow_total{metric="<name>"}.
+ *
+ * Registering the same name twice with the same type and labels returns the
+ * existing family; with a different shape it fails (NULL + error detail).
+ * A NULL registry argument means the process-wide default registry.
+ */
+#ifndef TK_OBS_METRICS_H
+#define TK_OBS_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+
+#define TK_METRIC_MAX_SERIES 1000 /* default label-set cap per family */
+#define TK_METRIC_MAX_LABELS 8
+#define TK_METRIC_MAX_BUCKETS 32
+
+struct tk_registry;
+struct tk_metric; /* a family */
+struct tk_series; /* one label-value set of a family */
+
+enum tk_metric_type { TK_METRIC_COUNTER, TK_METRIC_GAUGE, TK_METRIC_HISTOGRAM };
+
+/* The process-wide registry (created on first use; never freed). */
+struct tk_registry *tk_registry_default(void);
+
+/* A private registry, mainly for tests. NULL on TK_ENOMEM. */
+struct tk_registry *tk_registry_new(void);
+void tk_registry_free(struct tk_registry *r); /* NULL ok */
+
+/* Registers a family. name and help are copied. label_names may be NULL when
+ * n_labels is 0. Returns NULL with an error detail on a bad name, a bad label
+ * name, too many labels or buckets, or a clash with an existing family. */
+struct tk_metric *tk_metric_counter(struct tk_registry *r, const char *name,
+				    const char *help,
+				    const char *const *label_names, size_t n_labels);
+struct tk_metric *tk_metric_gauge(struct tk_registry *r, const char *name,
+				  const char *help,
+				  const char *const *label_names, size_t n_labels);
+/* buckets: strictly increasing finite upper bounds (+Inf is implicit);
+ * NULL/0 means TK_METRIC_DEFAULT_BUCKETS. */
+struct tk_metric *tk_metric_histogram(struct tk_registry *r, const char *name,
+				      const char *help,
+				      const char *const *label_names, size_t n_labels,
+				      const double *buckets, size_t n_buckets);
+
+/* Changes the family's label-set cap (only lowers or raises future growth). */
+void tk_metric_set_max_series(struct tk_metric *m, size_t max_series);
+
+/* The series for these label values (n_labels of them, copied). Never NULL:
+ * on cap overflow or allocation failure it returns the overflow series. */
+struct tk_series *tk_metric_series(struct tk_metric *m, const char *const *label_values);
+
+/* For a family with no labels. */
+struct tk_series *tk_metric_solo(struct tk_metric *m);
+
+/* Counters: v must be >= 0 (negative values are ignored). */
+void tk_counter_add(struct tk_series *s, double v);
+void tk_counter_inc(struct tk_series *s);
+/* Gauges. */
+void tk_gauge_set(struct tk_series *s, double v);
+void tk_gauge_add(struct tk_series *s, double v);
+/* Histograms. */
+void tk_hist_observe(struct tk_series *s, double v);
+
+/* Reads a counter or gauge value (for tests and admin views). */
+double tk_series_value(const struct tk_series *s);
+/* Histogram totals (for tests): count, sum, and the cumulative count of
+ * bucket i (i == n_buckets is +Inf). */
+uint64_t tk_hist_count(const struct tk_series *s);
+double tk_hist_sum(const struct tk_series *s);
+uint64_t tk_hist_bucket(const struct tk_series *s, size_t i);
+
+/* Appends the whole registry in Prometheus text format 0.0.4 to out: families
+ * sorted by name, # HELP and # TYPE lines, escaped label values, histogram
+ * _bucket{le=...}/_sum/_count with +Inf. 0 or a tk_buf error. */
+int tk_metrics_expose(struct tk_registry *r, struct tk_buf *out);
+
+/* A collector runs just before exposition (e.g. to refresh gauges such as
+ * process memory). At most 16 per registry; 0 or TK_ELIMIT. */
+typedef void (*tk_metrics_collector)(struct tk_registry *r, void *arg);
+int tk_metrics_add_collector(struct tk_registry *r, tk_metrics_collector fn, void *arg);
+
+/* Registers the standard process_* metrics (CPU seconds, resident and
+ * virtual memory, open and max fds, start time) and
+ * tanuki_build_info{version,commit} 1 in r, refreshed at each exposition. */
+int tk_metrics_register_process(struct tk_registry *r);
+
+/* Default latency buckets, in seconds. */
+extern const double TK_METRIC_DEFAULT_BUCKETS[];
+extern const size_t TK_METRIC_DEFAULT_BUCKETS_N;
+
+#endif
