@@ -29,6 +29,14 @@ bool cli_wants_help(int argc, char **argv);
 int cli_parse_long(const char *cmd, const char *opt, const char *s, long min, long max, long *out);
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double min, double max, double *out);
 
+struct tk_config;
+/* Builds the configuration every command uses: defaults < file (path, or
+ * $TANUKI_CONFIG when path is NULL) < TANUKI_* environment < the n_sets
+ * "KEY=VALUE" strings of --set flags. Prints the problems and returns
+ * CLI_FAIL (bad file/env) or CLI_USAGE (bad --set); CLI_OK with *out set. */
+int cli_config_load(const char *cmd, const char *path, char *const *sets, int n_sets,
+		    struct tk_config **out);
+
 /* Subcommands (one per cmd_*.c). */
 int cli_cmd_version(int argc, char **argv);
 int cli_cmd_config(int argc, char **argv);
