@@ -1,0 +1,185 @@
+/*
+ * quant.h — tensor element types (ggml's type ids) and their kernels.
+ *
+ * Owns the type table: for every ggml type id, its name, block layout and,
+ * for the types this build computes with, the row kernels
+ *   to_float   dequantize a row          (block-encoded -> float)
+ *   from_float quantize a row            (float -> block-encoded)
+ *   vec_dot    dot of one weight row with one activation row that is already
+ *              encoded in the weight type's vec_dot_type.
+ *
+ * Ids are ggml's (they are what GGUF files store). The table knows the block
+ * layout of every id ggml has assigned (so a file with K-quant or i-quant
+ * tensors parses and its sizes are checked) but only some have kernels; a
+ * NULL kernel pointer means "layout known, not computable in this build".
+ * tk_type_can_compute() says whether a weight type is usable.
+ *
+ * Computing a matrix-vector product y = W x with W of type T (llama.cpp's
+ * scheme, which we mirror so logits match theirs):
+ *     tr = tk_type_traits(T); vt = tk_type_traits(tr->vec_dot_type);
+ *     vt->from_float(x, xq, n);            // activation row, once per x
+ *     for each row r of W: tr->vec_dot(n, &y[r], W_row(r), xq);
+ * vec_dot_type per weight type:
+ *     F32 -> F32, F16 -> F16, BF16 -> BF16, Q8_0/Q4_0/Q5_0 -> Q8_0,
+ *     Q4_1/Q5_1 -> Q8_1.
+ * See docs/engine.md ("GGUF and tensor types") for each block layout and the
+ * exact arithmetic of every kernel.
+ *
+ * Row lengths n (in elements) must be a multiple of the type's blck_size;
+ * kernels do not check it (callers validate shapes once, e.g. at model load;
+ * tk_type_row_size() does the check). Pointers to encoded rows need no
+ * alignment. Rows never overlap between src and dst.
+ *
+ * Run-time CPU dispatch (Engine II): tk_type_traits() returns the active
+ * kernels, which tk_quant_init() may switch to SIMD variants once at start;
+ * tk_type_traits_ref() always returns the portable reference kernels, which
+ * tests use to check every optimized kernel. Adding a variant changes only
+ * quant.c's selection (or a new quant_<isa>.c file), never callers.
+ *
+ * Thread safety: the table is immutable after tk_quant_init() (called
+ * implicitly, once, by the first tk_type_traits()); kernels are pure and
+ * may run on any number of threads at once.
+ */
+#ifndef TK_ENGINE_QUANT_H
+#define TK_ENGINE_QUANT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ggml type ids as stored in GGUF tensor infos. Gaps are ids ggml retired. */
+enum tk_type {
+	TK_TYPE_F32 = 0,
+	TK_TYPE_F16 = 1,
+	TK_TYPE_Q4_0 = 2,
+	TK_TYPE_Q4_1 = 3,
+	TK_TYPE_Q5_0 = 6,
+	TK_TYPE_Q5_1 = 7,
+	TK_TYPE_Q8_0 = 8,
+	TK_TYPE_Q8_1 = 9,
+	TK_TYPE_Q2_K = 10,
+	TK_TYPE_Q3_K = 11,
+	TK_TYPE_Q4_K = 12,
+	TK_TYPE_Q5_K = 13,
+	TK_TYPE_Q6_K = 14,
+	TK_TYPE_Q8_K = 15,
+	TK_TYPE_IQ2_XXS = 16,
+	TK_TYPE_IQ2_XS = 17,
+	TK_TYPE_IQ3_XXS = 18,
+	TK_TYPE_IQ1_S = 19,
+	TK_TYPE_IQ4_NL = 20,
+	TK_TYPE_IQ3_S = 21,
+	TK_TYPE_IQ2_S = 22,
+	TK_TYPE_IQ4_XS = 23,
+	TK_TYPE_I8 = 24,
+	TK_TYPE_I16 = 25,
+	TK_TYPE_I32 = 26,
+	TK_TYPE_I64 = 27,
+	TK_TYPE_F64 = 28,
+	TK_TYPE_IQ1_M = 29,
+	TK_TYPE_BF16 = 30,
+	TK_TYPE_TQ1_0 = 34,
+	TK_TYPE_TQ2_0 = 35,
+	TK_TYPE_MXFP4 = 39,
+	TK_TYPE_COUNT = 40 /* one past the largest id; not a type */
+};
+
+/* Block sizes of the implemented quantized formats (elements per block). */
+#define TK_QK4_0 32
+#define TK_QK4_1 32
+#define TK_QK5_0 32
+#define TK_QK5_1 32
+#define TK_QK8_0 32
+#define TK_QK8_1 32
+#define TK_QK_K 256
+
+/* Block layouts (little-endian, packed, no padding; sizes are asserted in
+ * quant.c). "half" is an IEEE binary16 bit pattern (fp16.h). Element j of a
+ * block is x[j], j in 0..31.
+ *
+ * Q4_0: x[j] = d * (q[j] - 8), q in 0..15;
+ *       qs[i] low nibble = q[i], high nibble = q[i + 16], i in 0..15. */
+struct tk_block_q4_0 {
+	uint16_t d;     /* half: scale */
+	uint8_t qs[16]; /* 32 x 4-bit */
+};
+/* Q4_1: x[j] = d * q[j] + m, q in 0..15; nibbles as Q4_0. */
+struct tk_block_q4_1 {
+	uint16_t d;     /* half: scale */
+	uint16_t m;     /* half: minimum */
+	uint8_t qs[16];
+};
+/* Q5_0: x[j] = d * (q[j] - 16), q in 0..31; low 4 bits as Q4_0's nibbles,
+ * bit 4 of q[j] is bit j of qh (qh read as a little-endian uint32). */
+struct tk_block_q5_0 {
+	uint16_t d;
+	uint8_t qh[4];
+	uint8_t qs[16];
+};
+/* Q5_1: x[j] = d * q[j] + m, q in 0..31; bits as Q5_0. */
+struct tk_block_q5_1 {
+	uint16_t d;
+	uint16_t m;
+	uint8_t qh[4];
+	uint8_t qs[16];
+};
+/* Q8_0: x[j] = d * qs[j]. */
+struct tk_block_q8_0 {
+	uint16_t d;
+	int8_t qs[32];
+};
+/* Q8_1 (activation type for Q4_1/Q5_1): x[j] = d * qs[j], and
+ * s = d * sum(qs) (both half) so a Q4_1/Q5_1 dot can add the weights' minimum
+ * term without touching the activations again. */
+struct tk_block_q8_1 {
+	uint16_t d;
+	uint16_t s;
+	int8_t qs[32];
+};
+
+/* Dequantize n elements of src (n a multiple of blck_size) into dst[n]. */
+typedef void (*tk_to_float_fn)(const void *src, float *dst, int64_t n);
+/* Quantize src[n] into n / blck_size blocks at dst. */
+typedef void (*tk_from_float_fn)(const float *src, void *dst, int64_t n);
+/* *out = dot(x, y) over n elements: x a row of this type, y a row of this
+ * type's vec_dot_type. */
+typedef void (*tk_vec_dot_fn)(int64_t n, float *out, const void *x, const void *y);
+
+struct tk_type_traits {
+	const char *name;        /* ggml's name: "f32", "q4_0", "bf16", ... */
+	int64_t blck_size;       /* elements per block (1 for plain types) */
+	size_t type_size;        /* bytes per block */
+	bool is_quantized;       /* block-scaled format */
+	tk_to_float_fn to_float;     /* NULL: not implemented in this build */
+	tk_from_float_fn from_float; /* NULL: not implemented in this build */
+	tk_vec_dot_fn vec_dot;       /* NULL: not usable as a weight type */
+	enum tk_type vec_dot_type;   /* encoding vec_dot expects for y */
+};
+
+/* Selects the kernels for this CPU (idempotent, thread-safe). Called by the
+ * first tk_type_traits(); calling it early just moves the cost. */
+void tk_quant_init(void);
+
+/* The active traits of type id t, or NULL when t is not a ggml type id
+ * (out of range or a retired id). Borrowed, static storage. */
+const struct tk_type_traits *tk_type_traits(int t);
+
+/* The portable reference traits of t (never SIMD), or NULL as above. */
+const struct tk_type_traits *tk_type_traits_ref(int t);
+
+/* Name of t ("q8_0"), or "unknown" for an invalid id. Never NULL. */
+const char *tk_type_name(int t);
+
+/* Type id for a name, case-insensitive ("Q8_0", "f16", "BF16"), or -1. */
+int tk_type_from_name(const char *name);
+
+/* True when t is a known id whose to_float, from_float and vec_dot exist and
+ * whose vec_dot_type has from_float: tensors of t can be used in matmuls. */
+bool tk_type_can_compute(int t);
+
+/* Bytes of a row of n elements of type t, in *out. 0 on success;
+ * TK_EINVAL (detail says why) for an unknown t, n <= 0, n not a multiple of
+ * the block size, or a size that overflows. */
+int tk_type_row_size(int t, int64_t n, size_t *out);
+
+#endif
