@@ -12,6 +12,9 @@ PACKAGES=(
   # libraries
   libjansson-dev      # JSON
   libseccomp-dev      # sandbox system-call filter
+  libsqlite3-dev      # store: task/key database (src/store/)
+  libssl-dev          # store: SHA-256 of API key secrets (libcrypto)
+  sqlite3             # store tests: integrity checks from the shell
   # tests
   libcmocka-dev       # unit-test framework
   prometheus          # promtool checks the metrics exposition
