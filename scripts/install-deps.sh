@@ -14,11 +14,14 @@ PACKAGES=(
   libseccomp-dev      # sandbox system-call filter
   libsqlite3-dev      # store: task/key database (src/store/)
   libssl-dev          # store: SHA-256 of API key secrets (libcrypto)
+  libmicrohttpd-dev   # server: HTTP (src/server/)
   sqlite3             # store tests: integrity checks from the shell
   # tests
   libcmocka-dev       # unit-test framework
   prometheus          # promtool checks the metrics exposition
   python3             # test helpers that compare numbers with goldens
+  curl jq             # server integration tests drive the API over HTTP
+  wrk                 # bench/server_wrk.sh: HTTP load generator
 )
 
 missing=()
