@@ -1106,6 +1106,8 @@ out:
 
 int tk_metrics_expose(struct tk_registry *r, struct tk_buf *out)
 {
+	if (!out)
+		return tk_errf(TK_EINVAL, "metrics: expose: output buffer is NULL");
 	r = reg_or_default(r);
 	if (!r)
 		return tk_errf(TK_ENOMEM, "metrics: no default registry (out of memory)");
