@@ -159,8 +159,9 @@ int tk_metrics_expose(struct tk_registry *r, struct tk_buf *out);
  * process memory), in the exposing thread, one exposition at a time, in
  * the order added. It may register families and update series, but must not
  * call tk_metrics_expose() or tk_hist_* on its own registry. arg is borrowed
- * until the registry is freed. At most TK_METRIC_MAX_COLLECTORS per
- * registry; 0, TK_EINVAL (fn NULL) or TK_ELIMIT. */
+ * until the registry is freed. Adding the same fn and arg again is a no-op.
+ * At most TK_METRIC_MAX_COLLECTORS per registry; 0, TK_EINVAL (fn NULL) or
+ * TK_ELIMIT. */
 typedef void (*tk_metrics_collector)(struct tk_registry *r, void *arg);
 int tk_metrics_add_collector(struct tk_registry *r, tk_metrics_collector fn, void *arg);
 
