@@ -712,6 +712,62 @@ static void test_process_metrics(void **state)
 	tk_registry_free(r);
 }
 
+/* The Prometheus project's own parser and linter (promtool) accepts an
+ * exposition with every kind of family, escaping, special floats and
+ * repaired UTF-8 without a complaint; it is an independent check of the text
+ * format. Skipped when promtool is not installed (the integration test
+ * metrics_promtool.sh insists on it). */
+static void test_promtool_accepts(void **state)
+{
+	(void)state;
+	if (system("command -v promtool >/dev/null 2>&1") != 0) {
+		skip();
+		return;
+	}
+	struct tk_registry *r = tk_registry_new();
+	struct tk_metric *c = tk_metric_counter(r, "t_ok_total", "Tricky \\ help\nline.",
+						(const char *[]){ "path", "code" }, 2);
+	tk_counter_add(tk_metric_series(c, (const char *[]){ "a\"q\\b\nc", "500" }), 2.5);
+	tk_counter_inc(tk_metric_series(c, (const char *[]){ "bad\xff utf8", "200" }));
+	tk_counter_inc(tk_metric_series(c, (const char *[]){ "", "" }));
+	struct tk_metric *g = tk_metric_gauge(r, "t_ok_values", "Special values.",
+					      (const char *[]){ "k" }, 1);
+	const double vals[] = { NAN, INFINITY, -INFINITY, 1e300, -1e-300, 0.1, 42 };
+	for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+		char k[8];
+		snprintf(k, sizeof k, "%zu", i);
+		tk_gauge_set(tk_metric_series(g, (const char *[]){ k }), vals[i]);
+	}
+	struct tk_metric *h = tk_metric_histogram(r, "t_ok_seconds", "Latency.",
+						  (const char *[]){ "op" }, 1,
+						  (const double[]){ 1e-6, 0.1, 1, 1e6 }, 4);
+	for (int i = 0; i < 20; i++)
+		tk_hist_observe(tk_metric_series(h, (const char *[]){ i % 2 ? "x" : "y" }),
+				i * 0.37);
+	tk_metric_set_max_series(g, 7);
+	tk_gauge_set(tk_metric_series(g, (const char *[]){ "overflowing" }), 1);
+	assert_int_equal(tk_metrics_register_process(r), 0);
+
+	char dir[256], path[512], cmd[1200];
+	tk_test_mkdtemp(dir, sizeof dir);
+	snprintf(path, sizeof path, "%s/expo.txt", dir);
+	char *text = expose(r);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+	snprintf(cmd, sizeof cmd, "promtool check metrics < '%s' > '%s/out' 2>&1", path, dir);
+	int st = system(cmd);
+	snprintf(path, sizeof path, "%s/out", dir);
+	char *out = tk_test_read_file(path, NULL);
+	if (st != 0 || *out)
+		fail_msg("promtool (status %d) said:\n%s\non:\n%s", st, out, text);
+	free(out);
+	free(text);
+	tk_test_rmtree(dir);
+	tk_registry_free(r);
+}
+
 static void test_default_registry(void **state)
 {
 	(void)state;
@@ -746,6 +802,7 @@ int main(void)
 		cmocka_unit_test(test_null_and_wrong_kind),
 		cmocka_unit_test(test_collectors),
 		cmocka_unit_test(test_process_metrics),
+		cmocka_unit_test(test_promtool_accepts),
 		cmocka_unit_test(test_default_registry),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
