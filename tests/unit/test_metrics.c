@@ -391,6 +391,35 @@ static void test_label_cap_default_and_bad_values(void **state)
 	tk_registry_free(r);
 }
 
+/* The overflow counter is a family like any other: capped, and its own
+ * overflow does not recurse. */
+static void test_overflow_counter_bounded(void **state)
+{
+	(void)state;
+	struct tk_registry *r = tk_registry_new();
+	struct tk_metric *of = tk_metric_counter(r, "tanuki_metrics_label_overflow_total",
+						 "pre-registered to lower its cap",
+						 (const char *[]){ "metric" }, 1);
+	assert_non_null(of);
+	tk_metric_set_max_series(of, 2);
+	char name[32];
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof name, "t_f%d_total", i);
+		struct tk_metric *m = tk_metric_counter(r, name, "f", (const char *[]){ "a" }, 1);
+		tk_metric_set_max_series(m, 0);
+		for (int k = 0; k <= i; k++)
+			tk_counter_inc(tk_metric_series(m, (const char *[]){ "v" }));
+	}
+	char *text = expose(r);
+	assert_int_equal(count_lines(text, "tanuki_metrics_label_overflow_total{"), 2);
+	assert_true(sample(text, "tanuki_metrics_label_overflow_total{metric=\"t_f0_total\"}") == 1);
+	assert_true(sample(text, "tanuki_metrics_label_overflow_total{metric=\"t_f1_total\"}") == 2);
+	assert_false(has_sample(text, "tanuki_metrics_label_overflow_total{metric=\"t_f2_total\"}"));
+	assert_int_equal(count_lines(text, "t_f"), 0); /* capped at 0: no series shown */
+	free(text);
+	tk_registry_free(r);
+}
+
 static void test_utf8_repair(void **state)
 {
 	(void)state;
@@ -793,6 +822,7 @@ int main(void)
 		cmocka_unit_test(test_histogram_consistent_under_load),
 		cmocka_unit_test(test_label_cap_overflow),
 		cmocka_unit_test(test_label_cap_default_and_bad_values),
+		cmocka_unit_test(test_overflow_counter_bounded),
 		cmocka_unit_test(test_utf8_repair),
 		cmocka_unit_test(test_name_validation),
 		cmocka_unit_test(test_duplicate_registration),
