@@ -77,7 +77,8 @@ int cli_cmd_tasks(int argc, char **argv)
 	const char *sub = argv[1];
 	optind = 2;
 	int c;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+	/* GNU permutation (no '+'): options may follow the task id. */
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'u': url_s = optarg; break;
 		case 'k': key = optarg; break;
