@@ -1,0 +1,206 @@
+/*
+ * tok_bpe.c — byte-level BPE (the "gpt2" vocabulary kind).
+ *
+ * The text is cut by the vocabulary's pre-tokenizer (pretok.c); each piece's
+ * bytes are mapped to printable code points (GPT-2's byte map), the mapped
+ * word is cut into characters, and adjacent pairs are merged lowest merge
+ * rank first (leftmost on ties) until no listed merge applies. Each final
+ * symbol is its token; a symbol with no token falls back to one token per
+ * byte of its mapped text when such tokens exist (as llama.cpp does).
+ * Llama-3-style vocabularies take a whole word as one token when it is in
+ * the vocabulary (ignore_merges).
+ *
+ * Owns nothing beyond one call.
+ */
+#include "engine/tok_internal.h"
+#include "engine/unicode.h"
+
+#include "core/err.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct sym {
+	int prev, next;
+	uint32_t off, n;
+};
+
+struct bigram {
+	int32_t rank;
+	int left, right;
+	uint32_t size;
+};
+
+struct heap {
+	struct bigram *v;
+	size_t n, cap;
+};
+
+static bool before(const struct bigram *a, const struct bigram *b)
+{
+	return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
+}
+
+static int heap_push(struct heap *h, struct bigram x)
+{
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 64;
+		struct bigram *v = realloc(h->v, cap * sizeof *v);
+		if (!v)
+			return tk_errf(TK_ENOMEM, "tokenizer: out of memory");
+		h->v = v;
+		h->cap = cap;
+	}
+	size_t i = h->n++;
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+		if (!before(&x, &h->v[p]))
+			break;
+		h->v[i] = h->v[p];
+		i = p;
+	}
+	h->v[i] = x;
+	return 0;
+}
+
+static struct bigram heap_pop(struct heap *h)
+{
+	struct bigram top = h->v[0];
+	struct bigram last = h->v[--h->n];
+	size_t i = 0;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= h->n)
+			break;
+		if (c + 1 < h->n && before(&h->v[c + 1], &h->v[c]))
+			c++;
+		if (!before(&h->v[c], &last))
+			break;
+		h->v[i] = h->v[c];
+		i = c;
+	}
+	if (h->n)
+		h->v[i] = last;
+	return top;
+}
+
+/* Per-call scratch shared by every word of one encode. */
+struct work {
+	const struct tk_tokenizer *t;
+	const char *text;
+	struct tok_ids *ids;
+	char *word;      /* mapped word */
+	size_t word_cap;
+	struct sym *syms;
+	size_t syms_cap;
+	char *scratch;   /* for merge lookups */
+	size_t scratch_cap;
+	struct heap h;
+};
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return 0;
+	size_t c = *cap ? *cap : 64;
+	while (c < need)
+		c *= 2;
+	void *q = realloc(*p, c * elem);
+	if (!q)
+		return tk_errf(TK_ENOMEM, "tokenizer: out of memory");
+	*p = q;
+	*cap = c;
+	return 0;
+}
+
+static int try_pair(struct work *w, int left, int right)
+{
+	if (left < 0 || right < 0)
+		return 0;
+	const struct sym *l = &w->syms[left], *r = &w->syms[right];
+	int32_t rank = tok_merge_rank(w->t, w->word + l->off, l->n, w->word + r->off, r->n,
+				      w->scratch);
+	if (rank < 0)
+		return 0;
+	return heap_push(&w->h, (struct bigram){ rank, left, right, l->n + r->n });
+}
+
+static int emit_symbol(struct work *w, const char *p, size_t n)
+{
+	int32_t id = tok_lookup(w->t, p, n);
+	if (id >= 0)
+		return tok_ids_push(w->ids, id);
+	/* No token: one token per byte of the mapped text, where one exists. */
+	for (size_t i = 0; i < n; i++) {
+		id = tok_lookup(w->t, p + i, 1);
+		if (id < 0)
+			continue;
+		int rc = tok_ids_push(w->ids, id);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int bpe_word(size_t off, size_t len, void *ctx)
+{
+	struct work *w = ctx;
+	const unsigned char *raw = (const unsigned char *)w->text + off;
+	int rc = grow((void **)&w->word, &w->word_cap, 2 * len, 1);
+	if (rc)
+		return rc;
+	size_t wl = 0;
+	for (size_t i = 0; i < len; i++)
+		wl += tk_utf8_encode(tok_byte_to_cp(raw[i]), w->word + wl);
+	if (w->t->ignore_merges) {
+		int32_t id = tok_lookup(w->t, w->word, wl);
+		if (id >= 0)
+			return tok_ids_push(w->ids, id);
+	}
+	if ((rc = grow((void **)&w->syms, &w->syms_cap, wl, sizeof *w->syms)) ||
+	    (rc = grow((void **)&w->scratch, &w->scratch_cap, wl + 1, 1)))
+		return rc;
+	struct sym *s = w->syms;
+	int n = 0;
+	for (size_t o = 0; o < wl;) {
+		size_t cl = tk_utf8_lead_len((unsigned char)w->word[o]);
+		if (cl > wl - o)
+			cl = wl - o;
+		s[n] = (struct sym){ n - 1, o + cl == wl ? -1 : n + 1, (uint32_t)o, (uint32_t)cl };
+		n++;
+		o += cl;
+	}
+	w->h.n = 0;
+	for (int i = 1; i < n; i++)
+		if ((rc = try_pair(w, i - 1, i)))
+			return rc;
+	while (w->h.n) {
+		struct bigram b = heap_pop(&w->h);
+		struct sym *l = &s[b.left], *r = &s[b.right];
+		if (l->n == 0 || r->n == 0 || l->n + r->n != b.size)
+			continue; /* stale */
+		l->n += r->n;
+		r->n = 0;
+		l->next = r->next;
+		if (r->next >= 0)
+			s[r->next].prev = b.left;
+		if ((rc = try_pair(w, l->prev, b.left)) || (rc = try_pair(w, b.left, l->next)))
+			return rc;
+	}
+	for (int i = 0; i != -1 && n > 0; i = s[i].next)
+		if ((rc = emit_symbol(w, w->word + s[i].off, s[i].n)))
+			return rc;
+	return 0;
+}
+
+int tok_bpe_encode(const struct tk_tokenizer *t, const char *text, size_t len,
+		   struct tok_ids *ids)
+{
+	struct work w = { .t = t, .text = text, .ids = ids };
+	int rc = tk_pretokenize(t->pre, text, len, bpe_word, &w);
+	free(w.word);
+	free(w.syms);
+	free(w.scratch);
+	free(w.h.v);
+	return rc;
+}
