@@ -42,6 +42,7 @@ int cli_cmd_version(int argc, char **argv);
 int cli_cmd_config(int argc, char **argv);
 int cli_cmd_metrics(int argc, char **argv);
 int cli_cmd_keys(int argc, char **argv);
+int cli_cmd_model(int argc, char **argv);
 int cli_cmd_serve(int argc, char **argv);
 int cli_cmd_tasks(int argc, char **argv);
 

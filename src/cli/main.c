@@ -26,6 +26,7 @@ static const struct cli_command commands[] = {
 	{ "keys", cli_cmd_keys, "create, list or revoke API keys in a data directory" },
 	{ "serve", cli_cmd_serve, "run the HTTP API server" },
 	{ "tasks", cli_cmd_tasks, "list, show, cancel tasks or follow their events (API client)" },
+	{ "model", cli_cmd_model, "inspect a GGUF model (info) or write a random-weight one (synth)" },
 };
 
 static void print_usage(FILE *out)
