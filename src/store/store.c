@@ -82,6 +82,73 @@ static bool text_printable(const char *s)
 	return true;
 }
 
+/* Length of the valid UTF-8 sequence at p (n bytes left), or 0 when the
+ * bytes there are not one (overlong forms, surrogates and values past
+ * U+10FFFF are refused, as RFC 3629 says). */
+static size_t utf8_seq_len(const unsigned char *p, size_t n)
+{
+	unsigned c = p[0];
+	size_t len;
+	unsigned min;
+	if (c < 0x80)
+		return 1;
+	if ((c & 0xe0) == 0xc0) {
+		len = 2;
+		min = 0x80;
+		c &= 0x1f;
+	} else if ((c & 0xf0) == 0xe0) {
+		len = 3;
+		min = 0x800;
+		c &= 0x0f;
+	} else if ((c & 0xf8) == 0xf0) {
+		len = 4;
+		min = 0x10000;
+		c &= 0x07;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (p[i] & 0x3f);
+	}
+	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	return len;
+}
+
+/* A copy of text with every byte that is not part of valid UTF-8, and NUL,
+ * replaced by '?': error texts come from runners and tools, and a task
+ * must be able to fail with whatever bytes they produced. NULL in gives
+ * NULL out; *rc is TK_ENOMEM on allocation failure. */
+static char *utf8_clean(const char *text, int *rc)
+{
+	*rc = 0;
+	if (!text)
+		return NULL;
+	size_t n = strlen(text);
+	char *out = malloc(n + 1);
+	if (!out) {
+		*rc = tk_errf(TK_ENOMEM, "store: out of memory (%zu bytes)", n);
+		return NULL;
+	}
+	const unsigned char *p = (const unsigned char *)text;
+	size_t i = 0;
+	while (i < n) {
+		size_t l = utf8_seq_len(p + i, n - i);
+		if (l == 0) {
+			out[i++] = '?';
+			continue;
+		}
+		memcpy(out + i, p + i, l);
+		i += l;
+	}
+	out[n] = '\0';
+	return out;
+}
+
 /* A "status" event's data: {"status":st} plus optional string fields. */
 static char *status_event_json(enum tk_task_status st, const char *k1, const char *v1,
 			       const char *k2, json_int_t attempt)
@@ -91,10 +158,10 @@ static char *status_event_json(enum tk_task_status st, const char *k1, const cha
 		return NULL;
 	json_object_set_new(o, "status", json_string(tk_task_status_name(st)));
 	if (k1 && v1)
-		json_object_set_new(o, k1, json_stringn_nocheck(v1, strlen(v1)));
+		json_object_set_new(o, k1, json_string(v1));
 	if (k2)
 		json_object_set_new(o, k2, json_integer(attempt));
-	char *text = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+	char *text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return text;
 }
@@ -474,10 +541,10 @@ int tk_store_task_create(struct tk_store *s, const struct tk_task_new *in,
 
 int tk_store_task_get(struct tk_store *s, const char *id, struct tk_task *out)
 {
+	memset(out, 0, sizeof *out);
 	int rc = check_task_id(id);
 	if (rc)
 		return rc;
-	memset(out, 0, sizeof *out);
 	return s->be->task_get(s, id, out);
 }
 
@@ -533,6 +600,8 @@ int tk_store_task_count(struct tk_store *s, const char *owner_key_id, bool by_st
 
 static int claim(struct tk_store *s, const char *id, struct tk_task *out)
 {
+	if (out)
+		memset(out, 0, sizeof *out);
 	char now[TK_RFC3339_LEN];
 	int64_t now_ns = tk_time_real_ns();
 	tk_time_rfc3339(now_ns, now);
@@ -555,6 +624,8 @@ int tk_store_task_claim_next(struct tk_store *s, struct tk_task *out)
 
 int tk_store_task_claim(struct tk_store *s, const char *id, struct tk_task *out)
 {
+	if (out)
+		memset(out, 0, sizeof *out);
 	int rc = check_task_id(id);
 	if (rc)
 		return rc;
@@ -577,14 +648,20 @@ int tk_store_task_set_status(struct tk_store *s, const char *id, enum tk_task_st
 	if (error && strlen(error) > s->opts.error_max_bytes)
 		return tk_errf(TK_ELIMIT, "store: task %s: error text of %zu bytes over the cap of %zu",
 			       id, strlen(error), s->opts.error_max_bytes);
+	char *clean = utf8_clean(error, &rc);
+	if (rc)
+		return rc;
 	char now[TK_RFC3339_LEN];
 	now_text(now);
-	char *ev = status_event_json(to, "error", error, NULL, 0);
-	if (!ev)
+	char *ev = status_event_json(to, "error", clean, NULL, 0);
+	if (!ev) {
+		free(clean);
 		return tk_errf(TK_ENOMEM, "store: task %s: out of memory", id);
-	rc = s->be->task_transition(s, id, from_mask_for(to), to, result_json, error,
+	}
+	rc = s->be->task_transition(s, id, from_mask_for(to), to, result_json, clean,
 				    tk_task_status_terminal(to) ? now : NULL, false, now, ev);
 	free(ev);
+	free(clean);
 	return rc;
 }
 
@@ -595,9 +672,13 @@ int tk_store_task_requeue(struct tk_store *s, const char *id, const char *reason
 		return rc;
 	if (reason && strlen(reason) > s->opts.error_max_bytes)
 		return tk_errf(TK_ELIMIT, "store: task %s: requeue reason over the cap", id);
+	char *clean = utf8_clean(reason, &rc);
+	if (rc)
+		return rc;
 	char now[TK_RFC3339_LEN];
 	now_text(now);
-	char *ev = status_event_json(TK_TASK_QUEUED, "reason", reason, NULL, 0);
+	char *ev = status_event_json(TK_TASK_QUEUED, "reason", clean, NULL, 0);
+	free(clean);
 	if (!ev)
 		return tk_errf(TK_ENOMEM, "store: task %s: out of memory", id);
 	rc = s->be->task_transition(s, id, STORE_ST_BIT(TK_TASK_RUNNING), TK_TASK_QUEUED, NULL,
@@ -910,6 +991,7 @@ int tk_store_key_revoke(struct tk_store *s, const char *key_id)
 
 int tk_store_key_get(struct tk_store *s, const char *key_id, struct tk_api_key *out)
 {
+	memset(out, 0, sizeof *out);
 	if (!key_id_valid(key_id))
 		return tk_errf(TK_EINVAL, "store: key id '%.40s' malformed", key_id ? key_id : "(null)");
 	struct store_key_row row;

@@ -221,7 +221,9 @@ int tk_store_task_claim(struct tk_store *s, const char *id, struct tk_task *out)
 /* Moves a task to `to` (see the transitions above), storing result_json
  * (a JSON value or NULL) and error (text or NULL), setting finished when
  * `to` is terminal and appending a "status" event
- * {"status":to[,"error":error]}. TK_ESTATE for a transition that is not
+ * {"status":to[,"error":error]}. Bytes of error that are not valid UTF-8
+ * are stored as '?' (runners pass on whatever a tool printed; the task must
+ * still be able to end). TK_ESTATE for a transition that is not
  * allowed (the detail names both states), TK_ENOENT, TK_EINVAL (bad JSON),
  * TK_ELIMIT (result or error over its cap). */
 int tk_store_task_set_status(struct tk_store *s, const char *id,

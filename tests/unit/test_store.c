@@ -395,6 +395,25 @@ static void test_transitions(void **state)
 	assert_int_equal(tk_store_task_set_status(f->s, id, TK_TASK_CANCELLED, "{bad", NULL),
 			 TK_EINVAL);
 	assert_int_equal(status_of(f->s, id), TK_TASK_QUEUED);
+
+	/* An error text with invalid UTF-8 still ends the task; the bad bytes
+	 * (a lone continuation byte, a truncated sequence, an overlong '/')
+	 * become '?', valid multi-byte characters stay. */
+	assert_int_equal(tk_store_task_claim(f->s, id, NULL), 0);
+	assert_int_equal(tk_store_task_set_status(f->s, id, TK_TASK_FAILED, NULL,
+						  "caf\xc3\xa9 \x80 \xe2\x82 \xc0\xaf end"), 0);
+	assert_int_equal(tk_store_task_get(f->s, id, &t), 0);
+	assert_int_equal(t.status, TK_TASK_FAILED);
+	assert_string_equal(t.error, "caf\xc3\xa9 ? ?? ?? end");
+	int64_t last = t.last_event_seq;
+	tk_task_clear(&t);
+	struct tk_task_event *ev = NULL;
+	size_t n = 0;
+	assert_int_equal(tk_store_events_since(f->s, id, last - 1, 1, &ev, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(ev[0].data_json,
+			    "{\"status\":\"failed\",\"error\":\"caf\xc3\xa9 ? ?? ?? end\"}");
+	tk_task_events_free(ev, n);
 }
 
 static void test_status_names(void **state)
