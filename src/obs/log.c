@@ -38,7 +38,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -115,6 +114,11 @@ struct ctx_entry {
 struct log_thread {
 	struct ctx_entry ctx[TK_LOG_CTX_MAX];
 	size_t n_ctx;
+	/* "YYYY-MM-DDTHH:MM:SS." of ts_sec: formatting it costs a gmtime_r
+	 * (and glibc's time zone lock), so it is done once a second. */
+	bool ts_valid;
+	int64_t ts_sec;
+	char ts_prefix[20];
 	char msg[TK_LOG_MSG_MAX + MSG_SLACK + 1];
 	char line[TK_LOG_LINE_MAX];
 };
@@ -135,10 +139,19 @@ static void log_atfork_release(void)
 	pthread_mutex_unlock(&secret_lock);
 }
 
+/* Runs at thread exit. Clearing tl_state matters: another key's destructor
+ * may still log after this one ran; it then gets a fresh block, which
+ * pthread frees by running the destructors again. */
+static void log_thread_free(void *p)
+{
+	if (tl_state == p)
+		tl_state = NULL;
+	free(p);
+}
+
 static void log_once_init(void)
 {
-	/* The destructor frees a thread's block when it exits. */
-	(void)pthread_key_create(&tl_key, free);
+	(void)pthread_key_create(&tl_key, log_thread_free);
 	/* A fork while another thread holds a lock would leave the child's
 	 * copy locked forever; the handlers make fork wait for the write. */
 	(void)pthread_atfork(log_atfork_prepare, log_atfork_release, log_atfork_release);
@@ -255,6 +268,15 @@ static size_t utf8_check(const unsigned char *s, size_t avail, size_t *bad, bool
 	return need;
 }
 
+/* A byte copied as is: printable ASCII other than '"' and '\\', and not
+ * the first byte of any secret. */
+static inline bool plain_byte(unsigned char c, const struct secret_set *set)
+{
+	if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+		return false;
+	return !set || set->start[c] == set->start[c + 1];
+}
+
 /*
  * Writes s as a JSON string (with its quotes): secrets redacted, invalid
  * UTF-8 replaced by U+FFFD, everything escaped. avail: bytes of s known;
@@ -276,6 +298,19 @@ static void put_text(struct line *l, const char *s, size_t avail, bool more, siz
 	line_put(l, "\"", 1);
 	size_t i = 0;
 	while (i < end) {
+		/* Fast path: a run of bytes that need no escaping and start no
+		 * secret is copied in one go (when it fits). */
+		if (plain_byte((unsigned char)s[i], set)) {
+			size_t j = i + 1;
+			while (j < end && plain_byte((unsigned char)s[j], set))
+				j++;
+			if (line_room(l, j - i + tail)) {
+				memcpy(l->p + l->len, s + i, j - i);
+				l->len += j - i;
+				i = j;
+				continue;
+			}
+		}
 		char tmp[8];
 		const char *out = tmp;
 		size_t n = 0, adv = 1;
@@ -347,9 +382,41 @@ static void put_cstr(struct line *l, const char *s, size_t cap, const struct sec
 
 static void put_int(struct line *l, int64_t v)
 {
-	char b[32];
-	int n = snprintf(b, sizeof b, "%" PRId64, v);
-	line_put(l, b, (size_t)n);
+	char b[24];
+	size_t n = 0;
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+	do {
+		b[sizeof b - 1 - n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		b[sizeof b - 1 - n++] = '-';
+	line_put(l, b + sizeof b - n, n);
+}
+
+/* ts of a line, with the per-thread second cache when t is not NULL. */
+static void format_ts(struct log_thread *t, char out[TK_RFC3339_LEN])
+{
+	int64_t ns = tk_time_real_ns();
+	int64_t ms = ns / 1000000 - (ns % 1000000 < 0);
+	int64_t sec = ms / 1000 - (ms % 1000 < 0);
+	int msr = (int)(ms - sec * 1000);
+	if (t && t->ts_valid && t->ts_sec == sec) {
+		memcpy(out, t->ts_prefix, sizeof t->ts_prefix);
+		out[20] = (char)('0' + msr / 100);
+		out[21] = (char)('0' + msr / 10 % 10);
+		out[22] = (char)('0' + msr % 10);
+		out[23] = 'Z';
+		out[24] = '\0';
+		return;
+	}
+	tk_time_rfc3339(ns, out);
+	/* Only the fixed-width form (years 1000..9999) is cached. */
+	if (t && strlen(out) == 24 && out[19] == '.') {
+		memcpy(t->ts_prefix, out, sizeof t->ts_prefix);
+		t->ts_sec = sec;
+		t->ts_valid = true;
+	}
 }
 
 /* Shortest of %.15g / %.17g that reads back exactly; NaN and infinities as
@@ -488,13 +555,13 @@ static bool field_key_in(const char *key, const struct tk_log_field *fields, siz
 /* Builds a whole line into buf (cap bytes, cap > LINE_TAIL + 256) and
  * returns its length, newline included. */
 static size_t build_line(char *buf, size_t cap, enum tk_log_level level, const char *component,
-			 const struct log_thread *t, const struct tk_log_field *fields,
+			 struct log_thread *t, const struct tk_log_field *fields,
 			 size_t n_fields, const char *msg, size_t msg_avail, bool msg_more)
 {
 	const struct secret_set *set = atomic_load_explicit(&secrets, memory_order_acquire);
 	struct line l = { .p = buf, .len = 0, .limit = cap - LINE_TAIL, .space_hit = false };
 	char ts[TK_RFC3339_LEN];
-	tk_time_rfc3339(tk_time_real_ns(), ts);
+	format_ts(t, ts);
 	line_puts(&l, "{\"ts\":\"");
 	line_puts(&l, ts);
 	line_puts(&l, "\",\"level\":\"");
@@ -577,7 +644,7 @@ static int reopen_locked(void)
 {
 	if (!out_path)
 		return 0;
-	int nfd, err = open_log_file(out_path, &nfd);
+	int nfd = -1, err = open_log_file(out_path, &nfd);
 	if (err)
 		return err;
 	int cur = atomic_load_explicit(&out_fd, memory_order_relaxed);
