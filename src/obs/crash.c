@@ -16,6 +16,7 @@
 #include "core/err.h"
 #include "core/time.h"
 #include "obs/log.h"
+#include "obs/log_priv.h"
 
 #include <errno.h>
 #include <execinfo.h>
@@ -34,7 +35,8 @@
 #define FRAMES_MAX 64
 #define MODULES_MAX 128
 #define MODULE_NAME_MAX 64
-#define LINE_MAX_BYTES 16384
+#define LINE_MAX_BYTES 24576
+#define CTX_MAX_BYTES 4096 /* of the line, for the thread's context fields */
 #define ALTSTACK_BYTES (128 * 1024)
 
 struct crash_module {
@@ -290,6 +292,9 @@ __attribute__((noinline)) static void write_report(int signo, const siginfo_t *s
 	cput_dec(&l, getpid());
 	cputs(&l, ",\"tid\":");
 	cput_dec(&l, tid);
+	/* The crashing thread's log context (task_id, request_id, ...). */
+	size_t room = l.cap - l.len;
+	l.len += log_ctx_format_for_crash(l.p + l.len, room < CTX_MAX_BYTES ? room : CTX_MAX_BYTES);
 	cputs(&l, ",\"backtrace\":[");
 	int n = backtrace(crash_frames, FRAMES_MAX);
 	/* Frames 0 and 1 are write_report and crash_handler; frame 2 is the

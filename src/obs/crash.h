@@ -8,7 +8,7 @@
  *   {"ts":"2026-11-28T01:02:03.456Z","level":"critical","severity":"CRITICAL",
  *    "msg":"fatal signal","component":"crash","signal":"SIGSEGV","signo":11,
  *    "si_code":1,"fault_addr":"0x0","pc":"0x55d0c8a1b2c3","pid":4242,
- *    "tid":4242,"backtrace":["0x55d0c8a1b2c3 tanuki+0x1b2c3", ...]}
+ *    "tid":4242,"task_id":"0193...","backtrace":["0x55d0c8a1b2c3 tanuki+0x1b2c3", ...]}
  *
  * then restores the default action and re-raises the signal, so the exit
  * status stays truthful (WIFSIGNALED, same signal, core dump if enabled).
@@ -16,6 +16,9 @@
  * - fault_addr (si_addr) is present when the kernel raised the signal (si_code
  *   > 0): the bad address for SIGSEGV/SIGBUS, the faulting instruction for
  *   SIGFPE/SIGILL. pc (x86-64 and aarch64) is the interrupted instruction.
+ * - The crashing thread's log context fields (tk_log_ctx_set: task_id,
+ *   request_id, agent, ...) come after tid, escaped and redacted as in any
+ *   line (up to 4 KiB of them).
  * - backtrace frames are "ADDRESS MODULE+OFFSET" with the module table taken
  *   at install time; `addr2line -f -e MODULE OFFSET` turns one into a
  *   function and line (static functions included, given debug info).
@@ -25,7 +28,8 @@
  *   lock or allocate, which may deadlock or crash in a handler, and
  *   backtrace_symbols_fd() writes its own un-JSON lines. See docs/logging.md.
  * - The handler only uses async-signal-safe calls: clock_gettime, write,
- *   sigaction, raise, getpid, gettid (syscall) and backtrace(), which is
+ *   sigaction, raise, getpid, gettid (syscall), memcpy/memcmp/strnlen and
+ *   backtrace(), which is
  *   called once at install so that libgcc's unwinder is already loaded and
  *   the call in the handler does not allocate.
  * - Stack overflow is reported too: the handler runs on an alternate signal

@@ -35,6 +35,7 @@
 
 #include "core/err.h"
 #include "core/time.h"
+#include "obs/log_priv.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -441,16 +442,32 @@ static void put_double(struct line *l, double d)
 	line_put(l, o, n);
 }
 
+/* ASCII-only case folding: locale-free, and so usable from the crash
+ * handler (strncasecmp is neither). */
+static bool ascii_ieq(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+		if (x >= 'A' && x <= 'Z')
+			x = (unsigned char)(x + 32);
+		if (y >= 'A' && y <= 'Z')
+			y = (unsigned char)(y + 32);
+		if (x != y)
+			return false;
+	}
+	return true;
+}
+
 static bool str_ieq_n(const char *a, size_t an, const char *b)
 {
 	size_t bn = strlen(b);
-	return an == bn && !strncasecmp(a, b, an);
+	return an == bn && ascii_ieq(a, b, an);
 }
 
 static bool str_iends(const char *a, size_t an, const char *suffix)
 {
 	size_t sn = strlen(suffix);
-	return an > sn && !strncasecmp(a + an - sn, suffix, sn);
+	return an > sn && ascii_ieq(a + an - sn, suffix, sn);
 }
 
 bool tk_log_key_is_credential(const char *key)
@@ -591,6 +608,40 @@ static size_t build_line(char *buf, size_t cap, enum tk_log_level level, const c
 		put_int(&l, (int64_t)dropped);
 	}
 	line_puts(&l, "}\n");
+	return l.len;
+}
+
+/* See log_priv.h. Only pure code here (memcpy/memcmp/strnlen/strlen and
+ * our own loops): it runs inside the crash handler. */
+size_t log_ctx_format_for_crash(char *out, size_t cap)
+{
+	const struct log_thread *t = tl_state;
+	if (!t || cap < LINE_TAIL)
+		return 0;
+	const struct secret_set *set = atomic_load_explicit(&secrets, memory_order_acquire);
+	struct line l = { .p = out, .len = 0, .limit = cap, .space_hit = false };
+	size_t n = t->n_ctx < TK_LOG_CTX_MAX ? t->n_ctx : TK_LOG_CTX_MAX;
+	for (size_t i = 0; i < n; i++) {
+		const struct ctx_entry *e = &t->ctx[i];
+		size_t mark = l.len;
+		l.space_hit = false;
+		/* Bounded reads: the entry may be half-written if the thread
+		 * crashed inside tk_log_ctx_set. */
+		size_t klen = strnlen(e->key, sizeof e->key - 1);
+		size_t vlen = strnlen(e->val, sizeof e->val - 1);
+		line_put(&l, ",", 1);
+		put_text(&l, e->key, klen, false, KEY_MAX, set);
+		line_put(&l, ":", 1);
+		char key[sizeof e->key];
+		memcpy(key, e->key, klen);
+		key[klen] = '\0';
+		if (tk_log_key_is_credential(key))
+			line_puts(&l, "\"" REDACTED "\"");
+		else
+			put_text(&l, e->val, vlen, false, TK_LOG_CTX_VALUE_MAX, set);
+		if (l.space_hit)
+			l.len = mark;
+	}
 	return l.len;
 }
 

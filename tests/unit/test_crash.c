@@ -81,6 +81,18 @@ static void crash_stack_overflow(void *arg)
 	sink = recurse(0);
 }
 
+static void crash_with_context(void *arg)
+{
+	(void)arg;
+	child_prepare();
+	if (tk_log_add_secret("sk-crash-secret-123") != 0 ||
+	    tk_log_ctx_set("task_id", "t-\"crash\"\n") != 0 ||
+	    tk_log_ctx_set("agent", "coder sk-crash-secret-123") != 0 ||
+	    tk_log_ctx_set("backend_api_key", "hunter2-key") != 0)
+		_exit(94);
+	abort();
+}
+
 static void *thread_aborts(void *arg)
 {
 	(void)arg;
@@ -254,6 +266,26 @@ static void test_stack_overflow(void **state)
 	tk_test_rmtree(dir);
 }
 
+static void test_context_in_crash_line(void **state)
+{
+	(void)state;
+	char dir[512];
+	tk_test_mkdtemp(dir, sizeof dir);
+	json_t *j = run_and_parse(crash_with_context, NULL, SIGABRT, dir, NULL, 1);
+	/* Escaped like any line, secrets and credential keys redacted. */
+	assert_string_equal(json_string_value(json_object_get(j, "task_id")), "t-\"crash\"\n");
+	assert_string_equal(json_string_value(json_object_get(j, "agent")), "coder [REDACTED]");
+	assert_string_equal(json_string_value(json_object_get(j, "backend_api_key")), "[REDACTED]");
+	json_decref(j);
+	char errp[600];
+	snprintf(errp, sizeof errp, "%s/stderr", dir);
+	char *text = tk_test_read_file(errp, NULL);
+	assert_null(strstr(text, "hunter2"));
+	assert_null(strstr(text, "sk-crash"));
+	free(text);
+	tk_test_rmtree(dir);
+}
+
 static void test_crash_in_other_thread(void **state)
 {
 	(void)state;
@@ -345,6 +377,7 @@ int main(void)
 		cmocka_unit_test(test_abort),
 		cmocka_unit_test(test_raised_signals),
 		cmocka_unit_test(test_stack_overflow),
+		cmocka_unit_test(test_context_in_crash_line),
 		cmocka_unit_test(test_crash_in_other_thread),
 		cmocka_unit_test(test_crash_line_goes_to_log_file),
 		cmocka_unit_test(test_install_twice),
