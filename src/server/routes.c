@@ -274,6 +274,17 @@ static enum MHD_Result h_run_task(struct srv_req *r)
 			  TK_LF_S("key_id", r->key.id), TK_LF_I("files", nf)),
 		"task queued");
 	workers_kick(srv);
+	if (wait_s <= 0) {
+		/* wait 0: always 202 at once, even if a worker was quicker. */
+		struct tk_task t = { 0 };
+		if ((rc = tk_store_task_get(srv->store, r->task_id, &t)) < 0) {
+			ret = srv_send_store_error(r, rc, "task");
+			goto out;
+		}
+		ret = srv_send_json(r, 202, srv_task_response(srv, &t, true));
+		tk_task_clear(&t);
+		goto out;
+	}
 	r->wait_deadline_ns = tk_time_mono_ns() + (int64_t)(wait_s * 1e9);
 	ret = srv_wait_resume(r);
 out:

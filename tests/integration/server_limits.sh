@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# server_limits.sh — limits that need their own server settings: per-task
+# deadline (timed_out), bounded queue (503 + Retry-After), connection
+# timeout for a slow client (the server cuts it and keeps serving others),
+# connection cap, and CORS when configured.
+source "$(dirname "$0")/server_lib.bash"
+
+D=$TMP/data
+mkdir -p "$D"
+K=$(mkkey "$D" u user)
+srv_start "$D" --rate-limit-per-min 0 --workers 1 --queue-max 2 --task-timeout-ms 500 \
+	--noop-delay-ms 0 --set server.connection_timeout_s=1 --cors-origin https://app.example \
+	--set server.max_connections=20
+
+# ---- deadline
+api POST /run_task "$K" '{"task_description":"slow noop:delay_ms=20000","wait":15}'
+check "deadline -> answered when the task ended" eq "$RESP_CODE" 200
+check "timed_out" eq "$(jget .status)" timed_out
+check "timeout reason" grep -q 'deadline of 500 ms' <<<"$(jget .error)"
+
+# ---- bounded queue: 1 worker busy (deadline 500 ms), 2 queued, the next is 503
+api POST /run_task "$K" '{"task_description":"busy noop:delay_ms=20000"}'; B=$(jget .task_id)
+check "busy running" wait_status "$B" "$K" running
+api POST /run_task "$K" '{"task_description":"q1"}'; check "q1 accepted" eq "$RESP_CODE" 202
+api POST /run_task "$K" '{"task_description":"q2"}'; check "q2 accepted" eq "$RESP_CODE" 202
+hdrs=$(curl -s -D - -o "$TMP/resp" -H "X-API-Key: $K" -d '{"task_description":"q3"}' "http://$SRV/run_task")
+check "queue full 503" grep -q '^HTTP/1.1 503' <<<"$hdrs"
+check "queue full Retry-After" grep -qi '^Retry-After: [1-9]' <<<"$hdrs"
+check "queue full code" eq "$(jq -r .code "$TMP/resp")" queue_full
+check "busy timed out" wait_status "$B" "$K" timed_out
+api POST /run_task "$K" '{"task_description":"q4","wait":10}'
+check "accepted again once the queue drains" eq "$RESP_CODE" 200
+
+# ---- CORS when configured
+hdrs=$(curl -s -D - -o /dev/null "http://$SRV/livez")
+check "CORS origin header" grep -qi '^Access-Control-Allow-Origin: https://app.example' <<<"$hdrs"
+
+# ---- slow client: sends half a request line and stalls; the server closes
+# the connection after the 1 s timeout (python3 measures nothing, it only
+# reports whether the server hung up within 10 s).
+cat >"$TMP/slow.py" <<'PY'
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+s.sendall(b"GET /livez HT")
+s.settimeout(10)
+try:
+    data = s.recv(100)
+    print("closed" if data == b"" else "data")
+except socket.timeout:
+    print("still-open")
+PY
+host=${SRV%:*}; port=${SRV##*:}
+python3 "$TMP/slow.py" "$host" "$port" >"$TMP/slow.out" &
+SLOW=$!
+sleep 0.2
+api GET /livez ""; check "others served while a client stalls" eq "$RESP_CODE" 200
+wait "$SLOW" || true
+check "slow client cut off ($(cat "$TMP/slow.out"))" grep -q closed "$TMP/slow.out"
+
+# ---- connection cap: 30 idle connections against a cap of 20; the server
+# stays up and serves again once they go.
+cat >"$TMP/many.py" <<'PY'
+import socket, sys, time
+conns = []
+for _ in range(30):
+    try:
+        conns.append(socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2))
+    except OSError:
+        pass
+time.sleep(0.5)
+for c in conns:
+    c.close()
+PY
+python3 "$TMP/many.py" "$host" "$port"
+api GET /livez ""; check "serving after the connection flood" eq "$RESP_CODE" 200
+srv_stop TERM
+check "exit 0" eq "$SRV_RC" 0
+finish

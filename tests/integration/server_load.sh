@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# server_load.sh — 200 concurrent submissions (several keys, many
+# connections at once): every one is answered 202, every returned id is
+# distinct, the store holds exactly those 200 tasks, and all complete.
+source "$(dirname "$0")/server_lib.bash"
+
+D=$TMP/data
+mkdir -p "$D"
+ADMIN=$(mkkey "$D" admin admin)
+KEYS=()
+for i in 1 2 3 4; do KEYS+=("$(mkkey "$D" "user$i" user)"); done
+srv_start "$D" --rate-limit-per-min 0 --workers 4 --queue-max 1000 --noop-delay-ms 0
+
+N=200
+mkdir -p "$TMP/out"
+submit() {
+	local i=$1 key=${KEYS[$(($1 % 4))]}
+	curl -s -o "$TMP/out/$i.json" -w '%{http_code}\n' --max-time 60 -H "X-API-Key: $key" \
+		-d "{\"task_description\":\"load $i\"}" "http://$SRV/run_task" >"$TMP/out/$i.code" || true
+}
+pids=()
+for i in $(seq 1 $N); do
+	submit "$i" &
+	pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || true; done
+
+ok=$(cat "$TMP"/out/*.code | grep -c '^202$' || true)
+cat "$TMP"/out/*.code | sort | uniq -c >&2
+check "all $N submissions answered 202 (got $ok)" eq "$ok" "$N"
+cat "$TMP"/out/*.json | jq -r .task_id | sort >"$TMP/ids"
+check "$N ids returned" eq "$(wc -l <"$TMP/ids")" "$N"
+check "no duplicate ids" eq "$(sort -u "$TMP/ids" | wc -l)" "$N"
+# Each description came back on its own task.
+for i in 1 77 200; do
+	id=$(jq -r .task_id "$TMP/out/$i.json")
+	api GET "/tasks/$id" "$ADMIN"
+	check "task of submission $i exists" eq "$RESP_CODE" 200
+done
+
+# Every task completes; the store lists exactly the returned ids.
+for _ in $(seq 1 600); do
+	api GET "/tasks?status=completed&limit=1000" "$ADMIN"
+	[ "$(jget '.tasks | length')" -ge "$N" ] && break
+	sleep 0.1
+done
+jget '.tasks[].task_id' | sort >"$TMP/stored"
+check "all $N completed, exactly the returned ids" diff "$TMP/ids" "$TMP/stored"
+api GET "/tasks?limit=1000" "$ADMIN"
+check "no extra tasks" eq "$(jget '.tasks | length')" "$N"
+curl -s "http://$SRV/metrics" >"$TMP/m"
+check "submitted counter" grep -q "^tanuki_tasks_submitted_total $N\$" "$TMP/m"
+check "completed counter" grep -q "^tanuki_tasks_total{outcome=\"completed\"} $N\$" "$TMP/m"
+srv_stop TERM
+check "exit 0" eq "$SRV_RC" 0
+finish
