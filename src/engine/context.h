@@ -1,0 +1,86 @@
+/*
+ * context.h — an inference context over a loaded model: the KV cache, the
+ * scratch buffers, and the forward pass (prefill a batch, decode a token).
+ *
+ * Everything is allocated once in engine_ctx_new() from n_ctx and n_batch;
+ * evaluation never allocates. The context remembers how many positions are
+ * in its cache (n_past); engine_ctx_eval() appends tokens at n_past and
+ * returns their logits. Going past n_ctx is an error (TK_ELIMIT) — the
+ * cache never wraps or shifts.
+ *
+ * The forward pass (llama family, see docs/engine.md "Forward pass and
+ * sampling"): x = embd[tok]; per layer: h = rmsnorm(x)*w; q,k,v = Wq h, Wk h,
+ * Wv h (+bias); rope(q,k); k,v into the cache; causal grouped-query attention
+ * scaled by 1/sqrt(head_dim); x += Wo att; h = rmsnorm(x)*w;
+ * x += Wdown(silu(Wgate h) * Wup h); logits = Woutput rmsnorm(x)*w.
+ *
+ * Threads: a context belongs to one thread at a time. With n_threads > 1 each
+ * matrix product is split by weight rows over short-lived worker threads
+ * (started and joined inside the call). The model may be shared by many
+ * contexts.
+ */
+#ifndef TK_ENGINE_CONTEXT_H
+#define TK_ENGINE_CONTEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/model.h"
+#include "engine/ops.h"
+
+#define ENGINE_CTX_DEFAULT_MAX 4096 /* n_ctx when 0 is asked: min(train, this) */
+#define ENGINE_MAX_THREADS 64
+
+struct engine_ctx_params {
+	int32_t n_ctx;     /* positions in the KV cache; 0: min(n_ctx_train, 4096) */
+	int32_t n_batch;   /* tokens per forward step (scratch rows); 0: min(n_ctx, 512) */
+	int32_t n_threads; /* 1..ENGINE_MAX_THREADS; 0: 1 */
+	enum engine_kv_type kv_type; /* ENGINE_KV_F16 (llama.cpp's default) or F32 */
+};
+
+void engine_ctx_params_default(struct engine_ctx_params *p);
+
+/* Bytes a context holds, by kind (the weights are the model's, in the mmap). */
+struct engine_mem {
+	size_t weights_bytes; /* model tensors (mapped, shared between contexts) */
+	size_t kv_bytes;      /* K and V cache of every layer */
+	size_t scratch_bytes; /* activations, encoded activations, logits */
+};
+
+struct engine_ctx;
+
+/* Makes a context. m is borrowed and must outlive the context; params is
+ * copied. NULL with the detail set: TK_EINVAL (bad params), TK_ENOMEM. */
+struct engine_ctx *engine_ctx_new(const struct engine_model *m,
+				  const struct engine_ctx_params *params);
+
+/* Frees the context; NULL ok. */
+void engine_ctx_free(struct engine_ctx *c);
+
+/* Evaluates n tokens at positions n_past .. n_past+n-1 (in steps of n_batch)
+ * and advances n_past. logits_all: NULL, or n * n_vocab floats that receive
+ * the logits of every position (row i for tokens[i]). The last position's
+ * logits are always kept in the context (engine_ctx_logits()).
+ * 0, TK_EINVAL (n <= 0 or a token id outside the vocabulary: nothing is
+ * evaluated), TK_ELIMIT (n_past + n > n_ctx: nothing is evaluated). tokens
+ * and logits_all are borrowed. */
+int engine_ctx_eval(struct engine_ctx *c, const int32_t *tokens, int32_t n, float *logits_all);
+
+/* Logits of the last evaluated position: n_vocab floats, borrowed, valid
+ * until the next eval; NULL before the first. */
+const float *engine_ctx_logits(const struct engine_ctx *c);
+
+/* Positions in the cache. */
+int32_t engine_ctx_n_past(const struct engine_ctx *c);
+int32_t engine_ctx_n_ctx(const struct engine_ctx *c);
+
+/* Forgets positions n_past.. (0 empties the cache); later evals overwrite
+ * them. 0 or TK_EINVAL when n_past is negative or beyond the current one. */
+int engine_ctx_rewind(struct engine_ctx *c, int32_t n_past);
+
+/* Memory held, by kind. */
+void engine_ctx_mem(const struct engine_ctx *c, struct engine_mem *out);
+
+const struct engine_model *engine_ctx_model(const struct engine_ctx *c);
+
+#endif

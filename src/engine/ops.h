@@ -1,0 +1,114 @@
+/*
+ * ops.h — the reference math of the forward pass: RMS norm, rotary position
+ * embedding (NORM and NEOX layouts), softmax, SiLU, matrix times activations
+ * through quant.h's kernels, and causal grouped-query attention over a KV
+ * cache.
+ *
+ * Plain, readable C with float32 accumulation (double where llama.cpp sums in
+ * double); every array argument says its shape as [rows][cols] in elements,
+ * row-major. These are the reference kernels Engine II's fast path is checked
+ * against. Pure functions: no globals, any thread; buffers are borrowed and
+ * never kept. Outputs never alias inputs unless said.
+ */
+#ifndef TK_ENGINE_OPS_H
+#define TK_ENGINE_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* out[n] = x[n] / sqrt(mean(x^2) + eps) * w[n] (w NULL: no weight).
+ * out may equal x. The sum of squares is taken in double. */
+void engine_op_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps);
+
+/* x[n] = silu(x[n]) * y[n], silu(v) = v / (1 + exp(-v)). */
+void engine_op_silu_mul(float *x, const float *y, int64_t n);
+
+/* In place: x[n] = exp(x - max) / sum (sum in double). -inf entries get 0. */
+void engine_op_softmax(float *x, int64_t n);
+
+/* out[n] += b[n]. */
+void engine_op_add(float *out, const float *b, int64_t n);
+
+/* Rotary embedding. Which element pairs rotate together: */
+enum engine_rope_style {
+	ENGINE_ROPE_NORM, /* adjacent pairs (2i, 2i+1) — llama */
+	ENGINE_ROPE_NEOX, /* split halves (i, i + n_rot/2) — qwen2, gpt-neox */
+};
+
+struct engine_rope {
+	enum engine_rope_style style;
+	int32_t n_rot;          /* rotated dimensions per head (even, <= head_dim) */
+	float freq_base;        /* theta base (10000) */
+	float freq_scale;       /* 1 / linear scaling factor (1: none) */
+	const float *freq_factors; /* [n_rot/2] divisors of each pair's angle
+				    * (Llama 3 "rope_freqs"), or NULL */
+};
+
+/* Rotates every head of x in place for position pos.
+ * x: [n_head][head_dim]; dims n_rot..head_dim-1 are left as they are.
+ * The angle of pair i is pos * freq_scale * freq_base^(-2i/n_rot) /
+ * freq_factors[i], built by repeated multiplication in float the way ggml
+ * does, so results match llama.cpp's to the last bits. */
+void engine_op_rope(float *x, int32_t n_head, int32_t head_dim, int32_t pos,
+		    const struct engine_rope *rope);
+
+/* A 2-D weight in its file encoding (borrowed from the model's mmap). */
+struct engine_weight {
+	const void *data; /* n_out rows of row_bytes each, type `type` */
+	int type;         /* enum tk_type */
+	int64_t n_in;     /* elements per row (ggml ne[0]) */
+	int64_t n_out;    /* rows (ggml ne[1]) */
+	size_t row_bytes; /* bytes per row */
+};
+
+/* Bytes one activation row of n_in elements takes once encoded for weight
+ * type `type`: in its vec_dot_type, except that F16 weights take float32
+ * activations (the one departure from quant.h's scheme; ops.c says why).
+ * 0 for an unknown type or a bad n_in. */
+size_t engine_op_matmul_scratch(int type, int64_t n_in);
+
+/* Encodes n_tok activation rows x[n_tok][w->n_in] for w (see above), in
+ * scratch (n_tok * engine_op_matmul_scratch() bytes), row after row. Returns
+ * the encoded rows: x itself when the vec_dot_type is F32 (nothing copied),
+ * else scratch. */
+const void *engine_op_matmul_prepare(const struct engine_weight *w, const float *x,
+				     int32_t n_tok, void *scratch);
+
+/* y[t][w->n_out] = W x[t] for t < n_tok, for rows r of W in
+ * [row_begin, row_end) only (a thread's share), with xq from
+ * engine_op_matmul_prepare(): every dot is the type's vec_dot of a weight row
+ * with an encoded activation row (llama.cpp's scheme); F16 rows are widened
+ * to float and dotted with the float activations. The caller checked
+ * the type with tk_type_can_compute() at load. */
+void engine_op_matmul_run(float *y, const struct engine_weight *w, const void *xq,
+			  int32_t n_tok, int64_t row_begin, int64_t row_end);
+
+/* prepare + run over all rows, on the calling thread. */
+void engine_op_matmul(float *y, const struct engine_weight *w, const float *x, int32_t n_tok,
+		      void *scratch);
+
+/* KV cache element types. */
+enum engine_kv_type {
+	ENGINE_KV_F32, /* exact */
+	ENGINE_KV_F16, /* half the memory; what llama.cpp uses by default */
+};
+
+/* Causal grouped-query attention for one query position.
+ *   q:      [n_head][head_dim]           (roped)
+ *   k, v:   [n_kv][n_head_kv][head_dim]  cache rows for positions 0..n_kv-1,
+ *           element type kv_type (float or binary16)
+ *   out:    [n_head][head_dim]
+ *   att:    [n_kv] scratch floats
+ *   qbuf:   [head_dim] scratch (for the F16 rounding of q, below)
+ * Query head h reads KV head h / (n_head / n_head_kv). scores = q.k * scale,
+ * softmax over positions 0..n_kv-1 (the causal mask: the caller passes only
+ * the positions up to and including the query's), out = sum p * v.
+ * With an F16 cache, q and the probabilities are rounded to binary16 before
+ * their dot products, as ggml's F16 matmuls do (the dots sum in float). */
+void engine_op_attention(float *out, const float *q, const void *k, const void *v,
+			 enum engine_kv_type kv_type, int32_t n_kv, int32_t n_head,
+			 int32_t n_head_kv, int32_t head_dim, float scale, float *att,
+			 float *qbuf);
+
+#endif
