@@ -14,6 +14,7 @@ set -euo pipefail
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/tk-srv-test.XXXXXX")
 SRV_PID=""
 SRV=""
+SRV_DIR=""
 FAILS=0
 
 cleanup() {
@@ -48,6 +49,7 @@ mkkey() {
 srv_start() {
 	local dir=$1
 	shift
+	SRV_DIR=$dir
 	rm -f "$dir/addr"
 	"$TANUKI_BIN" serve --listen 127.0.0.1:0 --data-dir "$dir" --addr-file "$dir/addr" "$@" \
 		2>>"$dir/server.log" &
@@ -86,6 +88,11 @@ srv_stop() {
 	fi
 	wait "$SRV_PID" 2>/dev/null || SRV_RC=$?
 	SRV_PID=""
+	# Under ASan/UBSan a report lands in the server's stderr (the log).
+	if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$SRV_DIR/server.log"; then
+		fail "sanitizer report in $SRV_DIR/server.log"
+		grep -E -A20 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$SRV_DIR/server.log" | head -n 40 >&2
+	fi
 }
 
 # api METHOD PATH KEY [BODY [extra curl args...]]: sets RESP_CODE, RESP_BODY.
