@@ -51,21 +51,14 @@ for arch in llama qwen2; do
       --n-head-kv 2 --n-ff 256 --ctx 512 --seed 7 \
       --vocab-from "$FIX/models/tiny-llama-f32.gguf" -o "$f" || fail "synth $arch $t"
     js=$("$BIN" model info --json "$f") || fail "info on synth $arch $t"
-    [ "$(jq -r .architecture <<<"$js")" = "$arch" ] || fail "$arch $t: architecture"
-    [ "$(jq -r .n_embd <<<"$js")" = 128 ] || fail "$arch $t: n_embd"
-    [ "$(jq -r .n_layer <<<"$js")" = 3 ] || fail "$arch $t: n_layer"
-    [ "$(jq -r .n_head_kv <<<"$js")" = 2 ] || fail "$arch $t: n_head_kv"
-    [ "$(jq -r .n_ff <<<"$js")" = 256 ] || fail "$arch $t: n_ff"
-    [ "$(jq -r .context_length <<<"$js")" = 512 ] || fail "$arch $t: ctx"
-    [ "$(jq -r .vocab_size <<<"$js")" = 512 ] || fail "$arch $t: vocab"
     n2d=$((2 + 3 * 7))                       # embd, output, 7 matrices per layer
     n1d=$((1 + 3 * 2)); [ $arch = qwen2 ] && n1d=$((n1d + 3 * 3))
-    if [ $t = f32 ]; then
-      [ "$(jq -r .tensor_types.f32 <<<"$js")" = $((n2d + n1d)) ] || fail "$arch $t: types $js"
-    else
-      [ "$(jq -r ".tensor_types.$t" <<<"$js")" = $n2d ] || fail "$arch $t: $t count"
-      [ "$(jq -r .tensor_types.f32 <<<"$js")" = $n1d ] || fail "$arch $t: f32 count"
-    fi
+    # f32 count, then the requested type's count (the same key for f32)
+    if [ $t = f32 ]; then types="$((n2d + n1d)) $((n2d + n1d))"; else types="$n1d $n2d"; fi
+    got=$(jq -r "[.architecture, .n_embd, .n_layer, .n_head_kv, .n_ff, .context_length,
+                  .vocab_size, .tensor_types.f32, .tensor_types.$t] | map(tostring) | join(\" \")" <<<"$js")
+    want="$arch 128 3 2 256 512 512 $types"
+    [ "$got" = "$want" ] || fail "$arch $t: got '$got', want '$want'"
   done
 done
 
