@@ -146,12 +146,28 @@ static int bpe_word(size_t off, size_t len, void *ctx)
 {
 	struct work *w = ctx;
 	const unsigned char *raw = (const unsigned char *)w->text + off;
-	int rc = grow((void **)&w->word, &w->word_cap, 2 * len, 1);
+	/* A byte maps to <= 2 bytes of UTF-8; a replaced one to 3 x 2. */
+	int rc = grow((void **)&w->word, &w->word_cap, 6 * len, 1);
 	if (rc)
 		return rc;
+	/* Map bytes to code points. A byte of ill-formed UTF-8 whose mapped
+	 * character is not in the vocabulary (some vocabularies leave out the
+	 * bytes valid UTF-8 never uses) becomes U+FFFD, which is what llama.cpp
+	 * does with every ill-formed byte; otherwise it is kept. */
 	size_t wl = 0;
-	for (size_t i = 0; i < len; i++)
-		wl += tk_utf8_encode(tok_byte_to_cp(raw[i]), w->word + wl);
+	for (size_t i = 0; i < len;) {
+		size_t adv;
+		uint32_t cp = tk_utf8_decode((const char *)raw + i, len - i, &adv);
+		if (cp == TK_UNICODE_REPLACEMENT && adv == 1 && w->t->byte_tok[raw[i]] < 0) {
+			for (const char *f = "\xEF\xBF\xBD"; *f; f++)
+				wl += tk_utf8_encode(tok_byte_to_cp((unsigned char)*f), w->word + wl);
+			i++;
+			continue;
+		}
+		for (size_t k = 0; k < adv; k++)
+			wl += tk_utf8_encode(tok_byte_to_cp(raw[i + k]), w->word + wl);
+		i += adv;
+	}
 	if (w->t->ignore_merges) {
 		int32_t id = tok_lookup(w->t, w->word, wl);
 		if (id >= 0)

@@ -819,9 +819,9 @@ int tk_tokenizer_decode(const struct tk_tokenizer *t, const int32_t *ids, size_t
 		i = 1;
 	bool strip = (flags & TK_TOK_DECODE_STRIP_SPACE) && t->add_space_prefix;
 	for (; i < n; i++) {
-		const char *p;
-		size_t len;
-		tk_tokenizer_piece(t, ids[i], flags, &p, &len);
+		const char *p = "";
+		size_t len = 0;
+		tk_tokenizer_piece(t, ids[i], flags, &p, &len); /* ids checked above */
 		if (strip && len && p[0] == ' ') {
 			p++;
 			len--;
@@ -870,8 +870,8 @@ static const char replacement[] = "\xEF\xBF\xBD";
 
 int tk_tok_stream_push(struct tk_tok_stream *s, int32_t id, struct tk_buf *out)
 {
-	const char *p;
-	size_t len;
+	const char *p = "";
+	size_t len = 0;
 	int rc = tk_tokenizer_piece(s->t, id, s->flags, &p, &len);
 	if (rc)
 		return rc;
