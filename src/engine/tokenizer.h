@@ -47,8 +47,11 @@ struct tk_gguf;
 #define TK_TOK_MAX_VOCAB (4u << 20)          /* tokens in a vocabulary */
 #define TK_TOK_MAX_MERGES (4u << 20)         /* merges in a vocabulary */
 #define TK_TOK_MAX_TOKEN_BYTES 1024u         /* bytes in one token text */
-#define TK_TOK_MAX_INPUT_BYTES (16u << 20)   /* bytes of text per encode call */
-#define TK_TOK_MAX_OUTPUT_TOKENS (16u << 20) /* default cap on ids per encode */
+/* Bytes of text per encode call. Encoding needs transient memory of about
+ * 12 bytes (pre-tokenizer) to 60 bytes (SPM merge queue) per input byte, so
+ * this bounds one call to roughly 250 MiB in the worst case. */
+#define TK_TOK_MAX_INPUT_BYTES (4u << 20)
+#define TK_TOK_MAX_OUTPUT_TOKENS (4u << 20) /* default cap on ids per encode */
 
 enum tk_tok_kind {
 	TK_TOK_SPM = 1, /* "llama" */
