@@ -45,5 +45,6 @@ int cli_cmd_keys(int argc, char **argv);
 int cli_cmd_model(int argc, char **argv);
 int cli_cmd_serve(int argc, char **argv);
 int cli_cmd_tasks(int argc, char **argv);
+int cli_cmd_tokenize(int argc, char **argv);
 
 #endif

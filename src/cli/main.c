@@ -27,6 +27,7 @@ static const struct cli_command commands[] = {
 	{ "serve", cli_cmd_serve, "run the HTTP API server" },
 	{ "tasks", cli_cmd_tasks, "list, show, cancel tasks or follow their events (API client)" },
 	{ "model", cli_cmd_model, "inspect a GGUF model (info) or write a random-weight one (synth)" },
+	{ "tokenize", cli_cmd_tokenize, "print the token ids of a text under a model's tokenizer" },
 };
 
 static void print_usage(FILE *out)
