@@ -32,7 +32,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <linux/capability.h>
 #include <linux/close_range.h>
 #include <linux/seccomp.h>
@@ -370,11 +369,14 @@ static void drop_privileges(const struct sb_plan *p, int rfd)
 			break;
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 		die(rfd, "clear ambient capabilities");
-	if (!p->userns && setgroups(0, NULL) < 0)
+	/* Raw system calls, not the C library's wrappers: in a process that
+	 * had threads, glibc's setuid family signals every thread it knows
+	 * of and waits for them, forever here, where none of them exist. */
+	if (!p->userns && syscall(SYS_setgroups, 0, NULL) < 0)
 		die(rfd, "setgroups");
-	if (setresgid(p->gid, p->gid, p->gid) < 0)
+	if (syscall(SYS_setresgid, p->gid, p->gid, p->gid) < 0)
 		die(rfd, "setresgid");
-	if (setresuid(p->uid, p->uid, p->uid) < 0)
+	if (syscall(SYS_setresuid, p->uid, p->uid, p->uid) < 0)
 		die(rfd, "setresuid");
 	/* In a user namespace the uid did not change from 0, so the kernel
 	 * kept our capabilities: clear them explicitly, always. */

@@ -405,7 +405,7 @@ int tk_sandbox_run(const struct tk_sandbox_spec *spec, struct tk_sandbox_result 
 	if (host.seccomp) {
 		plan->filter = sb_seccomp_program(net);
 		if (!plan->filter) {
-			set_xx(r, "seccomp");
+			set_xx(r, "system-call filter");
 			goto out;
 		}
 	}

@@ -161,14 +161,25 @@ static int build(enum tk_sandbox_net net, struct sock_fprog *out)
 
 	/* Sockets: AF_UNIX always (builds use it for local IPC); AF_INET and
 	 * AF_INET6 only with a loopback profile (the namespace has nothing but
-	 * lo, so they cannot leave the box); never netlink, packet, raw, ... */
-	if (net == TK_SB_NET_LOOPBACK) {
-		struct scmp_arg_cmp c[3] = { SCMP_A0(SCMP_CMP_NE, AF_UNIX),
-					     SCMP_A0(SCMP_CMP_NE, AF_INET),
-					     SCMP_A0(SCMP_CMP_NE, AF_INET6) };
-		rc = rule(ctx, EAFNOSUPPORT, "socket", 3, c);
+	 * lo, so they cannot leave the box); never netlink, packet, raw, ...
+	 * A filter rule cannot say "not in {a, b}" about one argument, so every
+	 * other family is denied by its own rule, and any number past the ones
+	 * this libc knows by a range rule. */
+	for (int fam = 0; fam < AF_MAX; fam++) {
+		if (fam == AF_UNIX)
+			continue;
+		if (net == TK_SB_NET_LOOPBACK && (fam == AF_INET || fam == AF_INET6))
+			continue;
+		struct scmp_arg_cmp c = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)fam);
+		rc = rule(ctx, EAFNOSUPPORT, "socket", 1, &c);
 		if (rc)
 			goto out;
+	}
+	struct scmp_arg_cmp past = SCMP_A0(SCMP_CMP_GE, (scmp_datum_t)AF_MAX);
+	rc = rule(ctx, EAFNOSUPPORT, "socket", 1, &past);
+	if (rc)
+		goto out;
+	if (net == TK_SB_NET_LOOPBACK) {
 		/* Raw IP sockets forge packets; they need CAP_NET_RAW anyway,
 		 * which the program lacks: belt and braces. */
 		static const int inet[] = { AF_INET, AF_INET6 };
@@ -179,11 +190,6 @@ static int build(enum tk_sandbox_net net, struct sock_fprog *out)
 			if (rc)
 				goto out;
 		}
-	} else {
-		struct scmp_arg_cmp c = SCMP_A0(SCMP_CMP_NE, AF_UNIX);
-		rc = rule(ctx, EAFNOSUPPORT, "socket", 1, &c);
-		if (rc)
-			goto out;
 	}
 
 	/* Export to memory: a memfd keeps this free of temporary files. */
