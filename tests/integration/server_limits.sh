@@ -75,4 +75,18 @@ python3 "$TMP/many.py" "$host" "$port"
 api GET /livez ""; check "serving after the connection flood" eq "$RESP_CODE" 200
 srv_stop TERM
 check "exit 0" eq "$SRV_RC" 0
+
+# ---- bootstrap admin key from the environment on first start (and again:
+# the second start finds it stored), never written to the log
+D2=$TMP/data2
+mkdir -p "$D2"
+BOOT=$(python3 -c 'import secrets; print("tk_%s_%s" % (secrets.token_hex(8), secrets.token_hex(32)))')
+TANUKI_SERVER_ADMIN_KEY=$BOOT srv_start "$D2"
+api GET /admin/keys "$BOOT"; check "bootstrap admin key works" eq "$RESP_CODE" 200
+check "bootstrap key listed as admin" eq "$(jget '.keys[0].role')" admin
+srv_stop TERM
+TANUKI_SERVER_ADMIN_KEY=$BOOT srv_start "$D2"
+api GET /admin/keys "$BOOT"; check "bootstrap key after restart" eq "$(jget '.keys | length')" 1
+srv_stop TERM
+check "bootstrap key never logged" bash -c "! grep -q \"\${0##*_}\" \"\$1\"" "$BOOT" "$D2/server.log"
 finish
