@@ -18,10 +18,12 @@
  * everything it needs: the description and the GGUF handle may be freed
  * afterwards.
  *
- * Invariants of a built tokenizer: n_vocab >= 1; every token text is
- * non-empty, valid UTF-8 (byte tokens excepted: their text is "<0xNN>") and
- * unique; every merge names two strings; special ids are < n_vocab or -1.
- * Every id passed in is checked against n_vocab (TK_EINVAL otherwise).
+ * Invariants of a built tokenizer: n_vocab >= 1; every token text is valid
+ * UTF-8 without NUL bytes, at most TK_TOK_MAX_TOKEN_BYTES long, and unique
+ * (an empty text is tolerated, as llama.cpp does, and never matches); a BYTE
+ * token's text is "<0xNN>"; every merge is two non-empty strings around a
+ * space; special ids are < n_vocab or -1. Every id passed in is checked
+ * against n_vocab (TK_EINVAL otherwise).
  *
  * Special tokens: control, unknown and user-defined tokens. When encoding,
  * their text inside the input is turned into their id only when the caller

@@ -589,6 +589,49 @@ static void test_pretok_reference_cases(void **state)
 	json_decref(cases);
 }
 
+/* llama-bpe takes a whole piece that is a token, even when the merges
+ * cannot reach it; gpt-2 only merges. BOS is on by default for llama-bpe. */
+static void test_bpe_ignore_merges(void **state)
+{
+	(void)state;
+	const char *toks[] = { "a", "b", "c", "ab", "abc", "<|begin_of_text|>" };
+	int32_t types[] = { 1, 1, 1, 1, 1, 3 };
+	const char *merges[] = { "a b" };
+	struct tk_tok_desc d;
+	tk_tok_desc_init(&d);
+	d.kind = TK_TOK_BPE;
+	d.tokens = toks;
+	d.types = types;
+	d.n_tokens = 6;
+	d.merges = merges;
+	d.n_merges = 1;
+	d.bos_id = 5;
+	d.eos_id = -1;
+	int32_t *ids;
+	size_t n;
+	d.pre = "gpt-2";
+	struct tk_tokenizer *t = tk_tokenizer_new(&d);
+	assert_non_null(t);
+	assert_false(tk_tokenizer_add_bos(t));
+	assert_int_equal(tk_tokenizer_encode(t, "abc", 3, NULL, &ids, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(ids[0], 3);
+	assert_int_equal(ids[1], 2);
+	free(ids);
+	tk_tokenizer_free(t);
+	d.pre = "llama-bpe";
+	t = tk_tokenizer_new(&d);
+	assert_non_null(t);
+	assert_true(tk_tokenizer_add_bos(t));
+	assert_int_equal(tk_tokenizer_pre(t), TK_PRE_LLAMA3);
+	assert_int_equal(tk_tokenizer_encode(t, "abc", 3, NULL, &ids, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(ids[0], 5);
+	assert_int_equal(ids[1], 4);
+	free(ids);
+	tk_tokenizer_free(t);
+}
+
 /* ---- malformed vocabularies ---- */
 
 static void expect_bad(const struct tk_tok_desc *d, int code, const char *needle)
@@ -744,6 +787,7 @@ int main(void)
 		cmocka_unit_test(test_golden_prompts),
 		cmocka_unit_test(test_pretok_llama3_qwen2),
 		cmocka_unit_test(test_pretok_reference_cases),
+		cmocka_unit_test(test_bpe_ignore_merges),
 		cmocka_unit_test(test_malformed_vocab),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
