@@ -46,5 +46,15 @@ int cli_cmd_model(int argc, char **argv);
 int cli_cmd_serve(int argc, char **argv);
 int cli_cmd_tasks(int argc, char **argv);
 int cli_cmd_tokenize(int argc, char **argv);
+int cli_cmd_logits(int argc, char **argv);
+int cli_cmd_generate(int argc, char **argv);
+int cli_cmd_perplexity(int argc, char **argv);
+
+/* Parses a --tokens list ("1 300 273", spaces or commas) of at most
+ * CLI_MAX_TOKENS non-negative ids into a malloc'd array (*out, caller frees).
+ * 0, or prints the problem and returns CLI_USAGE / CLI_FAIL (cmd_logits.c). */
+#include <stdint.h>
+#define CLI_MAX_TOKENS (1 << 20)
+int cli_parse_tokens(const char *cmd, const char *s, int32_t **out, int32_t *n_out);
 
 #endif

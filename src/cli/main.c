@@ -28,6 +28,9 @@ static const struct cli_command commands[] = {
 	{ "tasks", cli_cmd_tasks, "list, show, cancel tasks or follow their events (API client)" },
 	{ "model", cli_cmd_model, "inspect a GGUF model (info) or write a random-weight one (synth)" },
 	{ "tokenize", cli_cmd_tokenize, "print the token ids of a text under a model's tokenizer" },
+	{ "logits", cli_cmd_logits, "print a model's logits for a list of token ids" },
+	{ "generate", cli_cmd_generate, "generate text from a prompt with a local GGUF model" },
+	{ "perplexity", cli_cmd_perplexity, "perplexity of a model on a text file (llama.cpp's method)" },
 };
 
 static void print_usage(FILE *out)
