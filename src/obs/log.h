@@ -30,7 +30,8 @@
  * context key replaces that context field on that line; a call field named
  * like a core key (ts, level, severity, msg, component) is written with a
  * leading underscore ("_msg"); so no line has a duplicate key unless the
- * call itself repeats one. Strings are capped: msg at TK_LOG_MSG_MAX, field values at
+ * call itself repeats one (or two keys only differ in invalid UTF-8 or past
+ * the 128-byte key cap: keys are meant to be literals). Strings are capped: msg at TK_LOG_MSG_MAX, field values at
  * TK_LOG_VALUE_MAX, component at 64 and keys at 128 bytes; a cut string ends
  * with "...[truncated]". A line is built in a TK_LOG_LINE_MAX buffer; fields
  * that no longer fit are left out whole and counted in a final

@@ -387,6 +387,87 @@ static void test_random_valid_text_roundtrips(void **state)
 	}
 }
 
+/* Arbitrary bytes — controls, stray high bytes, valid sequences, pieces of
+ * a registered secret — at lengths around the caps: every line must be
+ * valid JSON (jansson also rejects invalid UTF-8), no line may show the
+ * secret, and whenever jansson itself accepts the input as UTF-8 (an
+ * independent validator), holds no secret and fits the cap, the message
+ * must come back byte for byte. */
+static void test_random_bytes_always_valid(void **state)
+{
+	(void)state;
+	static const char secret[] = "Zq-fuzz-secret-9876";
+	static const char *const seqs[] = { "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80",
+					    "\xED\x9F\xBF", "\xF4\x8F\xBF\xBF" };
+	assert_int_equal(tk_log_add_secret(secret), 0);
+	enum { ROUNDS = 300 };
+	size_t maxlen = TK_LOG_MSG_MAX + 600;
+	char *buf = malloc(maxlen + 32);
+	char **inputs = calloc(ROUNDS, sizeof *inputs);
+	assert_non_null(buf);
+	assert_non_null(inputs);
+	uint64_t x = 0x243F6A8885A308D3u;
+#define NEXT() (x ^= x << 13, x ^= x >> 7, x ^= x << 17, x)
+	struct cap c;
+	cap_open(&c);
+	for (int r = 0; r < ROUNDS; r++) {
+		size_t want;
+		switch (NEXT() % 3) {
+		case 0: want = NEXT() % 200; break;
+		case 1: want = TK_LOG_MSG_MAX - 300 + NEXT() % 600; break;
+		default: want = NEXT() % maxlen; break;
+		}
+		size_t n = 0;
+		int mode = (int)(NEXT() % 3); /* 0: clean text only, else anything */
+		while (n < want) {
+			unsigned k = (unsigned)(NEXT() % 100);
+			if (k < 40 || mode == 0) {
+				buf[n++] = (char)(0x20 + NEXT() % 95);
+			} else if (k < 55) {
+				buf[n++] = (char)(1 + NEXT() % 31);
+			} else if (k < 75) {
+				buf[n++] = (char)(0x80 + NEXT() % 128);
+			} else if (k < 90) {
+				const char *q = seqs[NEXT() % 5];
+				memcpy(buf + n, q, strlen(q));
+				n += strlen(q);
+			} else {
+				size_t part = 1 + NEXT() % (sizeof secret - 1);
+				memcpy(buf + n, secret, part);
+				n += part;
+			}
+		}
+		buf[n] = '\0';
+		inputs[r] = strdup(buf);
+		assert_non_null(inputs[r]);
+		tk_logf(TK_LOG_INFO, "fuzz", TK_FIELDS(TK_LF_S("v", buf), TK_LF_I("r", r)), "%s", buf);
+	}
+#undef NEXT
+	struct lines ls = read_lines(c.path);
+	assert_int_equal(ls.n, ROUNDS);
+	size_t exact = 0;
+	for (int r = 0; r < ROUNDS; r++) {
+		assert_int_equal(json_integer_value(json_object_get(ls.v[r], "r")), r);
+		assert_null(strstr(ls.raw[r], secret));
+		assert_true(strlen(ls.raw[r]) + 1 <= TK_LOG_LINE_MAX);
+		const char *in = inputs[r];
+		size_t len = strlen(in);
+		json_t *oracle = json_stringn(in, len); /* NULL: not valid UTF-8 */
+		if (oracle && !strstr(in, secret) && len <= TK_LOG_MSG_MAX) {
+			assert_string_equal(jstr(ls.v[r], "msg"), in);
+			exact++;
+		}
+		json_decref(oracle);
+		free(inputs[r]);
+	}
+	/* The generator does produce clean cases, so the exact check ran. */
+	assert_true(exact > 10);
+	lines_free(&ls);
+	cap_close(&c);
+	free(inputs);
+	free(buf);
+}
+
 /* ---- truncation -------------------------------------------------------- */
 
 static bool ends_with(const char *s, const char *suffix)
@@ -959,6 +1040,7 @@ int main(void)
 		cmocka_unit_test(test_invalid_utf8_replaced),
 		cmocka_unit_test(test_valid_utf8_kept),
 		cmocka_unit_test(test_random_valid_text_roundtrips),
+		cmocka_unit_test(test_random_bytes_always_valid),
 		cmocka_unit_test(test_truncation),
 		cmocka_unit_test(test_redact_secret_values),
 		cmocka_unit_test(test_redact_secret_with_json_chars_and_overlap),
