@@ -17,17 +17,20 @@
 static const char usage[] =
 	"usage: tanuki tokenize --model M.gguf (--text TEXT | --file F)\n"
 	"                       [--no-bos] [--parse-special] [--json]\n\n"
-	"Prints the token ids of TEXT (or of the contents of file F) under the\n"
-	"model's tokenizer, space separated on one line. BOS is added when the\n"
-	"model asks for it, unless --no-bos. --parse-special turns the text of\n"
-	"special tokens (\"<s>\", \"<|im_start|>\", ...) into their ids. --json\n"
+	"Prints the token ids of TEXT (or of the contents of file F; \"-\" reads\n"
+	"standard input) under the model's tokenizer, space separated on one\n"
+	"line. BOS is added when the model asks for it, unless --no-bos.\n"
+	"--parse-special turns the text of special tokens (\"<s>\",\n"
+	"\"<|im_start|>\", ...) into their ids. Input is capped at 4 MiB. --json\n"
 	"prints {\"ids\":[...],\"pieces\":[...]} with each token's decoded text\n"
 	"(invalid UTF-8 in a piece, e.g. one byte of a character, shows as U+FFFD).";
 
-/* Reads a whole file, capped at the tokenizer's input limit. */
+/* Reads a whole file ("-": standard input), capped at the tokenizer's input
+ * limit. */
 static int read_file(const char *path, struct tk_buf *out)
 {
-	FILE *f = fopen(path, "rb");
+	bool is_stdin = !strcmp(path, "-");
+	FILE *f = is_stdin ? stdin : fopen(path, "rb");
 	if (!f)
 		return tk_errf_sys(TK_EIO, errno, "cannot open %s", path);
 	char chunk[65536];
@@ -38,7 +41,8 @@ static int read_file(const char *path, struct tk_buf *out)
 			break;
 	if (!rc && ferror(f))
 		rc = tk_errf_sys(TK_EIO, errno, "cannot read %s", path);
-	fclose(f);
+	if (!is_stdin)
+		fclose(f);
 	return rc ? tk_err_wrap(rc, "%s", path) : 0;
 }
 

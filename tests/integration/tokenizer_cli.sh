@@ -42,6 +42,8 @@ PY
 a=$("$T" tokenize --model "$gpt2" --file "$tmp/in.txt")
 b=$("$T" tokenize --model "$gpt2" --text "$text")
 [ "$a" = "$b" ] || fail "--file and --text differ"
+c=$("$T" tokenize --model "$gpt2" --file - < "$tmp/in.txt")
+[ "$a" = "$c" ] || fail "--file - (stdin) differs"
 
 # --parse-special: the text "<s>" becomes id 1 only when asked.
 got=$("$T" tokenize --model "$spm" --text "<s>" --no-bos --parse-special)
