@@ -788,7 +788,7 @@ int tk_gguf_get_u32(const struct tk_gguf *g, const char *key, uint32_t *out)
 {
 	int rc;
 	const struct tk_gguf_kv *kv = lookup(g, key, &rc);
-	uint64_t u;
+	uint64_t u = 0;
 	if (!kv || (rc = conv_int(key, kv->type, widen(kv->type, kv), 0, UINT32_MAX, "uint32", NULL, &u)))
 		return rc;
 	*out = (uint32_t)u;
@@ -799,7 +799,7 @@ int tk_gguf_get_i32(const struct tk_gguf *g, const char *key, int32_t *out)
 {
 	int rc;
 	const struct tk_gguf_kv *kv = lookup(g, key, &rc);
-	int64_t s;
+	int64_t s = 0;
 	if (!kv || (rc = conv_int(key, kv->type, widen(kv->type, kv), INT32_MIN, INT32_MAX, "int32", &s, NULL)))
 		return rc;
 	*out = (int32_t)s;
@@ -810,7 +810,7 @@ int tk_gguf_get_u64(const struct tk_gguf *g, const char *key, uint64_t *out)
 {
 	int rc;
 	const struct tk_gguf_kv *kv = lookup(g, key, &rc);
-	uint64_t u;
+	uint64_t u = 0;
 	if (!kv || (rc = conv_int(key, kv->type, widen(kv->type, kv), 0, UINT64_MAX, "uint64", NULL, &u)))
 		return rc;
 	*out = u;
@@ -821,7 +821,7 @@ int tk_gguf_get_i64(const struct tk_gguf *g, const char *key, int64_t *out)
 {
 	int rc;
 	const struct tk_gguf_kv *kv = lookup(g, key, &rc);
-	int64_t s;
+	int64_t s = 0;
 	if (!kv || (rc = conv_int(key, kv->type, widen(kv->type, kv), INT64_MIN, INT64_MAX, "int64", &s, NULL)))
 		return rc;
 	*out = s;
@@ -914,9 +914,9 @@ static int arr_elem(const struct tk_gguf_arr *a, size_t i, struct tk_gguf_kv *tm
 
 int tk_gguf_arr_get_i64(const struct tk_gguf_arr *a, size_t i, int64_t *out)
 {
-	struct tk_gguf_kv t;
+	struct tk_gguf_kv t = { 0 };
 	int rc = arr_elem(a, i, &t);
-	int64_t s;
+	int64_t s = 0;
 	if (rc || (rc = conv_int("array element", t.type, widen(t.type, &t), INT64_MIN, INT64_MAX, "int64", &s, NULL)))
 		return rc;
 	*out = s;
@@ -925,9 +925,9 @@ int tk_gguf_arr_get_i64(const struct tk_gguf_arr *a, size_t i, int64_t *out)
 
 int tk_gguf_arr_get_u64(const struct tk_gguf_arr *a, size_t i, uint64_t *out)
 {
-	struct tk_gguf_kv t;
+	struct tk_gguf_kv t = { 0 };
 	int rc = arr_elem(a, i, &t);
-	uint64_t u;
+	uint64_t u = 0;
 	if (rc || (rc = conv_int("array element", t.type, widen(t.type, &t), 0, UINT64_MAX, "uint64", NULL, &u)))
 		return rc;
 	*out = u;
@@ -936,9 +936,9 @@ int tk_gguf_arr_get_u64(const struct tk_gguf_arr *a, size_t i, uint64_t *out)
 
 int tk_gguf_arr_get_i32(const struct tk_gguf_arr *a, size_t i, int32_t *out)
 {
-	struct tk_gguf_kv t;
+	struct tk_gguf_kv t = { 0 };
 	int rc = arr_elem(a, i, &t);
-	int64_t s;
+	int64_t s = 0;
 	if (rc || (rc = conv_int("array element", t.type, widen(t.type, &t), INT32_MIN, INT32_MAX, "int32", &s, NULL)))
 		return rc;
 	*out = (int32_t)s;
@@ -947,9 +947,9 @@ int tk_gguf_arr_get_i32(const struct tk_gguf_arr *a, size_t i, int32_t *out)
 
 int tk_gguf_arr_get_u32(const struct tk_gguf_arr *a, size_t i, uint32_t *out)
 {
-	struct tk_gguf_kv t;
+	struct tk_gguf_kv t = { 0 };
 	int rc = arr_elem(a, i, &t);
-	uint64_t u;
+	uint64_t u = 0;
 	if (rc || (rc = conv_int("array element", t.type, widen(t.type, &t), 0, UINT32_MAX, "uint32", NULL, &u)))
 		return rc;
 	*out = (uint32_t)u;
@@ -958,7 +958,7 @@ int tk_gguf_arr_get_u32(const struct tk_gguf_arr *a, size_t i, uint32_t *out)
 
 int tk_gguf_arr_get_f32(const struct tk_gguf_arr *a, size_t i, float *out)
 {
-	struct tk_gguf_kv t;
+	struct tk_gguf_kv t = { 0 };
 	int rc = arr_elem(a, i, &t);
 	if (rc)
 		return rc;
@@ -967,7 +967,7 @@ int tk_gguf_arr_get_f32(const struct tk_gguf_arr *a, size_t i, float *out)
 
 int tk_gguf_arr_get_bool(const struct tk_gguf_arr *a, size_t i, bool *out)
 {
-	struct tk_gguf_kv t;
+	struct tk_gguf_kv t = { 0 };
 	int rc = arr_elem(a, i, &t);
 	if (rc)
 		return rc;

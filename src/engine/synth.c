@@ -67,6 +67,7 @@ static void rng_seed(struct rng *r, uint64_t seed, uint64_t stream)
 	for (int i = 0; i < 4; i++)
 		r->s[i] = splitmix(&x);
 	r->has_spare = false;
+	r->spare = 0.0f;
 }
 
 static uint64_t rotl(uint64_t x, int k)
