@@ -46,7 +46,8 @@ static const char usage[] =
 	"  --runner NAME           task runner: noop (the only one until the orchestrator)\n"
 	"  --noop-delay-ms N       how long a noop task takes (default 0)\n"
 	"  --cors-origin ORIGIN    send Access-Control-Allow-Origin (default: no CORS)\n"
-	"  --addr-file FILE        write the bound HOST:PORT here once listening\n\n"
+	"  --addr-file FILE        write the bound HOST:PORT here once listening (a\n"
+	"                          second line: the metrics address, when separate)\n\n"
 	"The admin key in server.admin_key ($TANUKI_SERVER_ADMIN_KEY), when set, is\n"
 	"stored on start if absent (key text as printed by 'tanuki keys create').\n";
 
@@ -86,6 +87,8 @@ static int build_opts(const struct tk_config *cfg, const struct serve_args *a,
 	tk_server_opts_default(o);
 	if (tk_server_opts_set_listen(o, tk_config_str(cfg, "server.listen")) < 0)
 		return cli_usage_error("serve", "%s", tk_err_detail());
+	if (tk_server_opts_set_metrics_listen(o, tk_config_str(cfg, "server.metrics_listen")) < 0)
+		return cli_usage_error("serve", "server.metrics_listen: %s", tk_err_detail());
 	o->workers = (unsigned)tk_config_int(cfg, "server.workers");
 	o->queue_max = (size_t)tk_config_int(cfg, "server.queue_max");
 	o->task_timeout_ms = tk_config_int(cfg, "server.task_timeout_s") * 1000;

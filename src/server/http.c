@@ -51,7 +51,24 @@ void tk_server_opts_default(struct tk_server_opts *o)
 	tk_taskreq_limits_default(&o->req);
 }
 
+static int parse_hostport(const char *hostport, char *host, size_t host_cap, int *port);
+
 int tk_server_opts_set_listen(struct tk_server_opts *o, const char *hostport)
+{
+	return parse_hostport(hostport, o->listen_host, sizeof o->listen_host, &o->port);
+}
+
+int tk_server_opts_set_metrics_listen(struct tk_server_opts *o, const char *hostport)
+{
+	if (!hostport || !*hostport) {
+		o->metrics_host[0] = '\0';
+		o->metrics_port = 0;
+		return 0;
+	}
+	return parse_hostport(hostport, o->metrics_host, sizeof o->metrics_host, &o->metrics_port);
+}
+
+static int parse_hostport(const char *hostport, char *host, size_t host_cap, int *port)
 {
 	const char *colon;
 	size_t hl;
@@ -69,16 +86,16 @@ int tk_server_opts_set_listen(struct tk_server_opts *o, const char *hostport)
 			return tk_errf(TK_EINVAL, "listen: expected HOST:PORT, got '%s'", hostport);
 		hl = (size_t)(colon - hostport);
 	}
-	if (hl == 0 || hl >= sizeof o->listen_host)
+	if (hl == 0 || hl >= host_cap)
 		return tk_errf(TK_EINVAL, "listen: bad host in '%s'", hostport);
 	char *end;
 	errno = 0;
 	long p = strtol(colon + 1, &end, 10);
 	if (errno || end == colon + 1 || *end || p < 0 || p > 65535)
 		return tk_errf(TK_EINVAL, "listen: port must be 0..65535 in '%s'", hostport);
-	memcpy(o->listen_host, h, hl);
-	o->listen_host[hl] = '\0';
-	o->port = (int)p;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	*port = (int)p;
 	return 0;
 }
 
@@ -240,12 +257,10 @@ static struct srv_req *req_new(struct tk_server *srv, struct MHD_Connection *con
 	return r;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version,
-				  const char *upload_data, size_t *upload_data_size, void **con_cls)
+static enum MHD_Result handle(struct tk_server *srv, bool metrics_daemon,
+			      struct MHD_Connection *conn, const char *url, const char *method,
+			      const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
-	(void)version;
-	struct tk_server *srv = cls;
 	struct srv_req *r = *con_cls;
 
 	if (!r) {
@@ -253,6 +268,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (!r)
 			return MHD_NO;
 		*con_cls = r;
+		r->on_metrics_daemon = metrics_daemon;
+		/* CORS preflight, only when an origin is configured. */
+		if (srv->cors_origin && !strcmp(method, "OPTIONS")) {
+			r->route_label = "preflight";
+			struct MHD_Response *resp =
+				MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+			if (resp) {
+				MHD_add_response_header(resp, "Access-Control-Allow-Methods",
+							"GET, POST, PUT");
+				MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+							"X-API-Key, Authorization, Content-Type, "
+							"Last-Event-ID, X-Request-ID");
+				MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+			}
+			return queue(r, 204, resp, 0, NULL);
+		}
 		bool path_known = false;
 		if (!srv_route_match(r, url, &path_known, r->allow, sizeof r->allow)) {
 			if (path_known)
@@ -290,6 +321,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return srv_send_error(r, 413, "too_large", "request body larger than %zu bytes",
 				      srv->opts.max_body_bytes);
 	return srv_route_dispatch(r);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version,
+				  const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+	(void)version;
+	return handle(cls, false, conn, url, method, upload_data, upload_data_size, con_cls);
+}
+
+static enum MHD_Result on_metrics_request(void *cls, struct MHD_Connection *conn,
+					  const char *url, const char *method,
+					  const char *version, const char *upload_data,
+					  size_t *upload_data_size, void **con_cls)
+{
+	(void)version;
+	return handle(cls, true, conn, url, method, upload_data, upload_data_size, con_cls);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -483,16 +531,16 @@ int tk_server_reload(struct tk_server *srv, const struct tk_server_opts *opts)
 	return 0;
 }
 
-static int resolve_listen(const struct tk_server_opts *o, struct sockaddr_storage *ss)
+static int resolve_listen(const char *host, int port_num, struct sockaddr_storage *ss)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
 	struct addrinfo *res = NULL;
 	char port[16];
-	snprintf(port, sizeof port, "%d", o->port);
-	int gai = getaddrinfo(o->listen_host, port, &hints, &res);
+	snprintf(port, sizeof port, "%d", port_num);
+	int gai = getaddrinfo(host, port, &hints, &res);
 	if (gai || !res)
-		return tk_errf(TK_EINVAL, "listen: cannot resolve '%s': %s", o->listen_host,
+		return tk_errf(TK_EINVAL, "listen: cannot resolve '%s': %s", host,
 			       gai_strerror(gai));
 	memcpy(ss, res->ai_addr, res->ai_addrlen);
 	freeaddrinfo(res);
@@ -511,9 +559,47 @@ static int write_addr_file(struct tk_server *srv)
 	bool v6 = strchr(srv->opts.listen_host, ':') != NULL;
 	fprintf(f, "%s%s%s:%d\n", v6 ? "[" : "", srv->opts.listen_host, v6 ? "]" : "",
 		tk_server_port(srv));
+	if (srv->mhd_metrics) {
+		bool m6 = strchr(srv->opts.metrics_host, ':') != NULL;
+		fprintf(f, "%s%s%s:%d\n", m6 ? "[" : "", srv->opts.metrics_host, m6 ? "]" : "",
+			tk_server_metrics_port(srv));
+	}
 	if (fclose(f) != 0 || rename(tmp, srv->addr_file) != 0)
 		return tk_errf_sys(TK_EIO, errno, "addr file %s", srv->addr_file);
 	return 0;
+}
+
+/* /metrics on its own address: one thread, no suspension, same limits. */
+static int start_metrics_daemon(struct tk_server *srv)
+{
+	struct sockaddr_storage ss;
+	int rc = resolve_listen(srv->opts.metrics_host, srv->opts.metrics_port, &ss);
+	if (rc < 0)
+		return rc;
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	srv->mhd_metrics = MHD_start_daemon(
+		flags, 0, NULL, NULL, on_metrics_request, srv,
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		MHD_OPTION_CONNECTION_LIMIT, 64u,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->opts.connection_timeout_s,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)srv->opts.header_memory_bytes,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+		MHD_OPTION_END);
+	if (!srv->mhd_metrics)
+		return tk_errf(TK_EIO, "server: cannot listen for metrics on %s:%d",
+			       srv->opts.metrics_host, srv->opts.metrics_port);
+	const union MHD_DaemonInfo *di =
+		MHD_get_daemon_info(srv->mhd_metrics, MHD_DAEMON_INFO_BIND_PORT);
+	atomic_store(&srv->metrics_port, di ? (int)di->port : srv->opts.metrics_port);
+	return 0;
+}
+
+int tk_server_metrics_port(const struct tk_server *srv)
+{
+	return atomic_load(&((struct tk_server *)srv)->metrics_port);
 }
 
 int tk_server_start(struct tk_server *srv)
@@ -535,7 +621,7 @@ int tk_server_start(struct tk_server *srv)
 	tk_gauge_set(srv->m.queue_depth, (double)queued);
 
 	struct sockaddr_storage ss;
-	if ((rc = resolve_listen(&srv->opts, &ss)) < 0)
+	if ((rc = resolve_listen(srv->opts.listen_host, srv->opts.port, &ss)) < 0)
 		return rc;
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
 			 MHD_USE_ERROR_LOG;
@@ -556,6 +642,11 @@ int tk_server_start(struct tk_server *srv)
 			       "address?)", srv->opts.listen_host, srv->opts.port);
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
 	atomic_store(&srv->port, di ? (int)di->port : srv->opts.port);
+	if (srv->opts.metrics_host[0] && (rc = start_metrics_daemon(srv)) < 0) {
+		MHD_stop_daemon(srv->mhd);
+		srv->mhd = NULL;
+		return rc;
+	}
 	srv->start_ns = tk_time_mono_ns();
 	srv->started = true;
 
@@ -588,6 +679,10 @@ int tk_server_shutdown(struct tk_server *srv, double grace_s)
 	if (srv->mhd) {
 		MHD_stop_daemon(srv->mhd);
 		srv->mhd = NULL;
+	}
+	if (srv->mhd_metrics) {
+		MHD_stop_daemon(srv->mhd_metrics);
+		srv->mhd_metrics = NULL;
 	}
 	tk_log(TK_LOG_INFO, "server", "stopped");
 	return rc;

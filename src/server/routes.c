@@ -608,7 +608,13 @@ bool srv_route_match(struct srv_req *r, const char *url, bool *path_known, char 
 	const char *m = !strcmp(r->method, "HEAD") ? "GET" : r->method;
 	*path_known = false;
 	allow[0] = '\0';
+	/* With a separate metrics address, it serves /metrics alone and the
+	 * API port does not serve it. */
+	bool metrics_apart = r->srv->mhd_metrics != NULL || r->on_metrics_daemon;
 	for (size_t i = 0; i < N_ROUTES; i++) {
+		bool is_metrics = routes[i].fn == h_metrics;
+		if (metrics_apart && is_metrics != r->on_metrics_daemon)
+			continue;
 		if (!path_match(routes[i].tmpl, url, NULL, 0))
 			continue;
 		if (!strcmp(routes[i].method, m)) {

@@ -56,7 +56,11 @@ struct tk_server_opts {
 	struct tk_rl_limit limits[TK_RL_N_]; /* default submit 5/min burst 5,
 	                               read 600/min burst 120, admin 120/min burst 60 */
 	size_t rl_max_buckets;      /* default 10000 */
-	const char *cors_origin;    /* NULL (default) = no CORS headers at all */
+	char metrics_host[256];     /* "" (default): /metrics on the API port; else
+	                               /metrics only, on its own address (no key) */
+	int metrics_port;           /* with metrics_host */
+	const char *cors_origin;    /* NULL (default) = no CORS headers at all; else
+	                               that origin is allowed (and preflights answered) */
 	bool trust_request_id;      /* pass a client's X-Request-ID through when it is
 	                               1..64 bytes of [A-Za-z0-9._-]; default true */
 	struct tk_taskreq_limits req; /* TaskRequest caps (taskreq.h defaults) */
@@ -67,6 +71,8 @@ void tk_server_opts_default(struct tk_server_opts *o);
 /* Parses "HOST:PORT" or "[V6]:PORT" into o->listen_host/o->port.
  * 0 or TK_EINVAL. */
 int tk_server_opts_set_listen(struct tk_server_opts *o, const char *hostport);
+/* Same for the separate metrics address; "" keeps /metrics on the API port. */
+int tk_server_opts_set_metrics_listen(struct tk_server_opts *o, const char *hostport);
 
 struct tk_server;
 
@@ -83,6 +89,8 @@ int tk_server_start(struct tk_server *srv);
 
 /* The bound TCP port (useful with port 0); 0 before start. Any thread. */
 int tk_server_port(const struct tk_server *srv);
+/* The bound port of the metrics address; 0 when there is none. */
+int tk_server_metrics_port(const struct tk_server *srv);
 
 /* Stops accepting tasks: POST /run_task answers 503, /readyz fails, workers
  * take no new queued task (queued tasks stay queued in the store, for the

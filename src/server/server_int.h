@@ -56,7 +56,8 @@ struct tk_server {
 	struct tk_task_runner runner; /* owned */
 	struct tk_ratelimit *rl;
 	struct MHD_Daemon *mhd;
-	_Atomic int port;
+	struct MHD_Daemon *mhd_metrics; /* NULL unless opts.metrics_host is set */
+	_Atomic int port, metrics_port;
 	atomic_bool draining;
 	atomic_bool stopping;        /* workers and ticker exit */
 	bool started, stopped;       /* life cycle; the driving thread only */
@@ -90,6 +91,7 @@ struct srv_route;
 struct srv_req {
 	struct tk_server *srv;
 	struct MHD_Connection *conn;
+	bool on_metrics_daemon;        /* arrived on the separate metrics address */
 	const struct srv_route *route; /* NULL: no route matched */
 	const char *route_label;       /* template for logs/metrics */
 	const char *method_label;

@@ -56,7 +56,7 @@ srv_start() {
 	SRV_PID=$!
 	for _ in $(seq 1 200); do
 		if [ -s "$dir/addr" ]; then
-			SRV=$(cat "$dir/addr")
+			SRV=$(head -n 1 "$dir/addr")
 			if curl -s -o /dev/null --max-time 2 "http://$SRV/livez"; then
 				return 0
 			fi

@@ -31,9 +31,13 @@ check "busy timed out" wait_status "$B" "$K" timed_out
 api POST /run_task "$K" '{"task_description":"q4","wait":10}'
 check "accepted again once the queue drains" eq "$RESP_CODE" 200
 
-# ---- CORS when configured
+# ---- CORS when configured, with preflight
 hdrs=$(curl -s -D - -o /dev/null "http://$SRV/livez")
 check "CORS origin header" grep -qi '^Access-Control-Allow-Origin: https://app.example' <<<"$hdrs"
+hdrs=$(curl -s -D - -o /dev/null -X OPTIONS -H 'Origin: https://app.example' \
+	-H 'Access-Control-Request-Method: POST' "http://$SRV/run_task")
+check "preflight 204" grep -q '^HTTP/1.1 204' <<<"$hdrs"
+check "preflight allows X-API-Key" grep -qi '^Access-Control-Allow-Headers: .*X-API-Key' <<<"$hdrs"
 
 # ---- slow client: sends half a request line and stalls; the server closes
 # the connection after the 1 s timeout (python3 measures nothing, it only
@@ -75,6 +79,22 @@ python3 "$TMP/many.py" "$host" "$port"
 api GET /livez ""; check "serving after the connection flood" eq "$RESP_CODE" 200
 srv_stop TERM
 check "exit 0" eq "$SRV_RC" 0
+
+# ---- /metrics on its own address (server.metrics_listen): served there
+# without a key, and no longer on the API port
+D3=$TMP/data3
+mkdir -p "$D3"
+srv_start "$D3" --set server.metrics_listen=127.0.0.1:0
+MADDR=$(sed -n 2p "$D3/addr")
+check "metrics address written" test -n "$MADDR"
+RESP_CODE=$(curl -s -o "$TMP/m" -w '%{http_code}' "http://$MADDR/metrics")
+check "metrics on its own port" eq "$RESP_CODE" 200
+check "metrics there pass promtool" promtool check metrics <"$TMP/m"
+api GET /metrics ""; check "metrics gone from the API port" eq "$RESP_CODE" 404
+RESP_CODE=$(curl -s -o /dev/null -w '%{http_code}' "http://$MADDR/livez")
+check "the metrics port serves nothing else" eq "$RESP_CODE" 404
+srv_stop TERM
+check "exit 0 with two listeners" eq "$SRV_RC" 0
 
 # ---- bootstrap admin key from the environment on first start (and again:
 # the second start finds it stored), never written to the log
