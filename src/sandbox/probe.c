@@ -258,7 +258,7 @@ bool tk_sandbox_host_secure(const struct tk_sandbox_host *h)
 
 struct doc_line {
 	const char *what;
-	bool enforced;
+	bool enforced; /* false: only a weak fallback, or nothing */
 	char how[256];
 };
 
@@ -277,10 +277,12 @@ static size_t limit_lines(const struct tk_sandbox_host *h, struct doc_line *l)
 		snprintf(l[n].how, sizeof l[n].how, "cgroup v1 memory.limit_in_bytes%s",
 			 h->cg_swap ? " + memory.memsw.limit_in_bytes (no swap)"
 				    : " (no memsw: swap may be used)");
-	else
+	else {
+		l[n].enforced = false;
 		snprintf(l[n].how, sizeof l[n].how,
 			 "RLIMIT_AS per process only (weak: address space, not RSS; "
 			 "many processes multiply it)");
+	}
 	n++;
 
 	l[n].what = "processes";
@@ -288,8 +290,10 @@ static size_t limit_lines(const struct tk_sandbox_host *h, struct doc_line *l)
 	if (h->cg_pids)
 		snprintf(l[n].how, sizeof l[n].how, "cgroup %s pids.max (processes and threads)",
 			 v2 ? "v2" : "v1");
-	else
-		snprintf(l[n].how, sizeof l[n].how, "RLIMIT_NPROC (counts every process of the uid)");
+	else {
+		l[n].enforced = false;
+		snprintf(l[n].how, sizeof l[n].how, "RLIMIT_NPROC only (per uid, not per run)");
+	}
 	n++;
 
 	l[n].what = "cpu time";
@@ -298,10 +302,12 @@ static size_t limit_lines(const struct tk_sandbox_host *h, struct doc_line *l)
 		snprintf(l[n].how, sizeof l[n].how, "cgroup %s polled by the supervisor "
 			 "(all processes together) + RLIMIT_CPU per process",
 			 v2 ? "v2 cpu.stat usage_usec" : "v1 cpuacct.usage");
-	else
+	else {
+		l[n].enforced = false;
 		snprintf(l[n].how, sizeof l[n].how,
 			 "RLIMIT_CPU per process only (a program with many processes can exceed it; "
 			 "the wall limit still bounds it)");
+	}
 	n++;
 
 	l[n].what = "wall time";
@@ -379,7 +385,7 @@ int tk_sandbox_doctor_text(const struct tk_sandbox_host *h, struct tk_buf *out)
 	rc |= tk_buf_printf(out, "limits:\n");
 	for (size_t i = 0; i < n; i++)
 		rc |= tk_buf_printf(out, "  %-16s %-9s %s\n", lines[i].what,
-				    lines[i].enforced ? "enforced" : "NOT", lines[i].how);
+				    lines[i].enforced ? "enforced" : "WEAK", lines[i].how);
 	if (tk_sandbox_host_secure(h))
 		rc |= tk_buf_printf(out, "verdict: OK: the minimum for untrusted code is present\n");
 	else
