@@ -12,6 +12,7 @@ PACKAGES=(
   # libraries
   libjansson-dev      # JSON
   libseccomp-dev      # sandbox system-call filter
+  bubblewrap          # bwrap: the sandbox benchmark's point of comparison
   libsqlite3-dev      # store: task/key database (src/store/)
   libssl-dev          # store: SHA-256 of API key secrets (libcrypto)
   libmicrohttpd-dev   # server: HTTP (src/server/)
