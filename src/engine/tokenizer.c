@@ -211,7 +211,12 @@ static const char *const eot_texts[] = {
 	"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
 	"<|end_of_text|>", "<EOT>", "_<EOT>", (DEEPSEEK_EOS),
 };
-static const char *const eog_extra_texts[] = { "<|eom_id|>" };
+/* Also ending generation: <|eom_id|> and the fill-in-the-middle padding,
+ * repository and file separators (llama.cpp's lists). */
+static const char *const eog_extra_texts[] = {
+	"<|eom_id|>", "<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "<|fim_repo|>",
+	"<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>", "<|file_sep|>",
+};
 /* DeepSeek-Coder's end of turn (user-defined there; llama.cpp relies on the
  * GGUF's eos id for it): ends generation but keeps its type. */
 static const char *const eog_soft_texts[] = { "<|EOT|>" };

@@ -324,6 +324,31 @@ static void test_specials_and_bos(void **state)
 	tk_tokenizer_free(t);
 }
 
+/* End of generation: EOS, the end-of-turn token, FIM padding/separators;
+ * not the other control tokens. */
+static void test_eog_sets(void **state)
+{
+	(void)state;
+	struct tk_tokenizer *t = load_vocab("starcoder");
+	int32_t pad = tk_tokenizer_find(t, "<fim_pad>", 9);
+	int32_t pre = tk_tokenizer_find(t, "<fim_prefix>", 12);
+	assert_true(pad > 0 && pre > 0);
+	assert_true(tk_tokenizer_is_eog(t, pad));
+	assert_false(tk_tokenizer_is_eog(t, pre));
+	assert_true(tk_tokenizer_is_control(t, pre));
+	assert_true(tk_tokenizer_is_eog(t, tk_tokenizer_eos(t)));
+	assert_int_equal(tk_tokenizer_eot(t), tk_tokenizer_find(t, "<|endoftext|>", 13));
+	assert_false(tk_tokenizer_is_eog(t, -1));
+	assert_false(tk_tokenizer_is_eog(t, 1 << 30));
+	tk_tokenizer_free(t);
+	t = load_vocab("deepseek-coder");
+	int32_t eot = tk_tokenizer_find(t, "<|EOT|>", 7);
+	assert_true(eot > 0);
+	assert_true(tk_tokenizer_is_eog(t, eot));
+	assert_false(tk_tokenizer_is_control(t, eot)); /* stays user-defined */
+	tk_tokenizer_free(t);
+}
+
 /* Phi-3 (by its general.name) eats whitespace after special tokens. */
 static void test_phi3_rstrip(void **state)
 {
@@ -782,6 +807,7 @@ int main(void)
 		cmocka_unit_test(test_vocab_starcoder),
 		cmocka_unit_test(test_random_bytes_roundtrip),
 		cmocka_unit_test(test_specials_and_bos),
+		cmocka_unit_test(test_eog_sets),
 		cmocka_unit_test(test_phi3_rstrip),
 		cmocka_unit_test(test_stream_partial_utf8),
 		cmocka_unit_test(test_golden_prompts),
