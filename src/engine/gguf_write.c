@@ -470,7 +470,8 @@ int tk_gguf_writer_write(struct tk_gguf_writer *w, const char *path, tk_gguf_fil
 		out_u32(&o, (uint32_t)t->type);
 		out_u64(&o, t->offset);
 	}
-	out_pad(&o, align);
+	if (w->n_t) /* like llama.cpp: a file without tensors has no data section */
+		out_pad(&o, align);
 	uint64_t data_start = o.pos;
 	for (size_t i = 0; i < w->n_t && !o.err; i++) {
 		const struct wtensor *t = &w->t[i];
