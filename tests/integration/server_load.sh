@@ -51,6 +51,49 @@ check "no extra tasks" eq "$(jget '.tasks | length')" "$N"
 curl -s "http://$SRV/metrics" >"$TMP/m"
 check "submitted counter" grep -q "^tanuki_tasks_submitted_total $N\$" "$TMP/m"
 check "completed counter" grep -q "^tanuki_tasks_total{outcome=\"completed\"} $N\$" "$TMP/m"
+
+# 40 concurrent event streams on 20 running tasks (two per task, one of
+# them resuming after event 2): every stream sees its task to the end with
+# gap-free ids. Exercises suspend/resume under concurrency.
+sse_ids=()
+for i in $(seq 1 20); do
+	api POST /run_task "${KEYS[0]}" "{\"task_description\":\"sse $i noop:delay_ms=600\"}"
+	sse_ids+=("$(jget .task_id)")
+done
+pids=()
+for i in $(seq 0 19); do
+	id=${sse_ids[$i]}
+	curl -sN --max-time 60 -H "X-API-Key: ${KEYS[0]}" "http://$SRV/tasks/$id/events" \
+		>"$TMP/sse.$i.a" &
+	pids+=($!)
+	curl -sN --max-time 60 -H "X-API-Key: ${KEYS[0]}" -H 'Last-Event-ID: 2' \
+		"http://$SRV/tasks/$id/events" >"$TMP/sse.$i.b" &
+	pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || true; done
+bad=0
+for i in $(seq 0 19); do
+	for v in a b; do
+		f=$TMP/sse.$i.$v
+		first=1; [ "$v" = b ] && first=3
+		n=$(grep -c '^id: ' "$f" || true)
+		want=$(seq -s ' ' "$first" $((first + n - 1)))
+		got=$(grep '^id: ' "$f" | cut -d' ' -f2 | tr '\n' ' ' | sed 's/ $//')
+		if [ "$got" != "$want" ] || ! tail -n 3 "$f" | grep -q '"status":"completed"'; then
+			bad=$((bad + 1))
+			echo "  stream $i.$v: ids '$got'" >&2
+		fi
+	done
+done
+check "40 concurrent streams complete and gap-free ($bad bad)" eq "$bad" 0
+# (the server closes its side just after the client saw the end: poll)
+for _ in $(seq 1 50); do
+	curl -s "http://$SRV/metrics" >"$TMP/m2"
+	grep -q '^tanuki_sse_streams 0$' "$TMP/m2" && break
+	sleep 0.1
+done
+check "no stream left open" grep -q '^tanuki_sse_streams 0$' "$TMP/m2"
+
 srv_stop TERM
 check "exit 0" eq "$SRV_RC" 0
 finish
