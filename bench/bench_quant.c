@@ -4,6 +4,7 @@
  * weight type's vec_dot_type, then one vec_dot per row), plus dequantize and
  * quantize throughput, for every type with kernels. One thread. Prints
  * numbers only; the baseline Engine II's SIMD kernels are compared with.
+ * Uses the active kernels (tk_type_traits), i.e. what the engine runs.
  *
  *   bench_quant [rows, default 1024] [cols, default 4096] [repeats, default 5]
  */
@@ -38,7 +39,7 @@ int main(int argc, char **argv)
 	}
 	for (long i = 0; i < cols; i++)
 		x[i] = wf[i] * 25.0f;
-	printf("matvec %ld x %ld, %ld repeats, 1 thread (reference kernels)\n", rows, cols, reps);
+	printf("matvec %ld x %ld, %ld repeats, 1 thread (active kernels)\n", rows, cols, reps);
 	printf("%-6s %12s %12s %12s %14s %14s\n", "type", "matvec_ms", "weights_GB/s", "GFLOP/s",
 	       "to_float_GB/s", "from_float_GB/s");
 	for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {

@@ -542,14 +542,43 @@ static const struct tk_type_traits ref_traits[TK_TYPE_COUNT] = {
 	LAYOUT(TK_TYPE_MXFP4, "mxfp4", 32, 17, true),
 };
 
+/* ================= active variants ================= */
+/* Same results as the reference kernels, bit for bit, only faster. */
+
+/* Every half's float value, indexed by its bit pattern (256 KiB), filled
+ * once by quant_select(): replaces the branchy conversion in the F16 hot
+ * loops. Exact, so results do not change. */
+static float f16_table[65536];
+
+static void f16_to_float_table(const void *src, float *dst, int64_t n)
+{
+	const uint8_t *s = src;
+	for (int64_t i = 0; i < n; i++)
+		dst[i] = f16_table[s[2 * i] | s[2 * i + 1] << 8];
+}
+
+static void f16_vec_dot_table(int64_t n, float *out, const void *vx, const void *vy)
+{
+	const uint8_t *x = vx, *y = vy;
+	double sum = 0.0;
+	for (int64_t i = 0; i < n; i++)
+		sum += (double)(f16_table[x[2 * i] | x[2 * i + 1] << 8] *
+				f16_table[y[2 * i] | y[2 * i + 1] << 8]);
+	*out = (float)sum;
+}
+
 static struct tk_type_traits active[TK_TYPE_COUNT];
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 static void quant_select(void)
 {
-	/* Only portable kernels exist so far. A SIMD variant replaces the
-	 * pointers of its type here after checking the CPU's features. */
 	memcpy(active, ref_traits, sizeof active);
+	for (uint32_t h = 0; h < 65536; h++)
+		f16_table[h] = tk_fp16_to_fp32((uint16_t)h);
+	active[TK_TYPE_F16].to_float = f16_to_float_table;
+	active[TK_TYPE_F16].vec_dot = f16_vec_dot_table;
+	/* SIMD variants (Engine II) replace pointers here after checking the
+	 * CPU's features; tk_type_traits_ref() keeps the portable ones. */
 }
 
 void tk_quant_init(void)
