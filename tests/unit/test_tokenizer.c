@@ -13,6 +13,7 @@
 #include "engine/unicode.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,6 +236,53 @@ static void test_random_bytes_roundtrip(void **state)
 	assert_string_equal(tk_buf_str(&b), "a\xEF\xBF\xBD" "b");
 	tk_buf_free(&b);
 	free(ids);
+	tk_tokenizer_free(t);
+}
+
+/* One tokenizer, several threads encoding at once: same ids as alone
+ * (the tokenizer is immutable after construction). */
+struct mt_job {
+	const struct tk_tokenizer *t;
+	const char *text;
+	size_t len;
+	const int32_t *want;
+	size_t n_want;
+	int bad;
+};
+
+static void *mt_worker(void *arg)
+{
+	struct mt_job *j = arg;
+	for (int k = 0; k < 20; k++) {
+		int32_t *ids;
+		size_t n;
+		if (tk_tokenizer_encode(j->t, j->text, j->len, NULL, &ids, &n) || n != j->n_want ||
+		    memcmp(ids, j->want, n * sizeof *ids))
+			j->bad++;
+		free(ids);
+	}
+	return NULL;
+}
+
+static void test_concurrent_encode(void **state)
+{
+	(void)state;
+	struct tk_tokenizer *t = load_vocab("gpt-2");
+	const char *text = "I've been 'told he's there, 'RE you sure? 日本語 🦙 3333333 ------=======";
+	int32_t *want;
+	size_t n;
+	assert_int_equal(tk_tokenizer_encode(t, text, strlen(text), NULL, &want, &n), 0);
+	pthread_t th[4];
+	struct mt_job jobs[4];
+	for (int i = 0; i < 4; i++) {
+		jobs[i] = (struct mt_job){ t, text, strlen(text), want, n, 0 };
+		assert_int_equal(pthread_create(&th[i], NULL, mt_worker, &jobs[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(jobs[i].bad, 0);
+	}
+	free(want);
 	tk_tokenizer_free(t);
 }
 
@@ -806,6 +854,7 @@ int main(void)
 		cmocka_unit_test(test_vocab_deepseek_coder),
 		cmocka_unit_test(test_vocab_starcoder),
 		cmocka_unit_test(test_random_bytes_roundtrip),
+		cmocka_unit_test(test_concurrent_encode),
 		cmocka_unit_test(test_specials_and_bos),
 		cmocka_unit_test(test_eog_sets),
 		cmocka_unit_test(test_phi3_rstrip),
