@@ -312,10 +312,17 @@ static void test_roundtrip_bounds(void **state)
 {
 	(void)state;
 	const int64_t sizes[] = { 32, 64, 96, 256, 32 * 37, 4096 };
-	for (size_t t = 0; t < N_ALL; t++)
+	/* plain types have 1-element blocks: any length, odd ones included */
+	const int64_t odd[] = { 1, 3, 31, 33, 1001 };
+	for (size_t t = 0; t < N_ALL; t++) {
 		for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
 			for (int d = 0; d < D_COUNT; d++)
 				check_roundtrip(all_types[t], sizes[s], (enum dist)d);
+		if (tk_type_traits(all_types[t])->blck_size == 1)
+			for (size_t s = 0; s < sizeof odd / sizeof odd[0]; s++)
+				for (int d = 0; d < D_COUNT; d++)
+					check_roundtrip(all_types[t], odd[s], (enum dist)d);
+	}
 }
 
 /* Exact codes on hand-made blocks: the extreme element hits the end of the
@@ -437,12 +444,17 @@ static void test_vec_dot(void **state)
 {
 	(void)state;
 	const int64_t sizes[] = { 32, 64, 256, 32 * 41, 4096 };
+	const int64_t odd[] = { 1, 3, 31, 33, 1001 };
 	for (size_t t = 0; t < N_ALL; t++) {
 		if (!tk_type_can_compute(all_types[t]))
 			continue;
 		for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
 			for (int d = 0; d < D_COUNT; d++)
 				check_vec_dot(all_types[t], sizes[s], (enum dist)d);
+		if (tk_type_traits(all_types[t])->blck_size == 1)
+			for (size_t s = 0; s < sizeof odd / sizeof odd[0]; s++)
+				for (int d = 0; d < D_COUNT; d++)
+					check_vec_dot(all_types[t], odd[s], (enum dist)d);
 	}
 }
 
