@@ -687,6 +687,24 @@ int tk_store_task_requeue(struct tk_store *s, const char *id, const char *reason
 	return rc;
 }
 
+int tk_store_task_purge(struct tk_store *s, const char *finished_before, size_t limit,
+			int64_t *n_out)
+{
+	*n_out = 0;
+	int64_t ns = 0;
+	if (!finished_before || tk_time_parse_rfc3339(finished_before, &ns))
+		return tk_errf(TK_EINVAL, "store: purge: '%.40s' is not an RFC 3339 time",
+			       finished_before ? finished_before : "(null)");
+	if (limit == 0 || limit > TK_STORE_LIST_MAX)
+		return tk_errf(TK_EINVAL, "store: purge: limit %zu not in 1..%d", limit,
+			       TK_STORE_LIST_MAX);
+	/* Stored times are this exact format, so text order is time order;
+	 * an offset like +02:00 in the argument must be normalized first. */
+	char canon[TK_RFC3339_LEN];
+	tk_time_rfc3339(ns, canon);
+	return s->be->task_purge(s, canon, limit, n_out);
+}
+
 /* Whether the newest event of a running task is the "running" status event
  * of its claim, i.e. the runner never reported anything. */
 static int never_started(struct tk_store *s, const struct tk_task *t, bool *out)

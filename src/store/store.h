@@ -236,6 +236,14 @@ int tk_store_task_set_status(struct tk_store *s, const char *id,
  * TK_ESTATE unless running. reason may be NULL. */
 int tk_store_task_requeue(struct tk_store *s, const char *id, const char *reason);
 
+/* Retention: deletes up to `limit` (1..TK_STORE_LIST_MAX) tasks in a
+ * terminal status whose finished time is before finished_before (RFC 3339),
+ * oldest first, with their events and files, in one transaction. Call in a
+ * loop until *n_out < limit; small batches keep the write lock short.
+ * TK_EINVAL for a bad timestamp or limit. */
+int tk_store_task_purge(struct tk_store *s, const char *finished_before, size_t limit,
+			int64_t *n_out);
+
 /* Result of tk_store_recover_at_startup(). */
 struct tk_store_recovery {
 	int64_t requeued; /* running tasks put back in the queue */

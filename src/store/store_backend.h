@@ -57,6 +57,9 @@ struct tk_store_backend {
 			       const char *error, const char *finished, bool clear_start,
 			       const char *now, const char *event_json);
 
+	/* before: canonical RFC 3339 (as made by tk_time_rfc3339). */
+	int (*task_purge)(struct tk_store *s, const char *before, size_t limit, int64_t *n_out);
+
 	int (*event_append)(struct tk_store *s, const char *task_id, const char *type,
 			    const char *data_json, const char *now, int64_t *seq_out);
 	int (*events_since)(struct tk_store *s, const char *task_id, int64_t after_seq,

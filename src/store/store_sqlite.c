@@ -118,7 +118,7 @@ enum {
 	ST_KEY_INSERT, ST_KEY_GET, ST_KEY_TOUCH, ST_KEY_REVOKE, ST_KEY_LIST,
 	ST_KEY_COUNT, ST_KEY_COUNT_ADMIN,
 	ST_ART_INSERT, ST_ART_GET, ST_ART_LIST, ST_ART_LIST_KIND, ST_ART_DELETE,
-	ST_PING,
+	ST_PING, ST_TASK_PURGE,
 	ST__COUNT
 };
 
@@ -177,6 +177,9 @@ static const char *const stmt_sql[ST__COUNT] = {
 			     "FROM artifacts WHERE kind = ?1 ORDER BY kind, name",
 	[ST_ART_DELETE] = "DELETE FROM artifacts WHERE kind = ?1 AND name = ?2",
 	[ST_PING] = "SELECT count(*) FROM schema_version",
+	[ST_TASK_PURGE] = "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE status IN "
+			  "('completed','failed','timed_out','cancelled') AND finished < ?1 "
+			  "ORDER BY finished LIMIT ?2)",
 };
 
 struct sq {
@@ -800,6 +803,31 @@ out:
 	return rc;
 }
 
+static int sq_task_purge(struct tk_store *s, const char *before, size_t limit, int64_t *n_out)
+{
+	struct sq *q = SQ(s);
+	pthread_mutex_lock(&q->lock);
+	int rc = tx_begin(q);
+	if (rc)
+		goto out;
+	sqlite3_stmt *st = stmt(q, ST_TASK_PURGE);
+	sqlite3_bind_text(st, 1, before, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		rc = db_err(q, rc, "purge tasks");
+		tx_rollback(q);
+		goto out;
+	}
+	int64_t n = sqlite3_changes64(q->db);
+	if ((rc = tx_commit(q)) == 0)
+		*n_out = n;
+out:
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
 /* Reads a task's status inside a transaction; lock held. */
 static int status_locked(struct sq *q, const char *id, enum tk_task_status *out)
 {
@@ -1347,6 +1375,7 @@ const struct tk_store_backend store_sqlite_backend = {
 	.task_count = sq_task_count,
 	.task_claim = sq_task_claim,
 	.task_transition = sq_task_transition,
+	.task_purge = sq_task_purge,
 	.event_append = sq_event_append,
 	.events_since = sq_events_since,
 	.file_put = sq_file_put,

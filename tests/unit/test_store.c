@@ -496,6 +496,105 @@ static void test_list_pagination(void **state)
 	assert_int_equal(tk_store_task_list(f->s, &flt, &ts, &n, next), TK_EINVAL);
 }
 
+static void test_purge(void **state)
+{
+	struct fx *f = *state;
+	struct tk_file_in file = { "a.txt", "x", 1 };
+	struct tk_task_new in = { .request_json = "{}", .files = &file, .n_files = 1 };
+	char done1[TK_ID_LEN], done2[TK_ID_LEN], waiting[TK_ID_LEN], running[TK_ID_LEN];
+	assert_int_equal(tk_store_task_create(f->s, &in, done1), 0);
+	assert_int_equal(tk_store_task_create(f->s, &in, done2), 0);
+	assert_int_equal(tk_store_task_create(f->s, &in, waiting), 0);
+	assert_int_equal(tk_store_task_create(f->s, &in, running), 0);
+	assert_int_equal(tk_store_task_set_status(f->s, done1, TK_TASK_CANCELLED, NULL, NULL), 0);
+	assert_int_equal(tk_store_task_claim(f->s, done2, NULL), 0);
+	assert_int_equal(tk_store_task_set_status(f->s, done2, TK_TASK_COMPLETED, "1", NULL), 0);
+	assert_int_equal(tk_store_task_claim(f->s, running, NULL), 0);
+
+	char past[TK_RFC3339_LEN], future[TK_RFC3339_LEN];
+	tk_time_rfc3339(tk_time_real_ns() - 3600LL * 1000000000, past);
+	tk_time_rfc3339(tk_time_real_ns() + 3600LL * 1000000000, future);
+	int64_t n = -1;
+	assert_int_equal(tk_store_task_purge(f->s, past, 100, &n), 0);
+	assert_int_equal(n, 0);
+	/* Batches: one, then the other, then none. */
+	assert_int_equal(tk_store_task_purge(f->s, future, 1, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(tk_store_task_purge(f->s, future, 1, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(tk_store_task_purge(f->s, future, 1, &n), 0);
+	assert_int_equal(n, 0);
+
+	struct tk_task t;
+	assert_int_equal(tk_store_task_get(f->s, done1, &t), TK_ENOENT);
+	assert_int_equal(tk_store_task_get(f->s, done2, &t), TK_ENOENT);
+	assert_int_equal(status_of(f->s, waiting), TK_TASK_QUEUED);
+	assert_int_equal(status_of(f->s, running), TK_TASK_RUNNING);
+	/* Their events and files went with them (foreign key cascade). */
+	sqlite3 *db = raw_open(f->db);
+	assert_int_equal(raw_int(db, "SELECT count(DISTINCT task_id) FROM task_events"), 2);
+	assert_int_equal(raw_int(db, "SELECT count(DISTINCT task_id) FROM task_files"), 2);
+	sqlite3_close(db);
+
+	/* An offset time is normalized before comparing. */
+	assert_int_equal(tk_store_task_set_status(f->s, running, TK_TASK_FAILED, NULL, "x"), 0);
+	assert_int_equal(tk_store_task_purge(f->s, "2200-01-01T05:00:00+05:00", 10, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(tk_store_task_purge(f->s, "yesterday", 10, &n), TK_EINVAL);
+	assert_int_equal(tk_store_task_purge(f->s, future, 0, &n), TK_EINVAL);
+}
+
+/* Several threads open the same fresh database at once: every open
+ * succeeds and each migration is applied exactly once. */
+struct opener {
+	const char *path;
+	int rc;
+	int version;
+};
+
+static void *open_one(void *arg)
+{
+	struct opener *o = arg;
+	struct tk_store_options opts;
+	tk_store_options_default(&opts);
+	opts.busy_timeout_ms = 60000;
+	struct tk_store *s = tk_store_open(o->path, &opts);
+	if (!s) {
+		o->rc = tk_err_last();
+		return NULL;
+	}
+	o->version = tk_store_schema_version(s);
+	char id[TK_ID_LEN];
+	struct tk_task_new in = { .request_json = "{}" };
+	o->rc = tk_store_task_create(s, &in, id);
+	tk_store_close(s);
+	return NULL;
+}
+
+static void test_concurrent_open(void **state)
+{
+	struct fx *f = *state;
+	char path[700];
+	snprintf(path, sizeof path, "%s/fresh.db", f->dir);
+	struct opener o[6];
+	pthread_t th[6];
+	for (int i = 0; i < 6; i++) {
+		o[i] = (struct opener){ .path = path, .rc = -100 };
+		assert_int_equal(pthread_create(&th[i], NULL, open_one, &o[i]), 0);
+	}
+	for (int i = 0; i < 6; i++) {
+		pthread_join(th[i], NULL);
+		if (o[i].rc)
+			fail_msg("opener %d: %d", i, o[i].rc);
+		assert_int_equal(o[i].version, tk_store_schema_version_max());
+	}
+	sqlite3 *db = raw_open(path);
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM schema_version"),
+			 tk_store_schema_version_max());
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM tasks"), 6);
+	sqlite3_close(db);
+}
+
 /* ------------------------------------------------------ concurrent claims */
 
 #define CLAIM_TASKS 500
@@ -1246,6 +1345,8 @@ int main(void)
 		cmocka_unit_test(test_status_names),
 		T(test_list_pagination),
 		T(test_claim_fifo),
+		T(test_purge),
+		T(test_concurrent_open),
 		T(test_claim_concurrent_own_handles),
 		T(test_claim_concurrent_shared_handle),
 		T(test_events),
