@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 /* ------------------------------------------------------------ options */
 
@@ -254,6 +255,7 @@ static struct srv_req *req_new(struct tk_server *srv, struct MHD_Connection *con
 	else if (tk_id_new(r->request_id) < 0)
 		snprintf(r->request_id, sizeof r->request_id, "unknown");
 	tk_gauge_add(srv->m.in_flight, 1);
+	atomic_fetch_add(&srv->n_inflight, 1);
 	return r;
 }
 
@@ -358,6 +360,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 					 (const char *[]){ r->route_label, r->method_label }),
 			dur);
 	tk_gauge_add(srv->m.in_flight, -1);
+	atomic_fetch_sub(&srv->n_inflight, 1);
 	/* One access line per request; the key id identifies the caller, the
 	 * key itself never reaches a log. */
 	tk_logf(TK_LOG_INFO, "http",
@@ -676,6 +679,13 @@ int tk_server_shutdown(struct tk_server *srv, double grace_s)
 	atomic_store(&srv->stopping, true);
 	hub_close(srv);
 	hub_stop_ticker(srv);
+	/* Resumed waits and event streams now answer or send their last events;
+	 * give them up to 2 s to go out before the daemon closes connections. */
+	int64_t until = tk_time_mono_ns() + 2000000000LL;
+	while (atomic_load(&srv->n_inflight) > 0 && tk_time_mono_ns() < until) {
+		struct timespec ts = { 0, 10 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
 	if (srv->mhd) {
 		MHD_stop_daemon(srv->mhd);
 		srv->mhd = NULL;

@@ -58,6 +58,7 @@ struct tk_server {
 	struct MHD_Daemon *mhd;
 	struct MHD_Daemon *mhd_metrics; /* NULL unless opts.metrics_host is set */
 	_Atomic int port, metrics_port;
+	atomic_int n_inflight;       /* requests between req_new and on_completed */
 	atomic_bool draining;
 	atomic_bool stopping;        /* workers and ticker exit */
 	bool started, stopped;       /* life cycle; the driving thread only */

@@ -105,7 +105,7 @@ static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
 	for (int round = 0; round < 4; round++) {
 		if (s->out_off < s->out.len)
 			return copy_out(s, buf, max);
-		if (s->ended || atomic_load(&srv->stopping))
+		if (s->ended)
 			return MHD_CONTENT_READER_END_OF_STREAM;
 
 		uint64_t gen = hub_gen(srv);
@@ -115,6 +115,9 @@ static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
 		}
 		if (s->out.len > 0)
 			continue;
+		/* Shutting down: what was stored has been sent; end here. */
+		if (atomic_load(&srv->stopping))
+			return MHD_CONTENT_READER_END_OF_STREAM;
 		/* Nothing new: has the task ended? (Its terminal status event is
 		 * its last, so having sent everything means we are done.) */
 		struct tk_task t = { 0 };

@@ -199,6 +199,10 @@ static void run_one(struct tk_server *srv, unsigned slot_ix, struct tk_task *t)
 	snprintf(s->task_id, sizeof s->task_id, "%s", t->id);
 	s->deadline_ns = t->timeout_ms > 0 ? t0 + t->timeout_ms * 1000000LL : 0;
 	s->io = &w.io;
+	/* A claim that raced with workers_stop(): its stop loop ran before this
+	 * slot was active, so the flag is set here (both under q_mu). */
+	if (atomic_load(&srv->stopping))
+		atomic_store(&w.io.stop, TK_STOP_SHUTDOWN);
 	srv->n_running++;
 	tk_gauge_set(srv->m.running, (double)srv->n_running);
 	pthread_mutex_unlock(&srv->q_mu);

@@ -72,6 +72,11 @@ api POST /run_task "$K2" '{"task_description":"queued a"}'; Q1=$(jget .task_id)
 api POST /run_task "$K2" '{"task_description":"queued b"}'; Q2=$(jget .task_id)
 check "long running" wait_status "$LONG" "$K2" running
 api GET "/tasks/$SHORT" "$K2"; check "short still running at SIGTERM" eq "$(jget .status)" running
+# An event stream open on the long task must end (with its final status)
+# when the server drains.
+curl -sN --max-time 60 -H "X-API-Key: $K2" "http://$SRV/tasks/$LONG/events" >"$TMP/sse.long" &
+SSE_PID=$!
+sleep 0.2
 kill -TERM "$SRV_PID"
 # During the grace period: no new tasks, not ready, but still serving.
 sleep 0.2
@@ -82,6 +87,8 @@ check "503 carries Retry-After" grep -qi '^Retry-After: ' <<<"$hdrs"
 api GET /readyz ""; check "readyz 503 during drain" eq "$RESP_CODE" 503
 srv_stop TERM
 check "exit 0 after drain" eq "$SRV_RC" 0
+wait "$SSE_PID" || true
+check "open stream saw the long task fail" grep -q '"status":"failed","error":"server shutting down"' "$TMP/sse.long"
 check "drain logged" grep -q '"msg":"shutting down"' "$D2/server.log"
 # Restart to read the outcome (queued tasks then run).
 srv_start "$D2" --rate-limit-per-min 0 --workers 2 --noop-delay-ms 0
