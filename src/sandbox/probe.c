@@ -72,8 +72,8 @@ static bool own_cgroup(const char *ctrl, char *out, size_t cap)
 		const char *ctrls = c1 + 1;
 		bool match = ctrl[0] ? has_token(ctrls, ctrl) : ctrls[0] == '\0';
 		if (match) {
-			snprintf(out, cap, "%s", c2 + 1);
-			found = true;
+			int n = snprintf(out, cap, "%s", c2 + 1);
+			found = n > 0 && (size_t)n < cap;
 			break;
 		}
 	}
@@ -95,8 +95,8 @@ static bool cg_mount(const char *ctrl, char *out, size_t cap)
 			continue;
 		if (ctrl[0] ? (!strcmp(type, "cgroup") && has_token(opts, ctrl))
 			    : !strcmp(type, "cgroup2")) {
-			snprintf(out, cap, "%s", dir);
-			found = true;
+			int n = snprintf(out, cap, "%s", dir);
+			found = n > 0 && (size_t)n < cap;
 			break;
 		}
 	}

@@ -170,12 +170,12 @@ static int build(enum tk_sandbox_net net, struct sock_fprog *out)
 			continue;
 		if (net == TK_SB_NET_LOOPBACK && (fam == AF_INET || fam == AF_INET6))
 			continue;
-		struct scmp_arg_cmp c = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)fam);
+		struct scmp_arg_cmp c = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)fam, 0);
 		rc = rule(ctx, EAFNOSUPPORT, "socket", 1, &c);
 		if (rc)
 			goto out;
 	}
-	struct scmp_arg_cmp past = SCMP_A0(SCMP_CMP_GE, (scmp_datum_t)AF_MAX);
+	struct scmp_arg_cmp past = SCMP_A0(SCMP_CMP_GE, (scmp_datum_t)AF_MAX, 0);
 	rc = rule(ctx, EAFNOSUPPORT, "socket", 1, &past);
 	if (rc)
 		goto out;
@@ -184,7 +184,7 @@ static int build(enum tk_sandbox_net net, struct sock_fprog *out)
 		 * which the program lacks: belt and braces. */
 		static const int inet[] = { AF_INET, AF_INET6 };
 		for (size_t i = 0; i < 2; i++) {
-			struct scmp_arg_cmp r[2] = { SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)inet[i]),
+			struct scmp_arg_cmp r[2] = { SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)inet[i], 0),
 						     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_RAW) };
 			rc = rule(ctx, EPERM, "socket", 2, r);
 			if (rc)

@@ -140,7 +140,7 @@ int sb_workspace_usage_fd(int ws_fd, uint64_t *bytes, uint64_t *inodes)
 
 int tk_sandbox_workspace_usage(const char *workspace, uint64_t *bytes, uint64_t *inodes)
 {
-	int fd, rc = open_ws(workspace, &fd);
+	int fd = -1, rc = open_ws(workspace, &fd);
 	if (rc)
 		return rc;
 	rc = sb_workspace_usage_fd(fd, bytes, inodes);
@@ -203,7 +203,7 @@ static int remove_visit(int dfd, const char *name, const struct stat *st, void *
 
 int tk_sandbox_workspace_remove(const char *workspace)
 {
-	int fd, rc = open_ws(workspace, &fd);
+	int fd = -1, rc = open_ws(workspace, &fd);
 	if (rc)
 		return rc;
 	rc = walk(fd, 0, NULL, remove_visit, NULL);
@@ -219,7 +219,7 @@ int tk_sandbox_workspace_read(const char *workspace, const char *relpath, struct
 {
 	if (!relpath || !*relpath || relpath[0] == '/')
 		return tk_errf(TK_EINVAL, "workspace: read: need a relative path");
-	int ws, rc = open_ws(workspace, &ws);
+	int ws = -1, rc = open_ws(workspace, &ws);
 	if (rc)
 		return rc;
 	struct open_how how;
