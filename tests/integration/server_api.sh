@@ -220,6 +220,23 @@ check "rate limited counted" grep -qE '^tanuki_http_rate_limited_total\{class="s
 check "auth failures counted" grep -qE '^tanuki_http_auth_failures_total\{reason="missing"\} [1-9]' "$TMP/metrics"
 check "outcomes counted" grep -qE '^tanuki_tasks_total\{outcome="cancelled"\} [1-9]' "$TMP/metrics"
 
+# ---- docs/openapi.yaml and the route table agree: every documented path
+# exists (PATCH is never allowed, so a known path answers 405 rather than 404)
+# and its Allow header lists exactly the documented methods.
+awk '/^  \/[^ ]*:$/ { if (p) print p, m; p = substr($1, 1, length($1) - 1); m = "" }
+     /^    (get|post|put|delete):/ { sub(":", "", $1); m = m toupper($1) "," }
+     END { print p, m }' "$TK_SOURCE_DIR/docs/openapi.yaml" >"$TMP/paths"
+check "openapi lists the endpoints" test "$(wc -l <"$TMP/paths")" -ge 15
+while read -r path methods; do
+	url=${path//\{id\}/$T1}
+	url=${url//\{key_id\}/$KID}
+	hdrs=$(curl -s -D - -o /dev/null -X PATCH "http://$SRV$url")
+	check "PATCH $path is 405" grep -q '^HTTP/1.1 405' <<<"$hdrs"
+	allow=$(grep -i '^Allow:' <<<"$hdrs" | cut -d' ' -f2- | tr -d '\r ' | tr ',' '\n' | sort | tr '\n' ',')
+	want=$(tr ',' '\n' <<<"$methods" | grep . | sort | tr '\n' ',')
+	check "Allow of $path ($allow) is the documented ($want)" eq "$allow" "$want"
+done <"$TMP/paths"
+
 # ---- drain through the admin endpoint: submissions 503, readyz 503
 api POST /admin/drain "$ADMIN"; check "drain 200" eq "$RESP_CODE" 200
 api POST /run_task "$U1" '{"task_description":"late"}'; check "submit while draining 503" eq "$RESP_CODE" 503
