@@ -67,6 +67,10 @@ struct tk_store_options {
 	size_t path_max_bytes;         /* a task file path; default 1024 */
 	int max_attempts;              /* claims before recovery stops re-queueing
 	                                  a task; default 3 */
+	uint64_t max_db_bytes;         /* database size cap; 0 (default) = none.
+	                                  A change that would grow past it fails
+	                                  with TK_EIO ("database or disk is full")
+	                                  and changes nothing, like a full disk */
 };
 
 void tk_store_options_default(struct tk_store_options *o);

@@ -216,10 +216,10 @@ static int db_err(struct sq *q, int src, const char *what)
 			       ? TK_EEXIST
 			       : src == SQLITE_CONSTRAINT_FOREIGNKEY ? TK_ENOENT : TK_EINVAL;
 		break;
-	case SQLITE_FULL:
 	case SQLITE_TOOBIG:
 		code = TK_ELIMIT;
 		break;
+	case SQLITE_FULL: /* an operational failure (disk or max_db_bytes), not bad input */
 	default:
 		code = TK_EIO;
 	}
@@ -412,6 +412,25 @@ static int pragma(struct sq *q, const char *sql, const char *want)
 	return 0;
 }
 
+/* Caps the database at max_bytes through max_page_count (per connection;
+ * set again at every open). A database already larger keeps its size and
+ * cannot grow. */
+static int set_size_cap(struct sq *q, uint64_t max_bytes)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(q->db, "PRAGMA page_size", -1, &st, NULL);
+	int64_t page = 0;
+	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		page = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (page <= 0)
+		return tk_errf(TK_EIO, "store: %s: cannot read page_size", q->path);
+	char sql[64];
+	snprintf(sql, sizeof sql, "PRAGMA max_page_count = %llu",
+		 (unsigned long long)(max_bytes / (uint64_t)page ? max_bytes / (uint64_t)page : 1));
+	return pragma(q, sql, NULL);
+}
+
 static void sq_close(struct tk_store *s)
 {
 	struct sq *q = SQ(s);
@@ -468,6 +487,8 @@ static int sq_open(struct tk_store *s, const char *target)
 						: "PRAGMA synchronous = FULL", NULL)))
 		goto fail;
 	if ((rc = migrate(q)))
+		goto fail;
+	if (s->opts.max_db_bytes && (rc = set_size_cap(q, s->opts.max_db_bytes)))
 		goto fail;
 	for (int i = 0; i < ST__COUNT; i++) {
 		int e = sqlite3_prepare_v3(q->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,

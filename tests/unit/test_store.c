@@ -544,6 +544,61 @@ static void test_purge(void **state)
 	assert_int_equal(tk_store_task_purge(f->s, future, 0, &n), TK_EINVAL);
 }
 
+/* A full database (the max_db_bytes cap stands in for a full disk): the
+ * change that does not fit fails with TK_EIO and leaves nothing behind;
+ * reads go on; after a purge, writes work again. */
+static void test_database_full(void **state)
+{
+	struct fx *f = *state;
+	struct tk_store_options o;
+	tk_store_options_default(&o);
+	o.max_db_bytes = 512 * 1024;
+	char path[700];
+	snprintf(path, sizeof path, "%s/small.db", f->dir);
+	struct tk_store *s = tk_store_open(path, &o);
+	assert_non_null(s);
+	static char content[60000];
+	memset(content, 'z', sizeof content);
+	struct tk_file_in file = { "big.txt", content, sizeof content };
+	struct tk_task_new in = { .request_json = "{}", .files = &file, .n_files = 1 };
+	char ids[64][TK_ID_LEN];
+	int made = 0, rc = 0;
+	while (made < 64) {
+		char id[TK_ID_LEN];
+		if ((rc = tk_store_task_create(s, &in, id)))
+			break;
+		memcpy(ids[made++], id, TK_ID_LEN);
+	}
+	assert_int_equal(rc, TK_EIO);
+	assert_non_null(strstr(tk_err_detail(), "full"));
+	assert_true(made > 0 && made < 64);
+	int64_t n = -1;
+	assert_int_equal(tk_store_task_count(s, NULL, false, 0, &n), 0);
+	assert_int_equal(n, made); /* the failed create left no task */
+	struct tk_task_file g;
+	assert_int_equal(tk_store_file_get(s, ids[0], TK_FILE_INPUT, "big.txt", &g), 0);
+	assert_int_equal(g.size, sizeof content);
+	tk_task_file_clear(&g);
+
+	/* Make room: cancel and purge two tasks, then a create fits again. */
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(tk_store_task_set_status(s, ids[i], TK_TASK_CANCELLED, NULL, NULL), 0);
+	char future[TK_RFC3339_LEN];
+	tk_time_rfc3339(tk_time_real_ns() + 3600LL * 1000000000, future);
+	assert_int_equal(tk_store_task_purge(s, future, 10, &n), 0);
+	assert_int_equal(n, 2);
+	char id[TK_ID_LEN];
+	assert_int_equal(tk_store_task_create(s, &in, id), 0);
+	tk_store_close(s);
+
+	sqlite3 *db = raw_open(path);
+	char *ic = raw_text(db, "PRAGMA integrity_check");
+	assert_string_equal(ic, "ok");
+	free(ic);
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM tasks"), made - 1);
+	sqlite3_close(db);
+}
+
 /* Several threads open the same fresh database at once: every open
  * succeeds and each migration is applied exactly once. */
 struct opener {
@@ -1347,6 +1402,7 @@ int main(void)
 		T(test_claim_fifo),
 		T(test_purge),
 		T(test_concurrent_open),
+		T(test_database_full),
 		T(test_claim_concurrent_own_handles),
 		T(test_claim_concurrent_shared_handle),
 		T(test_events),
