@@ -30,13 +30,21 @@
 
 typedef int (*visit_fn)(int dirfd, const char *name, const struct stat *st, void *arg);
 
-/* Calls pre(dirfd, name, st) for every entry below dfd (pre-order), and
- * post() for directories after their contents (post-order); either may be
- * NULL. dfd is borrowed. */
-static int walk(int dfd, int depth, visit_fn pre, visit_fn post, void *arg)
+struct walker {
+	visit_fn pre;   /* every entry, before a directory's contents; may be NULL */
+	visit_fn post;  /* every entry, after a directory's contents; may be NULL */
+	void *arg;
+	int top_fd;     /* the workspace directory */
+	bool flatten;   /* removal: move too-deep subtrees up instead of failing */
+	bool moved;     /* a subtree was moved up: walk again */
+	unsigned moves;
+};
+
+/* Walks the entries below dfd (borrowed). Entries that vanish or turn into
+ * something else while we look (the program may still be running) are
+ * skipped, never followed. */
+static int walk(struct walker *w, int dfd, int depth)
 {
-	if (depth > WALK_MAX_DEPTH)
-		return tk_errf(TK_ELIMIT, "workspace: tree deeper than %d levels", WALK_MAX_DEPTH);
 	int fd = dup(dfd);
 	if (fd < 0)
 		return tk_errf_sys(TK_EIO, errno, "workspace: dup");
@@ -58,9 +66,26 @@ static int walk(int dfd, int depth, visit_fn pre, visit_fn post, void *arg)
 			rc = tk_errf_sys(TK_EIO, errno, "workspace: stat %s", e->d_name);
 			break;
 		}
-		if (pre && (rc = pre(dfd, e->d_name, &st, arg)))
+		if (w->pre && (rc = w->pre(dfd, e->d_name, &st, w->arg)))
 			break;
 		if (S_ISDIR(st.st_mode)) {
+			if (depth + 1 > WALK_MAX_DEPTH) {
+				if (!w->flatten) {
+					rc = tk_errf(TK_ELIMIT, "workspace: tree deeper than %d levels",
+						     WALK_MAX_DEPTH);
+					break;
+				}
+				/* A tree built to exhaust our descriptors: lift the
+				 * subtree to the top and deal with it on the next pass. */
+				char name[64];
+				snprintf(name, sizeof name, ".tk-flat-%u", w->moves++);
+				if (renameat(dfd, e->d_name, w->top_fd, name) < 0) {
+					rc = tk_errf_sys(TK_EIO, errno, "workspace: lift %s", e->d_name);
+					break;
+				}
+				w->moved = true;
+				continue;
+			}
 			int sub = openat(dfd, e->d_name,
 					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 			if (sub < 0 && errno == EACCES) {
@@ -79,22 +104,29 @@ static int walk(int dfd, int depth, visit_fn pre, visit_fn post, void *arg)
 				}
 			}
 			if (sub < 0) {
+				if (errno == ENOENT || errno == ELOOP || errno == ENOTDIR)
+					continue; /* replaced under us: not followed */
 				rc = tk_errf_sys(TK_EIO, errno, "workspace: open directory %s",
 						 e->d_name);
 				break;
 			}
-			rc = walk(sub, depth + 1, pre, post, arg);
+			rc = walk(w, sub, depth + 1);
 			close(sub);
 			if (rc)
 				break;
-			if (post && (rc = post(dfd, e->d_name, &st, arg)))
-				break;
-		} else if (post && (rc = post(dfd, e->d_name, &st, arg))) {
-			break;
 		}
+		if (w->post && (rc = w->post(dfd, e->d_name, &st, w->arg)))
+			break;
 	}
 	closedir(d);
 	return rc;
+}
+
+/* One walk over the tree under the directory fd top. */
+static int walk_tree(int top, visit_fn pre, visit_fn post, void *arg)
+{
+	struct walker w = { pre, post, arg, top, false, false, 0 };
+	return walk(&w, top, 0);
 }
 
 static int open_ws(const char *workspace, int *out)
@@ -131,7 +163,7 @@ int sb_workspace_usage_fd(int ws_fd, uint64_t *bytes, uint64_t *inodes)
 	int fd = openat(ws_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return tk_errf_sys(TK_EIO, errno, "workspace: reopen");
-	int rc = walk(fd, 0, usage_visit, NULL, &u);
+	int rc = walk_tree(fd, usage_visit, NULL, &u);
 	close(fd);
 	*bytes = u.bytes;
 	*inodes = u.inodes;
@@ -184,7 +216,7 @@ int sb_workspace_chown(int ws_fd, unsigned uid, unsigned gid)
 	int fd = openat(ws_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return tk_errf_sys(TK_EIO, errno, "workspace: reopen");
-	int rc = walk(fd, 0, chown_visit, NULL, &o);
+	int rc = walk_tree(fd, chown_visit, NULL, &o);
 	close(fd);
 	return rc;
 }
@@ -206,7 +238,15 @@ int tk_sandbox_workspace_remove(const char *workspace)
 	int fd = -1, rc = open_ws(workspace, &fd);
 	if (rc)
 		return rc;
-	rc = walk(fd, 0, NULL, remove_visit, NULL);
+	/* Passes until nothing had to be lifted; each pass removes what it
+	 * reaches, so the tree shrinks every time. */
+	struct walker w = { NULL, remove_visit, NULL, fd, true, false, 0 };
+	for (int pass = 0; pass < 1000; pass++) {
+		w.moved = false;
+		rc = walk(&w, fd, 0);
+		if (rc || !w.moved)
+			break;
+	}
 	close(fd);
 	if (!rc && rmdir(workspace) < 0)
 		rc = tk_errf_sys(TK_EIO, errno, "workspace: rmdir %s", workspace);

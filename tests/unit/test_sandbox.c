@@ -516,6 +516,45 @@ static void test_disk_and_inode_fill(void **state)
 	ws_free(ws);
 }
 
+static void test_deep_tree(void **state)
+{
+	(void)state;
+	SKIP_IF_INSECURE();
+	/* A tree deeper than any walker should hold open: the quota calls it
+	 * over the limit, and removal still takes all of it. */
+	char ws[512];
+	ws_new(ws, sizeof ws);
+	struct tk_sandbox_result r;
+	run(&(struct run_args){ .ws = ws,
+				.argv = ARGV("sh", "-c",
+					     "i=0; while [ $i -lt 400 ]; do mkdir d && cd d || exit 1; "
+					     "i=$((i+1)); done; echo x > leaf; ln -s / up; echo deep") },
+	    &r);
+	assert_int_equal(r.status, TK_SB_OL);
+	assert_int_equal(r.limit, TK_SB_LIM_DISK);
+	tk_sandbox_result_free(&r);
+	ws_free(ws);
+	assert_int_equal(access(ws, F_OK), -1);
+
+	/* the same, built here, to be sure of the depth */
+	ws_new(ws, sizeof ws);
+	int fd = open(ws, O_RDONLY | O_DIRECTORY);
+	assert_true(fd >= 0);
+	for (int i = 0; i < 400; i++) {
+		assert_int_equal(mkdirat(fd, "d", 0700), 0);
+		int sub = openat(fd, "d", O_RDONLY | O_DIRECTORY);
+		assert_true(sub >= 0);
+		close(fd);
+		fd = sub;
+	}
+	assert_int_equal(symlinkat("/", fd, "up"), 0);
+	close(fd);
+	uint64_t bytes, inodes;
+	assert_int_equal(tk_sandbox_workspace_usage(ws, &bytes, &inodes), TK_ELIMIT);
+	ws_free(ws);
+	assert_int_equal(access(ws, F_OK), -1);
+}
+
 static void test_tmp_and_shm_fill(void **state)
 {
 	(void)state;
@@ -1133,6 +1172,7 @@ int main(void)
 		cmocka_unit_test(test_output_flood),
 		cmocka_unit_test(test_file_size),
 		cmocka_unit_test(test_disk_and_inode_fill),
+		cmocka_unit_test(test_deep_tree),
 		cmocka_unit_test(test_tmp_and_shm_fill),
 		cmocka_unit_test(test_daemon_survivor),
 		cmocka_unit_test(test_network_none),
