@@ -669,6 +669,12 @@ static void test_hostile_handmade(void **state)
 	CASE(TK_EFORMAT, "string length", b_hdr(&b, 3, 0, 1); b_u64(&b, UINT64_MAX); b_u32(&b, 0); b_u64(&b, 0));
 	CASE(TK_EFORMAT, "string length", b_hdr(&b, 3, 0, 1); b_str(&b, "k"); b_u32(&b, TK_GGUF_STRING);
 	     b_u64(&b, 1ull << 62); b_u64(&b, 0));
+	/* exact boundaries: a string one byte longer than what is left */
+	CASE(TK_EFORMAT, "runs past end of file", b_hdr(&b, 3, 0, 1); b_str(&b, "k"); b_u32(&b, TK_GGUF_STRING);
+	     b_u64(&b, 5); b_bytes(&b, "abcd", 4));
+	CASE(TK_EFORMAT, "runs past end of file", b_hdr(&b, 3, 0, 1); b_u64(&b, 14); b_bytes(&b, "0123456789abc", 13));
+	CASE(TK_EFORMAT, "past end of file", b_hdr(&b, 3, 0, 1); b_str(&b, "k"); b_u32(&b, TK_GGUF_ARRAY);
+	     b_u32(&b, TK_GGUF_UINT16); b_u64(&b, 3); b_u32(&b, 0); b_le(&b, 0, 1));
 	CASE(TK_EFORMAT, "empty", b_hdr(&b, 3, 0, 1); b_str(&b, ""); b_u32(&b, TK_GGUF_UINT8); b_u64(&b, 0));
 	CASE(TK_EFORMAT, "contains NUL", b_hdr(&b, 3, 0, 1); b_u64(&b, 3); b_bytes(&b, "a\0b", 3);
 	     b_u32(&b, TK_GGUF_UINT8); b_u64(&b, 0));
