@@ -453,6 +453,12 @@ __attribute__((noreturn)) static void exec_program(const struct sb_plan *p)
 void sb_child_main(const struct sb_plan *p)
 {
 	int rfd = p->report_fd;
+	/* A supervisor that ignores SIGCHLD would make the kernel reap the
+	 * program behind our back: we need its status. */
+	struct sigaction dfl;
+	memset(&dfl, 0, sizeof dfl);
+	dfl.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &dfl, NULL);
 	/* Until we change credentials, the signal also covers a supervisor
 	 * that dies during setup. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);

@@ -460,7 +460,10 @@ int tk_sandbox_run(const struct tk_sandbox_spec *spec, struct tk_sandbox_result 
 	unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC |
 			      CLONE_NEWUTS | (plan->userns ? CLONE_NEWUSER : 0);
 	t0 = tk_time_mono_ns();
-	pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+	/* No exit signal: the child is then invisible to a waitpid(-1) elsewhere
+	 * in the process and never auto-reaped when SIGCHLD is ignored; only
+	 * our wait4(pid, __WALL) collects it. */
+	pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
 	if (pid < 0) {
 		tk_errf_sys(TK_EIO, errno, "clone");
 		set_xx(r, "clone into new namespaces");
@@ -588,7 +591,7 @@ reap:;
 	int wst = 0;
 	struct rusage ru;
 	memset(&ru, 0, sizeof ru);
-	while (wait4(pid, &wst, 0, &ru) < 0 && errno == EINTR)
+	while (wait4(pid, &wst, __WALL, &ru) < 0 && errno == EINTR)
 		;
 	int64_t t1 = tk_time_mono_ns();
 	r->wall_ms = (uint64_t)((t1 - t0) / 1000000);

@@ -983,6 +983,26 @@ static void test_concurrent_runs(void **state)
 	}
 }
 
+static void test_supervisor_ignores_sigchld(void **state)
+{
+	(void)state;
+	SKIP_IF_INSECURE();
+	/* A host application that ignores SIGCHLD (children auto-reaped) must
+	 * still get the real status. */
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old;
+	sigemptyset(&ign.sa_mask);
+	assert_int_equal(sigaction(SIGCHLD, &ign, &old), 0);
+	char ws[512];
+	ws_new(ws, sizeof ws);
+	struct tk_sandbox_result r;
+	run(&(struct run_args){ .ws = ws, .argv = ARGV("sh", "-c", "exit 9") }, &r);
+	sigaction(SIGCHLD, &old, NULL);
+	assert_int_equal(r.status, TK_SB_RE);
+	assert_int_equal(r.exit_code, 9);
+	tk_sandbox_result_free(&r);
+	ws_free(ws);
+}
+
 /* ---- records, metrics, refusal ----------------------------------------- */
 
 static void test_result_json_and_metrics(void **state)
@@ -1184,6 +1204,7 @@ int main(void)
 		cmocka_unit_test(test_forbidden_syscalls_and_signals),
 		cmocka_unit_test(test_sysv_ipc_left_behind),
 		cmocka_unit_test(test_concurrent_runs),
+		cmocka_unit_test(test_supervisor_ignores_sigchld),
 		cmocka_unit_test(test_result_json_and_metrics),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
