@@ -12,6 +12,7 @@
 
 #include "core/config.h"
 #include "core/err.h"
+#include "obs/crash.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "server/server.h"
@@ -280,6 +281,8 @@ int cli_cmd_serve(int argc, char **argv)
 		goto out;
 	}
 	tk_config_register_secrets(cfg, tk_log_add_secret);
+	if (tk_crash_install() < 0)
+		tk_log(TK_LOG_WARNING, "server", "crash handler not installed: %s", tk_err_detail());
 
 	/* Block the signals before any thread exists so that every thread
 	 * inherits the mask and only sigwait() below receives them. */

@@ -17,6 +17,7 @@
 
 #include "core/err.h"
 #include "core/time.h"
+#include "obs/crash.h"
 #include "obs/log.h"
 
 #include <errno.h>
@@ -237,6 +238,9 @@ static void *worker_main(void *arg)
 	struct worker_arg a = *(struct worker_arg *)arg;
 	free(arg);
 	struct tk_server *srv = a.srv;
+	/* Runners are where a crash is most likely: give this thread the
+	 * alternate stack the crash handler needs to report it (obs/crash.h). */
+	tk_crash_thread_init();
 	for (;;) {
 		pthread_mutex_lock(&srv->q_mu);
 		while (!atomic_load(&srv->stopping) &&
@@ -282,6 +286,7 @@ static void *worker_main(void *arg)
 		run_one(srv, a.ix, &t);
 		tk_task_clear(&t);
 	}
+	tk_crash_thread_fini();
 	pthread_mutex_lock(&srv->q_mu);
 	srv->n_workers_alive--;
 	pthread_cond_broadcast(&srv->idle_cv);
