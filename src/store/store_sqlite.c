@@ -28,13 +28,12 @@
 #include "obs/log.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <sys/stat.h>
 
 /* ---------------------------------------------------------- migrations */
 
@@ -460,23 +459,23 @@ static int sq_open(struct tk_store *s, const char *target)
 	pthread_mutex_init(&q->lock, NULL);
 	s->impl = q;
 
-	if (!memory) {
-		/* Create the file owner-only before SQLite does (it would use
-		 * 0644 & umask); SQLite gives the -wal and -shm files the
-		 * database file's mode. */
-		int fd = open(target, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-		if (fd < 0) {
-			rc = tk_errf_sys(TK_EIO, errno, "store: open %s", target);
-			goto fail;
-		}
-		close(fd);
-	}
+	struct stat sb;
+	bool existed = memory || stat(target, &sb) == 0;
 	/* NOMUTEX: our own mutex serializes use of the connection. */
 	rc = sqlite3_open_v2(target, &q->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			     NULL);
 	if (rc != SQLITE_OK) {
 		rc = db_err(q, rc, "open");
+		goto fail;
+	}
+	/* A new database file is made owner-only (it will hold key hashes and
+	 * task data) before anything is written to it; SQLite gives the -wal
+	 * and -shm files the database file's mode. This goes by path on
+	 * purpose: opening and closing our own descriptor on the file would
+	 * drop the POSIX locks other connections of this process hold on it. */
+	if (!existed && chmod(target, 0600) && errno != ENOENT) {
+		rc = tk_errf_sys(TK_EIO, errno, "store: chmod 0600 %s", target);
 		goto fail;
 	}
 	sqlite3_extended_result_codes(q->db, 1);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -109,6 +110,11 @@ static void test_migrations_from_empty(void **state)
 	assert_int_equal(tk_store_schema_version(f->s), tk_store_schema_version_max());
 	assert_string_equal(tk_store_backend_name(f->s), "sqlite");
 	assert_int_equal(tk_store_ping(f->s), 0);
+
+	/* Owner-only: the file will hold key hashes. */
+	struct stat sb;
+	assert_int_equal(stat(f->db, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
 
 	sqlite3 *db = raw_open(f->db);
 	assert_int_equal(raw_int(db, "SELECT count(*) FROM schema_version"),
