@@ -715,11 +715,12 @@ const struct tk_gguf_tensor *tk_gguf_find_tensor(const struct tk_gguf *g, const 
 	return i == SIZE_MAX ? NULL : &g->tensors[i];
 }
 
-/* A scalar widened for range checks: integers as (neg, magnitude). */
+/* A scalar widened for range checks. A non-negative integer of any type is
+ * in mag; a negative one in sval (neg set). */
 struct wide {
 	bool is_int, is_float;
-	bool neg;      /* integer is negative */
-	uint64_t mag;  /* |integer| when !neg, else the signed value in sval */
+	bool neg;
+	uint64_t mag;
 	int64_t sval;
 	double f;
 };

@@ -218,16 +218,12 @@ static double block_bound(int type, const float *x0, const uint8_t *blk)
 {
 	const double h = 0x1p-11; /* half's relative rounding error bound */
 	const double hmin = 0x1p-25; /* half's absolute error near zero */
-	double amax = 0, mx = -INFINITY, mn = INFINITY, smax = 0;
+	double amax = 0, mx = -INFINITY, mn = INFINITY;
 	for (int j = 0; j < 32; j++) {
-		if (fabs(x0[j]) > amax) {
-			amax = fabs(x0[j]);
-			smax = x0[j];
-		}
+		amax = fmax(amax, fabs(x0[j]));
 		mx = fmax(mx, x0[j]);
 		mn = fmin(mn, x0[j]);
 	}
-	(void)smax;
 	double d_true, d = tk_fp16_to_fp32(rd_u16(blk)), qmax, half_steps;
 	double extra = 0;
 	switch (type) {
