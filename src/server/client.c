@@ -41,6 +41,10 @@ int tk_http_url_parse(const char *url, struct tk_http_url *out)
 	if (hl == 0 || hl >= sizeof out->host)
 		return tk_errf(TK_EINVAL, "url %s: bad host", url);
 	memcpy(out->host, h, hl);
+	/* A name, an IPv4 address, or (in brackets) IPv6: nothing that could
+	 * end up as query, fragment or credentials in the request. */
+	if (strspn(out->host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:") != hl)
+		return tk_errf(TK_EINVAL, "url %s: bad character in host", url);
 	snprintf(out->port, sizeof out->port, "80");
 	if (*p == ':') {
 		size_t pl = strspn(p + 1, "0123456789");
@@ -48,6 +52,9 @@ int tk_http_url_parse(const char *url, struct tk_http_url *out)
 			return tk_errf(TK_EINVAL, "url %s: bad port", url);
 		memcpy(out->port, p + 1, pl);
 		out->port[pl] = '\0';
+		long pn = strtol(out->port, NULL, 10);
+		if (pn < 1 || pn > 65535)
+			return tk_errf(TK_EINVAL, "url %s: port must be 1..65535", url);
 		p += 1 + pl;
 	}
 	if (*p && *p != '/')

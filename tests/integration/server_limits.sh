@@ -12,6 +12,17 @@ srv_start "$D" --rate-limit-per-min 0 --workers 1 --queue-max 2 --task-timeout-m
 	--noop-delay-ms 0 --set server.connection_timeout_s=1 --cors-origin https://app.example \
 	--set server.max_connections=20
 
+# ---- a second server on the same port fails clearly (exit 1), the first
+# one is unharmed
+rc=0
+"$TANUKI_BIN" serve --listen "$SRV" --data-dir "$TMP/other" 2>"$TMP/second.err" || rc=$?
+check "second server on a used port exits 1 ($rc)" eq "$rc" 1
+check "it says why" grep -q 'cannot listen' "$TMP/second.err"
+api GET /livez ""; check "first server unharmed" eq "$RESP_CODE" 200
+rc=0
+"$TANUKI_BIN" serve --listen nonsense --data-dir "$TMP/other" 2>/dev/null || rc=$?
+check "bad --listen is a usage error (2)" eq "$rc" 2
+
 # ---- deadline
 api POST /run_task "$K" '{"task_description":"slow noop:delay_ms=20000","wait":15}'
 check "deadline -> answered when the task ended" eq "$RESP_CODE" 200
