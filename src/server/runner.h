@@ -23,6 +23,13 @@
  *     is used) for failure. Output files go through io->put_file().
  * A result object may carry "result" (string, shown as TaskResponse.result),
  * "tests" and "usage" (any JSON), which the API passes through.
+ *
+ * Plugging in the orchestrator: agents sits below server in the module
+ * order, so it does not include this header; the server side (or the CLI)
+ * wraps the orchestrator's entry point in a struct tk_task_runner. The
+ * request is io->task->request_json (TaskRequest without `files` and
+ * `wait`); the input files are in the store (tk_store_file_list(...,
+ * TK_FILE_INPUT)), so a runner that needs them keeps the store in its ctx.
  */
 #ifndef TK_SERVER_RUNNER_H
 #define TK_SERVER_RUNNER_H
