@@ -11,11 +11,13 @@
  * The SQLite backend keeps one connection per handle guarded by a mutex, so
  * calls on one handle are serialized; separate handles (threads or processes)
  * on the same database file coordinate through SQLite's own locks and the
- * busy timeout. Open one handle per process and share it.
+ * busy timeout. Open one handle per process and share it. A handle must
+ * not be used in a child after fork() (SQLite connections do not survive
+ * it); the child opens its own.
  *
  * Invariants the store guarantees (any backend):
  *   - every state change (create, claim, set_status, requeue, event append,
- *     file put, key create/revoke/touch, artifact register/remove) is one
+ *     file put, purge, key create/revoke/touch, artifact register/remove) is one
  *     transaction: after a crash it happened entirely or not at all;
  *   - task status only moves along
  *         queued -> running -> completed | failed | timed_out | cancelled
@@ -32,6 +34,10 @@
  *
  * Errors follow STYLE.md: actions return 0 or a negative TK_E* code with a
  * detail (tk_err_detail()) naming what failed; constructors return NULL.
+ * Besides the codes listed per function, any call that touches the
+ * database may fail with TK_EBUSY (another writer held the lock past
+ * busy_timeout_ms; retry later), TK_EIO (I/O error, disk or max_db_bytes
+ * full), TK_EFORMAT (corrupt database) or TK_ENOMEM.
  * Pointer arguments are borrowed for the duration of the call unless the
  * comment says otherwise. Records returned to the caller are owned by the
  * caller and released with the matching *_clear / *_free function.
@@ -92,7 +98,8 @@ struct tk_store *tk_store_open_dir(const char *dir, const struct tk_store_option
 /* Closes the handle; no call on it may be running or follow. NULL ok. */
 void tk_store_close(struct tk_store *s);
 
-/* Cheap check that the store answers (for /readyz). 0 or TK_EIO. */
+/* Cheap check that the store answers (for /readyz). 0, or TK_EIO /
+ * TK_EBUSY / TK_EFORMAT from the database. */
 int tk_store_ping(struct tk_store *s);
 
 /* Schema version of the open database (tests, diagnostics). */
@@ -154,9 +161,10 @@ void tk_tasks_free(struct tk_task *tasks, size_t n);
 /* Kinds of task files: what the client sent, and what the run produced. */
 enum tk_file_kind { TK_FILE_INPUT = 0, TK_FILE_OUTPUT = 1 };
 
-/* A task file as given to the store (all borrowed). path: relative, no
- * "..", no leading '/', no NUL, at most path_max_bytes; content may hold
- * any bytes. */
+/* A task file as given to the store (all borrowed). path: relative (no
+ * leading '/'), no "." or ".." component, no empty component, no
+ * backslash, no control bytes, at most path_max_bytes (see
+ * tk_store_file_path_valid); content may hold any bytes, NUL included. */
 struct tk_file_in {
 	const char *path;
 	const void *content;
@@ -175,7 +183,9 @@ struct tk_task_new {
 /* Creates a queued task, its input files and its first event ("status",
  * {"status":"queued"}) in one transaction; writes the new id into id_out.
  * TK_EINVAL (bad JSON, bad path, negative timeout), TK_ELIMIT (a cap),
- * TK_EEXIST (two files with the same path), TK_EIO. */
+ * TK_EEXIST (two files with the same path), TK_ENOENT (owner key not in
+ * the store), TK_EBUSY (write lock not obtained within the busy timeout),
+ * TK_EIO (disk full or I/O). */
 int tk_store_task_create(struct tk_store *s, const struct tk_task_new *in,
 			 char id_out[TK_ID_LEN]);
 
