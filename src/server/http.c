@@ -47,6 +47,7 @@ void tk_server_opts_default(struct tk_server_opts *o)
 	o->limits[TK_RL_SUBMIT] = (struct tk_rl_limit){ 5, 5 };
 	o->limits[TK_RL_READ] = (struct tk_rl_limit){ 600, 120 };
 	o->limits[TK_RL_ADMIN] = (struct tk_rl_limit){ 120, 60 };
+	o->limits[TK_RL_AUTHFAIL] = (struct tk_rl_limit){ 30, 30 };
 	o->rl_max_buckets = 10000;
 	o->trust_request_id = true;
 	tk_taskreq_limits_default(&o->req);

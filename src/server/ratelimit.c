@@ -36,7 +36,8 @@ struct tk_ratelimit {
 	struct rl_bucket *lru_head, *lru_tail; /* head = most recently used */
 };
 
-static const char *const class_names[TK_RL_N_] = { "submit", "read", "admin" };
+static const char *const class_names[TK_RL_N_] = { "submit", "read", "admin",
+						   "auth_failure" };
 
 const char *tk_rl_class_name(enum tk_rl_class cls)
 {
@@ -152,6 +153,54 @@ static void table_remove(struct tk_ratelimit *rl, struct rl_bucket *b)
 		*pp = b->hnext;
 }
 
+static struct rl_bucket *find(struct tk_ratelimit *rl, const char *k, uint64_t h,
+			      enum tk_rl_class cls)
+{
+	struct rl_bucket *b = rl->table[h & (rl->n_slots - 1)];
+	while (b && !(b->hash == h && b->cls == cls && !strcmp(b->key, k)))
+		b = b->hnext;
+	return b;
+}
+
+/* Adds the tokens earned since b->last_ns, up to the burst. */
+static void refill(struct rl_bucket *b, const struct tk_rl_limit *lim, int64_t now_ns)
+{
+	if (now_ns > b->last_ns) {
+		b->tokens += (double)(now_ns - b->last_ns) * (lim->per_minute / 60e9);
+		b->last_ns = now_ns;
+	}
+	if (b->tokens > lim->burst)
+		b->tokens = lim->burst;
+}
+
+static int wait_secs(const struct rl_bucket *b, const struct tk_rl_limit *lim)
+{
+	int secs = (int)ceil((1.0 - b->tokens) / (lim->per_minute / 60.0));
+	return secs < 1 ? 1 : secs;
+}
+
+bool tk_ratelimit_blocked(struct tk_ratelimit *rl, const char *key, enum tk_rl_class cls,
+			  int64_t now_ns, int *retry_after_s)
+{
+	if ((unsigned)cls >= TK_RL_N_)
+		return false;
+	char k[RL_KEY_MAX];
+	snprintf(k, sizeof k, "%s", key ? key : "");
+	uint64_t h = key_hash(k, cls);
+	bool blocked = false;
+	pthread_mutex_lock(&rl->mu);
+	struct tk_rl_limit lim = rl->limits[cls];
+	struct rl_bucket *b = lim.per_minute > 0 ? find(rl, k, h, cls) : NULL;
+	if (b) {
+		refill(b, &lim, now_ns);
+		blocked = b->tokens < 1.0;
+		if (blocked && retry_after_s)
+			*retry_after_s = wait_secs(b, &lim);
+	}
+	pthread_mutex_unlock(&rl->mu);
+	return blocked;
+}
+
 bool tk_ratelimit_take(struct tk_ratelimit *rl, const char *key, enum tk_rl_class cls,
 		       int64_t now_ns, int *retry_after_s)
 {
@@ -167,9 +216,7 @@ bool tk_ratelimit_take(struct tk_ratelimit *rl, const char *key, enum tk_rl_clas
 	if (lim.per_minute <= 0)
 		goto out; /* class not limited */
 
-	struct rl_bucket *b = rl->table[h & (rl->n_slots - 1)];
-	while (b && !(b->hash == h && b->cls == cls && !strcmp(b->key, k)))
-		b = b->hnext;
+	struct rl_bucket *b = find(rl, k, h, cls);
 	if (b) {
 		lru_unlink(rl, b);
 	} else {
@@ -196,21 +243,13 @@ bool tk_ratelimit_take(struct tk_ratelimit *rl, const char *key, enum tk_rl_clas
 	}
 	lru_push_front(rl, b);
 
-	double rate_per_ns = lim.per_minute / 60e9;
-	if (now_ns > b->last_ns) {
-		b->tokens += (double)(now_ns - b->last_ns) * rate_per_ns;
-		b->last_ns = now_ns;
-	}
-	if (b->tokens > lim.burst)
-		b->tokens = lim.burst;
+	refill(b, &lim, now_ns);
 	if (b->tokens >= 1.0) {
 		b->tokens -= 1.0;
 	} else {
 		allowed = false;
-		double wait_s = (1.0 - b->tokens) / (rate_per_ns * 1e9);
-		int secs = (int)ceil(wait_s);
 		if (retry_after_s)
-			*retry_after_s = secs < 1 ? 1 : secs;
+			*retry_after_s = wait_secs(b, &lim);
 	}
 out:
 	pthread_mutex_unlock(&rl->mu);

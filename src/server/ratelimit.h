@@ -27,6 +27,7 @@ enum tk_rl_class {
 	TK_RL_SUBMIT = 0, /* POST /run_task */
 	TK_RL_READ,       /* GET /tasks..., /health, cancel */
 	TK_RL_ADMIN,      /* /admin/... */
+	TK_RL_AUTHFAIL,   /* failed authentications, keyed by client address */
 	TK_RL_N_
 };
 
@@ -51,10 +52,17 @@ int tk_ratelimit_configure(struct tk_ratelimit *rl, const struct tk_rl_limit *li
 bool tk_ratelimit_take(struct tk_ratelimit *rl, const char *key, enum tk_rl_class cls,
 		       int64_t now_ns, int *retry_after_s);
 
+/* Whether key has no token left in class cls at now_ns (after refill),
+ * without taking one; *retry_after_s as for take. A key without a bucket is
+ * not blocked. */
+bool tk_ratelimit_blocked(struct tk_ratelimit *rl, const char *key, enum tk_rl_class cls,
+			  int64_t now_ns, int *retry_after_s);
+
 /* Number of live buckets (for tests). */
 size_t tk_ratelimit_size(struct tk_ratelimit *rl);
 
-/* Name of a class for logs and metrics ("submit", "read", "admin"). */
+/* Name of a class for logs and metrics ("submit", "read", "admin",
+ * "auth_failure"). */
 const char *tk_rl_class_name(enum tk_rl_class cls);
 
 #endif

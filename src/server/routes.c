@@ -15,7 +15,9 @@
 #include "core/version.h"
 #include "obs/log.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -651,17 +653,61 @@ static const char *presented_key(struct srv_req *r)
 	return NULL;
 }
 
+/* The client's address as text ("" when unknown), for the failed-auth limit. */
+static void client_addr(struct srv_req *r, char *out, size_t cap)
+{
+	out[0] = '\0';
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (!ci || !ci->client_addr)
+		return;
+	const struct sockaddr *sa = ci->client_addr;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+			  (socklen_t)cap);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+			  out, (socklen_t)cap);
+}
+
+/* A failed authentication: counts against the client address, and is
+ * answered 401 (or 429 once the address is over its limit). */
+static enum MHD_Result auth_refused(struct srv_req *r, const char *ip, const char *reason,
+				    const char *detail)
+{
+	int retry = 1;
+	if (!tk_ratelimit_take(r->srv->rl, ip, TK_RL_AUTHFAIL, tk_time_mono_ns(), &retry)) {
+		tk_counter_inc(tk_metric_series(r->srv->m.rate_limited,
+						(const char *[]){ "auth_failure" }));
+		r->retry_after_s = retry;
+	}
+	return auth_fail(r, 401, reason, detail);
+}
+
 enum MHD_Result srv_route_dispatch(struct srv_req *r)
 {
 	struct tk_server *srv = r->srv;
 	const struct srv_route *rt = r->route;
 	if (rt->auth != AUTH_NONE) {
+		/* Guessing keys: an address with too many recent failures is
+		 * refused before its key is even looked at. */
+		char ip[INET6_ADDRSTRLEN];
+		int retry = 1;
+		client_addr(r, ip, sizeof ip);
+		if (tk_ratelimit_blocked(srv->rl, ip, TK_RL_AUTHFAIL, tk_time_mono_ns(), &retry)) {
+			tk_counter_inc(tk_metric_series(srv->m.rate_limited,
+							(const char *[]){ "auth_failure" }));
+			r->retry_after_s = retry;
+			return srv_send_error(r, 429, "rate_limited",
+					      "too many failed authentications from this address; "
+					      "retry in %d s", retry);
+		}
 		const char *key = presented_key(r);
 		if (!key || !*key)
-			return auth_fail(r, 401, "missing", "missing API key (X-API-Key header)");
+			return auth_refused(r, ip, "missing", "missing API key (X-API-Key header)");
 		int rc = tk_store_key_verify(srv->store, key, &r->key);
 		if (rc == TK_EPERM)
-			return auth_fail(r, 401, "invalid", "invalid API key");
+			return auth_refused(r, ip, "invalid", "invalid API key");
 		if (rc < 0)
 			return srv_send_store_error(r, rc, "API key");
 		r->authed = true;
@@ -674,7 +720,7 @@ enum MHD_Result srv_route_dispatch(struct srv_req *r)
 		if (!r->key.last_used[0] || strcmp(r->key.last_used, thresh) < 0)
 			tk_store_key_touch(srv->store, r->key.id);
 
-		int retry = 1;
+		retry = 1;
 		if (!tk_ratelimit_take(srv->rl, r->key.id, rt->rl, tk_time_mono_ns(), &retry)) {
 			tk_counter_inc(tk_metric_series(srv->m.rate_limited,
 							(const char *[]){ tk_rl_class_name(rt->rl) }));

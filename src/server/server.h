@@ -54,7 +54,9 @@ struct tk_server_opts {
 	int sse_heartbeat_ms;       /* comment line on idle SSE streams; default 15000 */
 	double retry_after_s;       /* Retry-After on 503s; default 5 */
 	struct tk_rl_limit limits[TK_RL_N_]; /* default submit 5/min burst 5,
-	                               read 600/min burst 120, admin 120/min burst 60 */
+	                               read 600/min burst 120, admin 120/min burst 60,
+	                               failed authentications 30/min burst 30 per
+	                               client address (then 429 before any key check) */
 	size_t rl_max_buckets;      /* default 10000 */
 	char metrics_host[256];     /* "" (default): /metrics on the API port; else
 	                               /metrics only, on its own address (no key) */

@@ -102,6 +102,29 @@ static void test_bounded_table(void **state)
 	tk_ratelimit_free(NULL);
 }
 
+static void test_blocked_peeks(void **state)
+{
+	(void)state;
+	struct tk_rl_limit l[TK_RL_N_] = { [TK_RL_AUTHFAIL] = { 60, 2 } };
+	struct tk_ratelimit *rl = tk_ratelimit_new(l, 10);
+	assert_non_null(rl);
+	int retry = -1;
+	assert_false(tk_ratelimit_blocked(rl, "10.0.0.1", TK_RL_AUTHFAIL, 0, &retry));
+	assert_int_equal(tk_ratelimit_size(rl), 0); /* peeking creates nothing */
+	assert_true(tk_ratelimit_take(rl, "10.0.0.1", TK_RL_AUTHFAIL, 0, &retry));
+	assert_false(tk_ratelimit_blocked(rl, "10.0.0.1", TK_RL_AUTHFAIL, 0, &retry));
+	assert_true(tk_ratelimit_take(rl, "10.0.0.1", TK_RL_AUTHFAIL, 0, &retry));
+	/* Empty now; peeking many times does not consume or extend the wait. */
+	for (int i = 0; i < 5; i++) {
+		assert_true(tk_ratelimit_blocked(rl, "10.0.0.1", TK_RL_AUTHFAIL, 0, &retry));
+		assert_int_equal(retry, 1);
+	}
+	assert_false(tk_ratelimit_blocked(rl, "10.0.0.2", TK_RL_AUTHFAIL, 0, &retry));
+	assert_false(tk_ratelimit_blocked(rl, "10.0.0.1", TK_RL_AUTHFAIL, 1000000000LL, &retry));
+	assert_false(tk_ratelimit_blocked(rl, "10.0.0.1", TK_RL_SUBMIT, 0, &retry)); /* off */
+	tk_ratelimit_free(rl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -109,6 +132,7 @@ int main(void)
 		cmocka_unit_test(test_isolation),
 		cmocka_unit_test(test_reconfigure),
 		cmocka_unit_test(test_bounded_table),
+		cmocka_unit_test(test_blocked_peeks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
