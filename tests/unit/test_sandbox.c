@@ -866,9 +866,12 @@ static void test_forbidden_syscalls_and_signals(void **state)
 	ws_new(ws, sizeof ws);
 	put_fixture(ws, "syscalls");
 	struct tk_sandbox_result r;
-	run(&(struct run_args){ .ws = ws, .argv = ARGV("./syscalls") }, &r);
+	char me[16];
+	snprintf(me, sizeof me, "%d", (int)getpid());
+	run(&(struct run_args){ .ws = ws, .argv = ARGV("./syscalls", me) }, &r);
 	assert_int_equal(r.status, TK_SB_OK);
 	static const char *const want[] = {
+		"ptrace_supervisor: EPERM", "kill_supervisor: ESRCH", "supervisor_environ: ENOENT",
 		"mount: EPERM", "umount: EPERM", "fsopen: EPERM", "open_tree: EPERM",
 		"pivot_root: EPERM", "chroot: EPERM", "unshare_user: EPERM", "unshare_net: EPERM",
 		"setns: EPERM", "clone_newuser: EPERM", "clone3: ENOSYS",
@@ -1005,6 +1008,19 @@ static void test_supervisor_ignores_sigchld(void **state)
 
 /* ---- records, metrics, refusal ----------------------------------------- */
 
+/* The value of the exposition line starting with prefix, 0 when absent. */
+static double exposed_value(const char *prefix)
+{
+	struct tk_buf e = TK_BUF_INIT(1 << 22);
+	assert_int_equal(tk_metrics_expose(NULL, &e), 0);
+	double v = 0;
+	const char *p = e.data ? strstr(e.data, prefix) : NULL;
+	if (p)
+		v = strtod(p + strlen(prefix), NULL);
+	tk_buf_free(&e);
+	return v;
+}
+
 static void test_result_json_and_metrics(void **state)
 {
 	(void)state;
@@ -1015,6 +1031,7 @@ static void test_result_json_and_metrics(void **state)
 	assert_non_null(runs);
 	struct tk_series *re = tk_metric_series(runs, (const char *[]){ "shell", "RE" });
 	double before = tk_series_value(re);
+	double wall_before = exposed_value("tanuki_sandbox_wall_seconds_count{profile=\"shell\"} ");
 	char ws[512];
 	ws_new(ws, sizeof ws);
 	struct tk_sandbox_result r;
@@ -1023,6 +1040,15 @@ static void test_result_json_and_metrics(void **state)
 	    &r);
 	assert_int_equal(r.status, TK_SB_RE);
 	assert_true(tk_series_value(re) >= before + 1);
+	assert_true(exposed_value("tanuki_sandbox_wall_seconds_count{profile=\"shell\"} ") >=
+		    wall_before + 1);
+	struct tk_buf expo = TK_BUF_INIT(1 << 22);
+	assert_int_equal(tk_metrics_expose(NULL, &expo), 0);
+	assert_true(has(&expo, "tanuki_sandbox_runs_total{profile=\"shell\",status=\"RE\"}"));
+	assert_true(has(&expo, "tanuki_sandbox_wall_seconds_count{profile=\"shell\"}"));
+	assert_true(has(&expo, "tanuki_sandbox_cpu_seconds_bucket{profile=\"shell\",le=\"0.001\"}"));
+	assert_true(has(&expo, "tanuki_sandbox_peak_memory_bytes_sum{profile=\"shell\"}"));
+	tk_buf_free(&expo);
 	json_t *j = tk_sandbox_result_to_json(&r, true);
 	assert_non_null(j);
 	assert_string_equal(json_string_value(json_object_get(j, "status")), "RE");
