@@ -851,6 +851,74 @@ static void test_events(void **state)
 	tk_task_events_free(ev, n);
 }
 
+/* Several writers (own handles) append to one task at once: the sequence
+ * numbers handed out are exactly 2..N+1, each once, and increase within
+ * each writer. */
+#define APPENDERS 4
+#define APPENDS 50
+
+struct appender {
+	const char *path;
+	const char *task_id;
+	int64_t seqs[APPENDS];
+	int err;
+};
+
+static void *append_loop(void *arg)
+{
+	struct appender *a = arg;
+	struct tk_store_options o;
+	tk_store_options_default(&o);
+	o.sync_normal = true;
+	o.busy_timeout_ms = 60000;
+	struct tk_store *s = tk_store_open(a->path, &o);
+	if (!s) {
+		a->err = tk_err_last();
+		return NULL;
+	}
+	for (int i = 0; i < APPENDS && !a->err; i++)
+		a->err = tk_store_event_append(s, a->task_id, "log", "\"line\"", &a->seqs[i]);
+	tk_store_close(s);
+	return NULL;
+}
+
+static void test_events_concurrent(void **state)
+{
+	struct fx *f = *state;
+	char id[TK_ID_LEN];
+	new_task(f->s, NULL, 0, id); /* seq 1 is its "queued" event */
+	struct appender ap[APPENDERS];
+	pthread_t th[APPENDERS];
+	for (int i = 0; i < APPENDERS; i++) {
+		ap[i] = (struct appender){ .path = f->db, .task_id = id };
+		assert_int_equal(pthread_create(&th[i], NULL, append_loop, &ap[i]), 0);
+	}
+	bool seen[APPENDERS * APPENDS + 2] = { false };
+	for (int i = 0; i < APPENDERS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(ap[i].err, 0);
+		for (int j = 0; j < APPENDS; j++) {
+			int64_t q = ap[i].seqs[j];
+			assert_true(q >= 2 && q <= APPENDERS * APPENDS + 1);
+			assert_false(seen[q]);
+			seen[q] = true;
+			if (j)
+				assert_true(q > ap[i].seqs[j - 1]);
+		}
+	}
+	struct tk_task t;
+	assert_int_equal(tk_store_task_get(f->s, id, &t), 0);
+	assert_int_equal(t.last_event_seq, APPENDERS * APPENDS + 1);
+	tk_task_clear(&t);
+	struct tk_task_event *ev = NULL;
+	size_t n = 0;
+	assert_int_equal(tk_store_events_since(f->s, id, 0, TK_STORE_LIST_MAX, &ev, &n), 0);
+	assert_int_equal(n, APPENDERS * APPENDS + 1);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(ev[i].seq, (int64_t)i + 1);
+	tk_task_events_free(ev, n);
+}
+
 /* --------------------------------------------------------------- files */
 
 static void test_files(void **state)
@@ -1412,6 +1480,7 @@ int main(void)
 		T(test_claim_concurrent_own_handles),
 		T(test_claim_concurrent_shared_handle),
 		T(test_events),
+		T(test_events_concurrent),
 		T(test_files),
 		cmocka_unit_test(test_file_caps),
 		cmocka_unit_test(test_key_hash_vector),
