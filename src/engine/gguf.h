@@ -109,8 +109,11 @@ struct tk_gguf_tensor {
 
 struct tk_gguf;
 
-/* Opens and validates path (mmap, read-only, MAP_PRIVATE). NULL on error
- * with TK_EIO (cannot open/map), TK_EFORMAT or TK_EUNSUPPORTED set. */
+/* Opens and validates path (mmap, read-only, MAP_PRIVATE). NULL on error,
+ * with the code and detail set: TK_ENOENT (no such file), TK_EINVAL (not a
+ * regular file), TK_EIO (cannot open/stat/map), TK_EFORMAT (not valid GGUF),
+ * TK_EUNSUPPORTED (GGUF v1, big-endian, nested arrays) or TK_ENOMEM.
+ * The file must not be truncated while mapped (reads would fault). */
 struct tk_gguf *tk_gguf_open(const char *path);
 
 /* Parses a GGUF image held in memory. data is borrowed: it must stay valid
