@@ -18,6 +18,7 @@
 #include "core/err.h"
 #include "obs/log.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -278,4 +279,31 @@ void sb_cgroup_destroy(struct sb_cgroup *cg)
 	remove_dir(cg->cpu);
 	remove_dir(cg->mem);
 	cg->v2[0] = cg->pids[0] = cg->cpu[0] = cg->mem[0] = '\0';
+}
+
+void sb_cgroup_sweep(const char *base)
+{
+	if (!base || !base[0])
+		return;
+	DIR *d = opendir(base);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		int pid;
+		unsigned seq;
+		char tail;
+		if (sscanf(e->d_name, "run-%d-%u%c", &pid, &seq, &tail) != 2 || pid <= 0)
+			continue;
+		/* Only the leftovers of supervisors that are gone (crashed or
+		 * killed): a live one's runs are its own business. */
+		if (kill(pid, 0) == 0 || errno != ESRCH)
+			continue;
+		char dir[TK_SB_PATH_MAX + 64];
+		snprintf(dir, sizeof dir, "%s/%s", base, e->d_name);
+		kill_listed(dir);
+		if (rmdir(dir) == 0)
+			tk_log(TK_LOG_INFO, "sandbox", "removed stale cgroup %s", dir);
+	}
+	closedir(d);
 }

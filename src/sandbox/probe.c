@@ -221,6 +221,11 @@ static void probe_now(struct tk_sandbox_host *h)
 	probe_v2(h);
 	if (h->cgmode == TK_SB_CG_NONE)
 		probe_v1(h);
+	/* once per process: leftovers of crashed supervisors */
+	sb_cgroup_sweep(h->cg_v2_dir);
+	sb_cgroup_sweep(h->cg_memory_dir);
+	sb_cgroup_sweep(h->cg_pids_dir);
+	sb_cgroup_sweep(h->cg_cpu_dir);
 
 	if (!h->namespaces)
 		snprintf(h->why_not, sizeof h->why_not, "%s",

@@ -166,6 +166,38 @@ static bool env_ok(const char *kv)
 	return true;
 }
 
+struct limit_field {
+	const char *name;
+	size_t off;
+	uint64_t max;
+};
+
+#define LF(n, m) { #n, offsetof(struct tk_sandbox_limits, n), (m) }
+static const struct limit_field limit_fields[] = {
+	LF(cpu_ms, 86400000), LF(wall_ms, 86400000), LF(mem_mb, 1u << 20),
+	LF(pids, 1u << 16), LF(fsize_mb, 1u << 20), LF(output_kb, 1u << 20),
+	LF(nofile, 1u << 16), LF(tmp_mb, 1u << 20), LF(disk_mb, 1u << 24),
+	LF(disk_inodes, 1u << 26),
+};
+#undef LF
+
+_Static_assert(sizeof(struct tk_sandbox_limits) ==
+		       sizeof limit_fields / sizeof limit_fields[0] * sizeof(uint64_t),
+	       "every limit has a row");
+
+int tk_sandbox_limits_check(const struct tk_sandbox_limits *l, bool zero_ok)
+{
+	for (size_t i = 0; i < sizeof limit_fields / sizeof limit_fields[0]; i++) {
+		uint64_t v = *(const uint64_t *)((const char *)l + limit_fields[i].off);
+		if ((v == 0 && !zero_ok) || v > limit_fields[i].max)
+			return tk_errf(TK_EINVAL, "limits.%s: must be in %d..%llu, got %llu",
+				       limit_fields[i].name, zero_ok ? 0 : 1,
+				       (unsigned long long)limit_fields[i].max,
+				       (unsigned long long)v);
+	}
+	return 0;
+}
+
 int tk_sandbox_profile_check(const struct tk_sandbox_profile *p)
 {
 	if (!p)
@@ -204,17 +236,9 @@ int tk_sandbox_profile_check(const struct tk_sandbox_profile *p)
 		if (strnlen(p->env[i], TK_SB_ENV_MAX) >= TK_SB_ENV_MAX || !env_ok(p->env[i]))
 			return tk_errf(TK_EINVAL, "sandbox profile '%s': env[%zu]: expected "
 				       "KEY=value", p->name, i);
-	const struct tk_sandbox_limits *l = &p->limits;
-	const uint64_t *v = (const uint64_t *)l;
-	static const char *const names[] = { "cpu_ms", "wall_ms", "mem_mb", "pids", "fsize_mb",
-					     "output_kb", "nofile", "tmp_mb", "disk_mb",
-					     "disk_inodes" };
-	_Static_assert(sizeof(struct tk_sandbox_limits) == sizeof names / sizeof names[0] *
-		       sizeof(uint64_t), "limits and their names agree");
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-		if (v[i] == 0)
-			return tk_errf(TK_EINVAL, "sandbox profile '%s': limits.%s must be > 0",
-				       p->name, names[i]);
+	int rc = tk_sandbox_limits_check(&p->limits, false);
+	if (rc)
+		return tk_err_wrap(rc, "sandbox profile '%s'", p->name);
 	if (p->net != TK_SB_NET_NONE && p->net != TK_SB_NET_LOOPBACK)
 		return tk_errf(TK_EINVAL, "sandbox profile '%s': net must be none or loopback",
 			       p->name);
@@ -222,21 +246,6 @@ int tk_sandbox_profile_check(const struct tk_sandbox_profile *p)
 }
 
 /* ---- JSON ------------------------------------------------------------- */
-
-struct limit_field {
-	const char *name;
-	size_t off;
-	uint64_t max;
-};
-
-#define LF(n, m) { #n, offsetof(struct tk_sandbox_limits, n), (m) }
-static const struct limit_field limit_fields[] = {
-	LF(cpu_ms, 86400000), LF(wall_ms, 86400000), LF(mem_mb, 1u << 20),
-	LF(pids, 1u << 16), LF(fsize_mb, 1u << 20), LF(output_kb, 1u << 20),
-	LF(nofile, 1u << 16), LF(tmp_mb, 1u << 20), LF(disk_mb, 1u << 24),
-	LF(disk_inodes, 1u << 26),
-};
-#undef LF
 
 static int load_bind(struct tk_sandbox_profile *p, const char *pname, size_t i, const json_t *v)
 {

@@ -291,6 +291,11 @@ int tk_sandbox_run(const struct tk_sandbox_spec *spec, struct tk_sandbox_result 
 		set_xx(r, "bad profile");
 		return rc;
 	}
+	rc = tk_sandbox_limits_check(&spec->limits, true);
+	if (rc) {
+		set_xx(r, "bad spec");
+		return rc;
+	}
 	struct tk_sandbox_options defopts;
 	tk_sandbox_options_defaults(&defopts);
 	const struct tk_sandbox_options *opts = spec->opts ? spec->opts : &defopts;

@@ -117,8 +117,13 @@ int tk_sandbox_profiles_load(struct tk_sandbox_profiles *set, const json_t *obj)
 const struct tk_sandbox_profile *tk_sandbox_profile_find(const struct tk_sandbox_profiles *set,
 							 const char *name);
 
+/* Checks limits against their ranges (cpu_ms and wall_ms up to a day,
+ * mem_mb up to 1 TiB, ...). zero_ok: 0 means "not set" (spec overrides).
+ * 0 or TK_EINVAL naming the field. */
+int tk_sandbox_limits_check(const struct tk_sandbox_limits *l, bool zero_ok);
+
 /* Checks a profile for use: name, absolute normalized paths without "..",
- * env entries "KEY=value", every limit set. 0 or TK_EINVAL. */
+ * env entries "KEY=value", every limit set and in range. 0 or TK_EINVAL. */
 int tk_sandbox_profile_check(const struct tk_sandbox_profile *p);
 
 /* The profile as a JSON object in the loader's format (new reference,

@@ -45,6 +45,10 @@ void sb_cgroup_stats(const struct sb_cgroup *cg, uint64_t *peak_bytes, bool *oom
  * zeroed or partly created cgroup. */
 void sb_cgroup_destroy(struct sb_cgroup *cg);
 
+/* Removes run cgroups under base left by supervisors that no longer exist
+ * (named run-<pid>-<n>, pid dead), killing anything still inside. */
+void sb_cgroup_sweep(const char *base);
+
 /* ---- seccomp.c --------------------------------------------------------- */
 
 /* The exported BPF program for this network mode, built once per process

@@ -1078,12 +1078,42 @@ static void test_bad_specs(void **state)
 	if (g_skip)
 		return;
 	spec.argv = ARGV("true");
+	spec.limits.wall_ms = UINT64_MAX; /* would overflow a deadline in ns */
+	assert_int_equal(tk_sandbox_run(&spec, &r), TK_EINVAL);
+	assert_non_null(strstr(tk_err_detail(), "wall_ms"));
+	tk_sandbox_result_free(&r);
+	spec.limits.wall_ms = 0;
 	spec.workspace = "/nonexistent/tanuki/ws";
 	spec.opts = &g_opts;
 	assert_int_equal(tk_sandbox_run(&spec, &r), 0);
 	assert_int_equal(r.status, TK_SB_XX);
 	assert_non_null(strstr(r.message, "/nonexistent/tanuki/ws"));
 	tk_sandbox_result_free(&r);
+}
+
+static void test_stale_cgroups_swept(void **state)
+{
+	(void)state;
+	SKIP_IF_INSECURE();
+	struct tk_sandbox_host h;
+	tk_sandbox_probe(&h, false);
+	const char *base = h.cg_v2_dir[0] ? h.cg_v2_dir : h.cg_pids_dir;
+	assert_true(base[0] != '\0');
+	/* a pid that just died: a crashed supervisor's */
+	pid_t dead = fork();
+	assert_true(dead >= 0);
+	if (dead == 0)
+		_exit(0);
+	waitpid(dead, NULL, 0);
+	char stale[1024], live[1024];
+	snprintf(stale, sizeof stale, "%s/run-%d-7", base, (int)dead);
+	snprintf(live, sizeof live, "%s/run-%d-9999", base, (int)getpid());
+	assert_int_equal(mkdir(stale, 0700), 0);
+	assert_int_equal(mkdir(live, 0700), 0);
+	tk_sandbox_probe(&h, true);
+	assert_int_equal(access(stale, F_OK), -1);
+	assert_int_equal(access(live, F_OK), 0); /* ours: we are alive */
+	assert_int_equal(rmdir(live), 0);
 }
 
 static void test_doctor(void **state)
@@ -1204,6 +1234,7 @@ int main(void)
 		cmocka_unit_test(test_profiles_json),
 		cmocka_unit_test(test_profiles_json_errors),
 		cmocka_unit_test(test_doctor),
+		cmocka_unit_test(test_stale_cgroups_swept),
 		cmocka_unit_test(test_bad_specs),
 		cmocka_unit_test(test_echo_ok),
 		cmocka_unit_test(test_identity_and_view),
