@@ -3,7 +3,9 @@
 
 Small hand-built GGUF files: valid ones named ok-*.gguf (the replay test
 checks they open) and broken ones named bad-*.gguf (they must be refused).
-Run from anywhere; rewrites the folder's contents deterministically.
+Run from anywhere; (re)writes its own files deterministically and leaves the
+others alone: ok-synth-*.gguf come from `tanuki model synth` (see
+docs/engine.md), reproducers found by fuzzing are added by hand.
 """
 import os
 import random
@@ -100,8 +102,6 @@ def base_tensors():
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    for f in os.listdir(OUT):
-        os.unlink(os.path.join(OUT, f))
     files = {}
     tiny = gguf(base_kvs(), base_tensors())
     files["ok-tiny.gguf"] = tiny
