@@ -463,6 +463,11 @@ void sb_child_main(const struct sb_plan *p)
 	 * that dies during setup. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	map_ids(p, rfd);
+	/* The first victim of any OOM killer, whatever the supervisor's own
+	 * protection (an inherited -1000 would make a memory-limited cgroup
+	 * hang instead of killing). Raising needs no privilege. */
+	if (write_all("/proc/self/oom_score_adj", "1000", 0) < 0)
+		die(rfd, "write /proc/self/oom_score_adj");
 	join_cgroup(p, rfd);
 	if (setsid() < 0)
 		die(rfd, "setsid");

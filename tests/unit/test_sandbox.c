@@ -244,6 +244,7 @@ static void test_identity_and_view(void **state)
 					     "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' "
 					     "/proc/self/status; cat /proc/self/cgroup; "
 					     "ls /proc | grep -c '^[0-9]'; echo $PATH; "
+					     "echo oom=$(cat /proc/self/oom_score_adj); "
 					     "touch /usr/x 2>&1; touch /x 2>&1; touch /etc/x 2>&1; "
 					     "touch /workspace/w && echo wrote") },
 	    &r);
@@ -256,6 +257,7 @@ static void test_identity_and_view(void **state)
 	assert_true(has(&r.out, "NoNewPrivs:\t1"));
 	assert_true(has(&r.out, "Seccomp:\t2"));
 	assert_true(has(&r.out, "0::/\n")); /* cgroup namespace rooted at the run */
+	assert_true(has(&r.out, "oom=1000\n"));
 	/* only the root entries the sandbox made */
 	assert_false(has(&r.out, "\nhome\n"));
 	assert_false(has(&r.out, "\nroot\n"));
