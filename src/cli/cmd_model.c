@@ -138,9 +138,16 @@ static void types_text(const struct info *in, char *out, size_t cap)
 	}
 }
 
+/* Text values come from the file: control characters (a newline would break
+ * the one-line-per-key form) print as '?'. */
 static void S(const char *k, const char *v)
 {
-	printf("%s: %s\n", k, v ? v : "-");
+	printf("%s: ", k);
+	if (!v)
+		v = "-";
+	for (; *v; v++)
+		putchar((unsigned char)*v < 0x20 || *v == 0x7f ? '?' : *v);
+	putchar('\n');
 }
 
 static void I(const char *k, int64_t v)
@@ -213,7 +220,26 @@ static void print_text(const char *path, const struct info *in, uint32_t version
 }
 
 static json_t *jint(int64_t v) { return v >= 0 ? json_integer(v) : json_null(); }
-static json_t *jstr(const char *s) { return s ? json_string(s) : json_null(); }
+/* A JSON string, or null for NULL. Text from the file that is not valid
+ * UTF-8 (which jansson refuses) is kept with its non-ASCII bytes shown as
+ * '?', so every key is always present. */
+static json_t *jstr(const char *s)
+{
+	if (!s)
+		return json_null();
+	json_t *j = json_string(s);
+	if (j)
+		return j;
+	char *copy = strdup(s);
+	if (!copy)
+		return json_null();
+	for (char *p = copy; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	j = json_string(copy);
+	free(copy);
+	return j ? j : json_null();
+}
 static json_t *jreal(double v)
 {
 	char buf[64];
@@ -228,7 +254,7 @@ static int print_json(const char *path, const struct info *in, uint32_t version)
 	for (int t = 0; t < TK_TYPE_COUNT; t++)
 		if (in->type_count[t])
 			json_object_set_new(types, tk_type_name(t), json_integer((json_int_t)in->type_count[t]));
-	json_object_set_new(o, "file", json_string(path));
+	json_object_set_new(o, "file", jstr(path));
 	json_object_set_new(o, "file_size", jint((int64_t)in->file_size));
 	json_object_set_new(o, "gguf_version", json_integer(version));
 	json_object_set_new(o, "architecture", jstr(in->arch));

@@ -43,6 +43,24 @@ js=$("$BIN" model info --json "$FIX/vocab/ggml-vocab-gpt-2.gguf")
 [ "$(jq -r .tensors <<<"$js")" = 0 ] || fail "vocab tensors"
 [ "$(jq -r .tokenizer_model <<<"$js")" = gpt2 ] || fail "vocab tokenizer model"
 
+# strings from the file that are not one clean line or not UTF-8 keep both
+# output forms intact
+python3 - "$TMP/odd.gguf" <<'PY'
+import struct, sys
+def gstr(b): return struct.pack("<Q", len(b)) + b
+out = b"GGUF" + struct.pack("<IQQ", 3, 0, 2)
+out += gstr(b"general.name") + struct.pack("<I", 8) + gstr(b"two\nlines\xff")
+out += gstr(b"tokenizer.chat_template") + struct.pack("<I", 8) + gstr(b"{{ x }}\r\nrest")
+open(sys.argv[1], "wb").write(out)
+PY
+out=$("$BIN" model info "$TMP/odd.gguf")
+[ "$(grep -c '' <<<"$out")" = 28 ] || fail "odd strings: line count $(grep -c '' <<<"$out")"
+grep -qx 'chat_template_first_line: {{ x }}' <<<"$out" || fail "template first line"
+js=$("$BIN" model info --json "$TMP/odd.gguf")
+[ "$(jq -r .name <<<"$js")" = "two
+lines?" ] || fail "odd name in JSON: $(jq -r .name <<<"$js")"
+[ "$(jq -r .chat_template <<<"$js")" = true ] || fail "chat_template flag"
+
 # ---- synth: every type, both architectures, read back ----
 for arch in llama qwen2; do
   for t in f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1; do
