@@ -120,7 +120,12 @@ int tk_time_parse_rfc3339(const char *s, int64_t *unix_ns)
 	struct tm tm = { .tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D,
 			 .tm_hour = h, .tm_min = mi, .tm_sec = sec };
 	time_t t = timegm(&tm);
-	*unix_ns = ((int64_t)t - (int64_t)off_min * 60) * 1000000000 + frac_ns;
+	int64_t secs = (int64_t)t - (int64_t)off_min * 60, ns;
+	/* int64 nanoseconds span 1677..2262; outside that is an error, not a wrap. */
+	if (__builtin_mul_overflow(secs, (int64_t)1000000000, &ns) ||
+	    __builtin_add_overflow(ns, frac_ns, &ns))
+		return tk_errf(TK_EFORMAT, "timestamp out of range: '%.64s'", s);
+	*unix_ns = ns;
 	return 0;
 bad:
 	return tk_errf(TK_EFORMAT, "not an RFC 3339 timestamp: '%.64s'", s);

@@ -27,5 +27,7 @@ char *tk_time_rfc3339(int64_t unix_ns, char *out);
 /* Parses an RFC 3339 timestamp ("Z" or "+hh:mm" offsets, optional fraction)
  * into *unix_ns. 0 or TK_EFORMAT. */
 int tk_time_parse_rfc3339(const char *s, int64_t *unix_ns);
+/* (Times outside 1677..2262, which int64 nanoseconds cannot hold, are
+ * TK_EFORMAT too.) */
 
 #endif

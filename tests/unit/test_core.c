@@ -134,6 +134,9 @@ static void test_time(void **state)
 	assert_int_equal(tk_time_parse_rfc3339("2026-11-28 00:40:44", &ns), TK_EFORMAT);
 	assert_int_equal(tk_time_parse_rfc3339("2026-13-28T00:40:44Z", &ns), TK_EFORMAT);
 	assert_int_equal(tk_time_parse_rfc3339("2026-11-28T00:40:44.Z", &ns), TK_EFORMAT);
+	/* Past what int64 nanoseconds can hold: an error, never a wrapped value. */
+	assert_int_equal(tk_time_parse_rfc3339("2999-01-01T00:00:00Z", &ns), TK_EFORMAT);
+	assert_int_equal(tk_time_parse_rfc3339("1600-01-01T00:00:00Z", &ns), TK_EFORMAT);
 	/* Round trip of now, at millisecond precision. */
 	int64_t now = tk_time_real_ns();
 	tk_time_rfc3339(now, out);
