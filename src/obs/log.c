@@ -4,7 +4,7 @@
  * Owns: the output descriptor and its path, the run-time level, the shared
  * secret list, and each thread's context fields and line buffers.
  *
- * Theory of operation, one line:
+ * Theory of operation, for one line:
  *   1. tk_log_write() loads the level (one relaxed atomic) and returns at
  *      once when the line is below it.
  *   2. The message is formatted with vsnprintf into the thread's capture
@@ -24,11 +24,12 @@
  *   - secret_lock serialises tk_log_add_secret(). Readers take no lock: they
  *     load the current immutable secret set with one acquire load. A set is
  *     never freed once published (older sets are kept on a retired list), so
- *     a reader can never see freed memory; the cost is a few bytes per
- *     registered secret, bounded by TK_LOG_SECRETS_MAX.
+ *     a reader can never see freed memory; the cost is that every add keeps
+ *     the previous array: a few KiB for the usual handful of secrets, at
+ *     most ~0.7 MiB at the TK_LOG_SECRETS_MAX cap.
  *   - Thread state (context, buffers) is one heap block per thread, made on
  *     first use and freed by a pthread key destructor at thread exit. It is
- *     not static TLS on purpose: 70 KiB of static TLS would be carved out of
+ *     not static TLS on purpose: ~75 KiB of static TLS would be carved out of
  *     every thread's stack, including threads that never log.
  */
 #include "obs/log.h"
