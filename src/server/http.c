@@ -326,12 +326,27 @@ static enum MHD_Result handle(struct tk_server *srv, bool metrics_daemon,
 	return srv_route_dispatch(r);
 }
 
+/* Runs handle() with the request id as a log context field of this pool
+ * thread (every line a handler writes, and a crash report, carries it). */
+static enum MHD_Result handle_ctx(struct tk_server *srv, bool metrics_daemon,
+				  struct MHD_Connection *conn, const char *url, const char *method,
+				  const char *upload_data, size_t *upload_data_size,
+				  void **con_cls)
+{
+	if (*con_cls)
+		tk_log_ctx_set("request_id", ((struct srv_req *)*con_cls)->request_id);
+	enum MHD_Result ret = handle(srv, metrics_daemon, conn, url, method, upload_data,
+				     upload_data_size, con_cls);
+	tk_log_ctx_set("request_id", NULL);
+	return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version,
 				  const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
 	(void)version;
-	return handle(cls, false, conn, url, method, upload_data, upload_data_size, con_cls);
+	return handle_ctx(cls, false, conn, url, method, upload_data, upload_data_size, con_cls);
 }
 
 static enum MHD_Result on_metrics_request(void *cls, struct MHD_Connection *conn,
@@ -340,7 +355,7 @@ static enum MHD_Result on_metrics_request(void *cls, struct MHD_Connection *conn
 					  size_t *upload_data_size, void **con_cls)
 {
 	(void)version;
-	return handle(cls, true, conn, url, method, upload_data, upload_data_size, con_cls);
+	return handle_ctx(cls, true, conn, url, method, upload_data, upload_data_size, con_cls);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
