@@ -11,6 +11,7 @@
 #include "server/server_int.h"
 
 #include "core/err.h"
+#include "core/json.h"
 #include "core/time.h"
 #include "core/version.h"
 #include "obs/log.h"
@@ -124,25 +125,24 @@ static const char *query(struct srv_req *r, const char *name)
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
-/* Parses the body as a JSON object; answers 400 and returns NULL when it
- * is not one. */
-static json_t *body_object(struct srv_req *r, enum MHD_Result *ret)
+/* Parses the body strictly (core/json.h) and validates it against fields
+ * (unknown fields refused); answers 400/413 and returns NULL on failure. */
+static json_t *body_object(struct srv_req *r, const struct tk_json_field *fields, size_t n,
+			   enum MHD_Result *ret)
 {
-	json_error_t e;
 	json_t *o = NULL;
-	if (r->body.len > ADMIN_BODY_MAX) {
+	int rc = tk_json_parse(r->body.data ? r->body.data : "", r->body.len, ADMIN_BODY_MAX, &o);
+	if (rc == TK_ELIMIT) {
 		*ret = srv_send_error(r, 413, "too_large", "body larger than %d bytes", ADMIN_BODY_MAX);
 		return NULL;
 	}
-	o = json_loadb(r->body.data ? r->body.data : "", r->body.len, JSON_REJECT_DUPLICATES, &e);
-	if (!o) {
-		*ret = srv_send_error(r, 400, "invalid_json", "body: invalid JSON at byte %d: %s",
-				      e.position, e.text);
+	if (rc < 0) {
+		*ret = srv_send_error(r, 400, "invalid_json", "body: %s", tk_err_detail());
 		return NULL;
 	}
-	if (!json_is_object(o)) {
+	if (tk_json_validate(o, fields, n, TK_JSON_REJECT_UNKNOWN, "") < 0) {
 		json_decref(o);
-		*ret = srv_send_error(r, 400, "invalid_request", "body: must be a JSON object");
+		*ret = srv_send_error(r, 400, "invalid_request", "%s", tk_err_detail());
 		return NULL;
 	}
 	return o;
@@ -436,19 +436,19 @@ static enum MHD_Result h_admin_keys_list(struct srv_req *r)
 
 static enum MHD_Result h_admin_keys_create(struct srv_req *r)
 {
+	static const struct tk_json_field fields[] = {
+		{ .name = "name", .type = TK_JT_STRING, .required = true, .min_len = 1,
+		  .max_len = TK_KEY_NAME_MAX },
+		{ .name = "role", .type = TK_JT_STRING, .nullable = true },
+	};
 	enum MHD_Result ret;
-	json_t *o = body_object(r, &ret);
+	json_t *o = body_object(r, fields, 2, &ret);
 	if (!o)
 		return ret;
 	const char *name = json_string_value(json_object_get(o, "name"));
-	json_t *rolev = json_object_get(o, "role");
+	const char *rolev = tk_json_get_str(o, "role", NULL);
 	enum tk_key_role role = TK_ROLE_USER;
-	if (!name) {
-		ret = srv_send_error(r, 400, "invalid_request", "name: required string");
-		goto out;
-	}
-	if (rolev && (!json_is_string(rolev) ||
-		      tk_key_role_parse(json_string_value(rolev), &role) < 0)) {
+	if (rolev && tk_key_role_parse(rolev, &role) < 0) {
 		ret = srv_send_error(r, 400, "invalid_request", "role: must be user or admin");
 		goto out;
 	}
@@ -504,8 +504,11 @@ static enum MHD_Result h_admin_log_get(struct srv_req *r)
 
 static enum MHD_Result h_admin_log_set(struct srv_req *r)
 {
+	static const struct tk_json_field fields[] = {
+		{ .name = "level", .type = TK_JT_STRING, .required = true, .max_len = 16 },
+	};
 	enum MHD_Result ret;
-	json_t *o = body_object(r, &ret);
+	json_t *o = body_object(r, fields, 1, &ret);
 	if (!o)
 		return ret;
 	const char *lv = json_string_value(json_object_get(o, "level"));

@@ -2,9 +2,10 @@
  * taskreq.h — strict validation of the TaskRequest body of POST /run_task.
  *
  * All checks on client-supplied task input live here, in one place, so that
- * the rules are easy to read and to test: JSON syntax (jansson rejects invalid
- * UTF-8 and NUL characters), duplicate keys, the top-level type, each known
- * field's type and length, unknown fields (refused), and for `files` and
+ * the rules are easy to read and to test. Syntax and the field table go
+ * through core/json.h (strict parse: UTF-8 only, no NUL, no duplicate keys;
+ * each known field's type, length and range; unknown fields refused); on top
+ * of that this file checks `language`'s characters and, for `files` and
  * `file_paths`: relative paths only — no leading '/', no '..' or '.'
  * component, no empty component, no backslash or control character — with
  * count and size caps.
