@@ -242,6 +242,7 @@ static int sandbox_run(int argc, char **argv)
 	struct tk_sandbox_options opts;
 	tk_sandbox_options_defaults(&opts);
 	opts.allow_degraded = s.allow_degraded;
+	opts.reuse_cgroups = false; /* one run per process: a slot would not pay off */
 	spec.opts = &opts;
 	char tmpws[4096] = "";
 	if (!workspace) {
@@ -339,6 +340,7 @@ static int sandbox_doctor(int argc, char **argv)
 			struct tk_sandbox_options opts;
 			tk_sandbox_options_defaults(&opts);
 			opts.allow_degraded = s.allow_degraded;
+			opts.reuse_cgroups = false;
 			struct tk_sandbox_spec spec = {
 				.profile = tk_sandbox_profile_find(s.profiles, "shell"),
 				.workspace = ws,

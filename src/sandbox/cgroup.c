@@ -203,13 +203,17 @@ void sb_cgroup_stats(const struct sb_cgroup *cg, uint64_t *peak_bytes, bool *oom
 		*oom = read_key(cg->v2, "memory.events", "oom_kill") > 0;
 		*pids_max = read_key(cg->v2, "pids.events", "max") > 0;
 	} else if (cg->mode == TK_SB_CG_V1) {
+		/* A slot's event counters run across runs: compare with the
+		 * baseline taken before this one (0 for a fresh cgroup). */
+		int64_t oom_base = cg->slot && cg->oom_base > 0 ? cg->oom_base : 0;
+		int64_t pids_base = cg->slot && cg->pids_base > 0 ? cg->pids_base : 0;
 		if (cg->mem[0]) {
 			if ((v = read_num(cg->mem, "memory.max_usage_in_bytes")) > 0)
 				*peak_bytes = (uint64_t)v;
-			*oom = read_key(cg->mem, "memory.oom_control", "oom_kill") > 0;
+			*oom = read_key(cg->mem, "memory.oom_control", "oom_kill") > oom_base;
 		}
 		if (cg->pids[0])
-			*pids_max = read_key(cg->pids, "pids.events", "max") > 0;
+			*pids_max = read_key(cg->pids, "pids.events", "max") > pids_base;
 	}
 }
 
@@ -263,6 +267,14 @@ void sb_cgroup_destroy(struct sb_cgroup *cg)
 {
 	if (!cg)
 		return;
+	if (cg->slot) {
+		/* kept for the next run: only make sure nothing is left in it */
+		sb_slot_sweep_tasks(cg->slot);
+		sb_slot_release(cg->slot);
+		cg->slot = NULL;
+		cg->mem[0] = cg->pids[0] = cg->cpu[0] = '\0';
+		return;
+	}
 	for (int i = 0; i < cg->n_procs_fd; i++)
 		if (cg->procs_fd[i] >= 0)
 			close(cg->procs_fd[i]);
@@ -293,7 +305,8 @@ void sb_cgroup_sweep(const char *base)
 		int pid;
 		unsigned seq;
 		char tail;
-		if (sscanf(e->d_name, "run-%d-%u%c", &pid, &seq, &tail) != 2 || pid <= 0)
+		if ((sscanf(e->d_name, "run-%d-%u%c", &pid, &seq, &tail) != 2 &&
+		     sscanf(e->d_name, "slot-%d-%u%c", &pid, &seq, &tail) != 2) || pid <= 0)
 			continue;
 		/* Only the leftovers of supervisors that are gone (crashed or
 		 * killed): a live one's runs are its own business. */

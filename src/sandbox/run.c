@@ -59,6 +59,7 @@ void tk_sandbox_options_defaults(struct tk_sandbox_options *o)
 	o->gid = 61000;
 	o->allow_degraded = false;
 	o->chown_workspace = true;
+	o->reuse_cgroups = true;
 }
 
 /* ---- metrics ----------------------------------------------------------- */
@@ -414,7 +415,19 @@ int tk_sandbox_run(const struct tk_sandbox_spec *spec, struct tk_sandbox_result 
 			goto out;
 		}
 	}
-	if (host.cgmode != TK_SB_CG_NONE) {
+	if (host.cgmode != TK_SB_CG_NONE && opts->reuse_cgroups) {
+		struct sb_slot *slot = sb_slot_acquire(&host);
+		if (slot && sb_slot_configure(slot, &host, lim, &cg) == 0) {
+			cg_made = true;
+			plan->cg = &cg;
+		} else if (slot) {
+			tk_log(TK_LOG_DEBUG, "sandbox", "slot not usable, per-run cgroup: %s",
+			       tk_err_detail());
+			sb_slot_release(slot);
+			memset(&cg, 0, sizeof cg);
+		}
+	}
+	if (host.cgmode != TK_SB_CG_NONE && !cg_made) {
 		char name[64];
 		snprintf(name, sizeof name, "run-%d-%u", (int)getpid(),
 			 atomic_fetch_add(&run_seq, 1u));
@@ -468,7 +481,10 @@ int tk_sandbox_run(const struct tk_sandbox_spec *spec, struct tk_sandbox_result 
 	/* No exit signal: the child is then invisible to a waitpid(-1) elsewhere
 	 * in the process and never auto-reaped when SIGCHLD is ignored; only
 	 * our wait4(pid, __WALL) collects it. */
-	pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
+	if (cg.slot)
+		pid = sb_slot_clone(cg.slot, plan, flags);
+	else
+		pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
 	if (pid < 0) {
 		tk_errf_sys(TK_EIO, errno, "clone");
 		set_xx(r, "clone into new namespaces");

@@ -176,7 +176,15 @@ struct tk_sandbox_options {
 	unsigned gid;        /* its gid (61000) */
 	bool allow_degraded; /* run even when the host lacks the minimum (false) */
 	bool chown_workspace; /* as root: hand workspace entries to uid (true) */
+	bool reuse_cgroups;  /* cgroup v1: run in reusable slots whose spawner
+			      * thread already sits in the cgroups, so no task is
+			      * moved per run (true; see slot.c). A one-run
+			      * process gains nothing from it. */
 };
+
+/* Stops the slot spawner threads and removes their cgroups. Call only when
+ * no run is in progress (e.g. at shutdown). */
+void tk_sandbox_shutdown(void);
 
 /* The defaults above. */
 void tk_sandbox_options_defaults(struct tk_sandbox_options *o);

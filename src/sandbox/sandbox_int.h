@@ -25,6 +25,8 @@ struct sb_cgroup {
 	char v2[TK_SB_PATH_MAX + 64];   /* v2 dir */
 	int procs_fd[3];                /* cgroup.procs to join, -1 unused */
 	int n_procs_fd;
+	struct sb_slot *slot;           /* borrowed slot (slot.c), or NULL */
+	int64_t oom_base, pids_base;    /* slot counters before the run */
 };
 
 /* Creates the run's cgroup(s) named name under the host's parents and sets
@@ -48,6 +50,29 @@ void sb_cgroup_destroy(struct sb_cgroup *cg);
 /* Removes run cgroups under base left by supervisors that no longer exist
  * (named run-<pid>-<n>, pid dead), killing anything still inside. */
 void sb_cgroup_sweep(const char *base);
+
+/* ---- slot.c ------------------------------------------------------------ */
+
+struct sb_slot;
+struct sb_plan;
+
+/* A free reusable v1 slot (created on demand), or NULL when the host is
+ * not v1, the pool is full or creation failed (the caller then makes a
+ * per-run cgroup). Release with sb_slot_release. */
+struct sb_slot *sb_slot_acquire(const struct tk_sandbox_host *h);
+void sb_slot_release(struct sb_slot *s);
+
+/* Sets the run's limits on the slot, resets its counters and describes it
+ * in cg (cg->slot set). 0 or TK_EIO (the caller falls back). */
+int sb_slot_configure(struct sb_slot *s, const struct tk_sandbox_host *h,
+		      const struct tk_sandbox_limits *lim, struct sb_cgroup *cg);
+
+/* Has the slot's spawner thread clone the child with flags; the child runs
+ * sb_child_main(plan). The pid, or -1 with errno. */
+pid_t sb_slot_clone(struct sb_slot *s, const struct sb_plan *plan, unsigned long flags);
+
+/* Kills any task left in the slot other than our own threads. */
+void sb_slot_sweep_tasks(const struct sb_slot *s);
 
 /* ---- seccomp.c --------------------------------------------------------- */
 

@@ -80,9 +80,35 @@ static int group_setup(void **state)
 	return 0;
 }
 
+/* How many slot cgroups of this process exist in the pids hierarchy. */
+static int count_own_slots(void)
+{
+	struct tk_sandbox_host h;
+	tk_sandbox_probe(&h, false);
+	if (!h.cg_pids_dir[0])
+		return 0;
+	DIR *d = opendir(h.cg_pids_dir);
+	if (!d)
+		return 0;
+	char prefix[32];
+	snprintf(prefix, sizeof prefix, "slot-%d-", (int)getpid());
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (!strncmp(e->d_name, prefix, strlen(prefix)))
+			n++;
+	closedir(d);
+	return n;
+}
+
 static int group_teardown(void **state)
 {
 	(void)state;
+	tk_sandbox_shutdown();
+	if (count_own_slots() != 0) {
+		fprintf(stderr, "test_sandbox: slot cgroups left after tk_sandbox_shutdown\n");
+		return -1;
+	}
 	if (g_bin[0])
 		tk_test_rmtree(g_bin);
 	return 0;
@@ -988,6 +1014,46 @@ static void test_concurrent_runs(void **state)
 	}
 }
 
+static void test_slot_reuse(void **state)
+{
+	(void)state;
+	SKIP_IF_INSECURE();
+	struct tk_sandbox_host h;
+	tk_sandbox_probe(&h, false);
+	if (h.cgmode != TK_SB_CG_V1)
+		skip(); /* slots exist for cgroup v1 only */
+	/* Sequential runs borrow the same slot: its count does not grow, and
+	 * limits and counters are per run (a memory kill, then a clean run). */
+	char ws[512];
+	ws_new(ws, sizeof ws);
+	put_fixture(ws, "membomb");
+	struct tk_sandbox_result r;
+	run(&(struct run_args){ .ws = ws, .argv = ARGV("true") }, &r);
+	tk_sandbox_result_free(&r);
+	int slots = count_own_slots();
+	assert_true(slots >= 1);
+	run(&(struct run_args){ .ws = ws, .argv = ARGV("./membomb"), .lim = { .mem_mb = 48 } }, &r);
+	assert_int_equal(r.status, TK_SB_ML);
+	tk_sandbox_result_free(&r);
+	run(&(struct run_args){ .ws = ws, .argv = ARGV("sh", "-c", "head -c 40M /dev/zero | wc -c"),
+				.lim = { .mem_mb = 256 } },
+	    &r);
+	assert_int_equal(r.status, TK_SB_OK);
+	assert_int_equal(r.limits_hit, 0); /* the earlier OOM is not this run's */
+	assert_string_equal(tk_buf_str(&r.out), "41943040\n");
+	tk_sandbox_result_free(&r);
+	assert_int_equal(count_own_slots(), slots);
+	/* without reuse: a per-run cgroup, same outcome */
+	struct tk_sandbox_options o = g_opts;
+	o.reuse_cgroups = false;
+	run(&(struct run_args){ .ws = ws, .argv = ARGV("./membomb"), .lim = { .mem_mb = 48 },
+				.opts = &o },
+	    &r);
+	assert_int_equal(r.status, TK_SB_ML);
+	tk_sandbox_result_free(&r);
+	ws_free(ws);
+}
+
 static void test_supervisor_ignores_sigchld(void **state)
 {
 	(void)state;
@@ -1264,6 +1330,7 @@ int main(void)
 		cmocka_unit_test(test_sysv_ipc_left_behind),
 		cmocka_unit_test(test_concurrent_runs),
 		cmocka_unit_test(test_supervisor_ignores_sigchld),
+		cmocka_unit_test(test_slot_reuse),
 		cmocka_unit_test(test_result_json_and_metrics),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
