@@ -62,6 +62,7 @@ static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct sb_slot *pool[SB_MAX_SLOTS];
 static int pool_n;
 static unsigned slot_seq;
+static pid_t pool_pid; /* the process whose threads the pool's spawners are */
 
 static int put(const char *dir, const char *file, const char *val)
 {
@@ -185,6 +186,14 @@ struct sb_slot *sb_slot_acquire(const struct tk_sandbox_host *h)
 	if (h->cgmode != TK_SB_CG_V1 || !h->cg_memory || !h->cg_pids)
 		return NULL;
 	pthread_mutex_lock(&pool_mu);
+	if (pool_pid != getpid()) {
+		/* A forked copy of the process: the spawner threads did not come
+		 * along (and the slots are the parent's). Start an empty pool;
+		 * the inherited entries are abandoned, not freed (their memory
+		 * belongs to a copy of the parent's state). */
+		pool_n = 0;
+		pool_pid = getpid();
+	}
 	for (int i = 0; i < pool_n; i++) {
 		if (!pool[i]->busy) {
 			pool[i]->busy = true;

@@ -1043,6 +1043,23 @@ static void test_slot_reuse(void **state)
 	assert_string_equal(tk_buf_str(&r.out), "41943040\n");
 	tk_sandbox_result_free(&r);
 	assert_int_equal(count_own_slots(), slots);
+	/* a forked copy of this process has no spawner threads: it must make
+	 * its own slot, not wait for ours */
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		struct tk_sandbox_spec spec = {
+			.profile = tk_sandbox_profile_find(&g_set, "shell"), .workspace = ws,
+			.argv = ARGV("true"), .opts = &g_opts };
+		struct tk_sandbox_result cr;
+		int crc = tk_sandbox_run(&spec, &cr);
+		bool ok = crc == 0 && cr.status == TK_SB_OK;
+		tk_sandbox_shutdown();
+		_exit(ok ? 0 : 1);
+	}
+	int st;
+	assert_int_equal(waitpid(child, &st, 0), child);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	/* without reuse: a per-run cgroup, same outcome */
 	struct tk_sandbox_options o = g_opts;
 	o.reuse_cgroups = false;
