@@ -81,12 +81,20 @@ static int run_spawn(const char *name, char *const *argv, int runs, double *ms)
 	return n;
 }
 
+/* gap_ms > 0: sleep that long before each run, so that kernel state that
+ * warms up with frequent runs (the cgroup v1 attach) has gone cold. */
 static int run_api(const char *name, const struct tk_sandbox_profile *p, const char *ws,
-		   const char *const *argv, int runs, double *ms)
+		   const char *const *argv, const struct tk_sandbox_options *o, int gap_ms,
+		   int runs, double *ms)
 {
 	int n = 0;
 	for (int i = 0; i < runs; i++) {
-		struct tk_sandbox_spec spec = { .profile = p, .workspace = ws, .argv = argv };
+		if (gap_ms > 0) {
+			struct timespec ts = { gap_ms / 1000, (long)(gap_ms % 1000) * 1000000L };
+			nanosleep(&ts, NULL);
+		}
+		struct tk_sandbox_spec spec = { .profile = p, .workspace = ws, .argv = argv,
+						.opts = o };
 		struct tk_sandbox_result r;
 		int64_t t0 = tk_time_mono_ns();
 		int rc = tk_sandbox_run(&spec, &r);
@@ -137,7 +145,7 @@ int main(int argc, char **argv)
 		struct tk_sandbox_result r;
 		int64_t t0 = tk_time_mono_ns();
 		tk_sandbox_run(&spec, &r);
-		printf("first in-process run (probe, filter build, cold cgroup attach): %.2f ms, %s\n",
+		printf("first in-process run (probe, filter build, slot creation): %.2f ms, %s\n",
 		       (double)(tk_time_mono_ns() - t0) / 1e6, tk_sandbox_status_name(r.status));
 		tk_sandbox_result_free(&r);
 	}
@@ -155,25 +163,16 @@ int main(int argc, char **argv)
 				"--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--uid", "61000",
 				"--gid", "61000", "--cap-drop", "ALL", "/bin/true", NULL };
 	run_spawn("bwrap --unshare-all (no cgroups)", bwrap, runs, ms);
-	run_api("tanuki sandbox API (in-process)", shell, ws,
-		(const char *const[]){ "/bin/true", NULL }, runs, ms);
-	{
-		/* Runs 100 ms apart: the kernel's cgroup v1 attach has gone cold
-		 * again (it waits for an RCU grace period), as for sparse runs. */
-		int n = 0, cold = runs / 4 < 20 ? 20 : runs / 4;
-		for (int i = 0; i < cold; i++) {
-			struct timespec ts = { 0, 100000000 };
-			nanosleep(&ts, NULL);
-			struct tk_sandbox_spec spec = { .profile = shell, .workspace = ws,
-							.argv = (const char *const[]){ "/bin/true", NULL } };
-			struct tk_sandbox_result r;
-			int64_t t0 = tk_time_mono_ns();
-			tk_sandbox_run(&spec, &r);
-			ms[n++] = (double)(tk_time_mono_ns() - t0) / 1e6;
-			tk_sandbox_result_free(&r);
-		}
-		report("API, runs 100 ms apart (cold)", ms, n);
-	}
+	struct tk_sandbox_options slots, percg;
+	tk_sandbox_options_defaults(&slots);
+	tk_sandbox_options_defaults(&percg);
+	percg.reuse_cgroups = false;
+	const char *const t[] = { "/bin/true", NULL };
+	int cold = runs / 4 < 20 ? 20 : runs / 4;
+	run_api("API back to back, slots", shell, ws, t, &slots, 0, runs, ms);
+	run_api("API back to back, per-run cgroup", shell, ws, t, &percg, 0, runs, ms);
+	run_api("API 100 ms apart, slots", shell, ws, t, &slots, 100, cold, ms);
+	run_api("API 100 ms apart, per-run cgroup", shell, ws, t, &percg, 100, cold, ms);
 	if (tanuki && *tanuki) {
 		char *const ver[] = { (char *)tanuki, "version", NULL };
 		run_spawn("tanuki version (CLI start-up only)", ver, runs, ms);
@@ -197,7 +196,8 @@ int main(int argc, char **argv)
 	run_spawn("bare", (char *const[]){ "sh", "-c", sh, NULL }, cruns, ms);
 	run_api("tanuki sandbox API, profile c", cprof, ws,
 		(const char *const[]){ "sh", "-c", "gcc -O2 -o hello hello.c && ./hello", NULL },
-		cruns, ms);
+		&slots, 0, cruns, ms);
+	tk_sandbox_shutdown();
 
 	tk_sandbox_workspace_remove(ws);
 	tk_sandbox_workspace_remove(wsb);
