@@ -61,12 +61,12 @@ check "no task appeared or vanished" eq "$(jget '.tasks | length')" 6
 check "recovery logged" grep -q 'recovered tasks left running' "$D/server.log"
 srv_stop TERM
 
-# ---- 2. SIGTERM drain with a 3 s grace
+# ---- 2. SIGTERM drain with a 5 s grace
 D2=$TMP/data2
 mkdir -p "$D2"
 K2=$(mkkey "$D2" u user)
-srv_start "$D2" --rate-limit-per-min 0 --workers 2 --drain-grace-s 3 --noop-delay-ms 0
-api POST /run_task "$K2" '{"task_description":"short noop:delay_ms=1000"}'; SHORT=$(jget .task_id)
+srv_start "$D2" --rate-limit-per-min 0 --workers 2 --drain-grace-s 5 --noop-delay-ms 0
+api POST /run_task "$K2" '{"task_description":"short noop:delay_ms=2500"}'; SHORT=$(jget .task_id)
 api POST /run_task "$K2" '{"task_description":"long noop:delay_ms=60000"}'; LONG=$(jget .task_id)
 api POST /run_task "$K2" '{"task_description":"queued a"}'; Q1=$(jget .task_id)
 api POST /run_task "$K2" '{"task_description":"queued b"}'; Q2=$(jget .task_id)

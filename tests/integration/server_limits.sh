@@ -8,7 +8,7 @@ source "$(dirname "$0")/server_lib.bash"
 D=$TMP/data
 mkdir -p "$D"
 K=$(mkkey "$D" u user)
-srv_start "$D" --rate-limit-per-min 0 --workers 1 --queue-max 2 --task-timeout-ms 500 \
+srv_start "$D" --rate-limit-per-min 0 --workers 1 --queue-max 2 --task-timeout-ms 1500 \
 	--noop-delay-ms 0 --set server.connection_timeout_s=1 --cors-origin https://app.example \
 	--set server.max_connections=20
 
@@ -27,9 +27,10 @@ check "bad --listen is a usage error (2)" eq "$rc" 2
 api POST /run_task "$K" '{"task_description":"slow noop:delay_ms=20000","wait":15}'
 check "deadline -> answered when the task ended" eq "$RESP_CODE" 200
 check "timed_out" eq "$(jget .status)" timed_out
-check "timeout reason" grep -q 'deadline of 500 ms' <<<"$(jget .error)"
+check "timeout reason" grep -q 'deadline of 1500 ms' <<<"$(jget .error)"
 
-# ---- bounded queue: 1 worker busy (deadline 500 ms), 2 queued, the next is 503
+# ---- bounded queue: 1 worker busy (until its 1.5 s deadline), 2 queued, the
+# next is 503
 api POST /run_task "$K" '{"task_description":"busy noop:delay_ms=20000"}'; B=$(jget .task_id)
 check "busy running" wait_status "$B" "$K" running
 api POST /run_task "$K" '{"task_description":"q1"}'; check "q1 accepted" eq "$RESP_CODE" 202
