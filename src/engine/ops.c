@@ -115,15 +115,23 @@ const void *engine_op_matmul_prepare(const struct engine_weight *w, const float 
 static float dot_f16_f32(const struct tk_type_traits *tr, const void *wrow, const float *x,
 			 int64_t n)
 {
-	float wf[64]; /* the weights, widened a chunk at a time */
-	float sum = 0.0f;
+	float wf[64];         /* the weights, widened a chunk at a time */
+	float acc[4] = { 0 }; /* element i adds into acc[i % 4]: independent
+			       * chains that fit one vector register (4 lanes
+			       * measured as close to the goldens as a plain
+			       * sum; 8 lanes measured 3x further) */
+	float tail = 0.0f;
 	for (int64_t i = 0; i < n; i += 64) {
 		int64_t len = n - i < 64 ? n - i : 64;
 		tr->to_float((const uint16_t *)wrow + i, wf, len);
-		for (int64_t j = 0; j < len; j++)
-			sum += wf[j] * x[i + j];
+		int64_t j = 0;
+		for (; j + 4 <= len; j += 4)
+			for (int k = 0; k < 4; k++)
+				acc[k] += wf[j + k] * x[i + j + k];
+		for (; j < len; j++)
+			tail += wf[j] * x[i + j];
 	}
-	return sum;
+	return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + tail;
 }
 
 void engine_op_matmul_run(float *y, const struct engine_weight *w, const void *xq,
