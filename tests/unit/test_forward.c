@@ -381,7 +381,20 @@ static void test_context_limits(void **state)
 /* ------------------------------------------------- mutated model files */
 
 enum mutation { MUT_ARCH, MUT_TYPE, MUT_DROP_OUTPUT, MUT_DROP_FFN, MUT_NORM_F16,
-		MUT_OUTPUT_IS_EMBD };
+		MUT_OUTPUT_IS_EMBD, MUT_KV };
+
+/* One metadata edit for MUT_KV: key set to a u32, a string or a float. */
+struct kv_edit {
+	const char *key;
+	char kind; /* 'u', 's', 'f' */
+	uint32_t u;
+	const char *s;
+	float f;
+	int want_rc;       /* expected load error */
+	const char *want;  /* substring of the detail */
+};
+static const struct kv_edit *cur_edit; /* the edits write_mutant applies */
+static size_t cur_n_edits;
 
 struct copy_ctx {
 	struct tk_gguf *src;
@@ -422,6 +435,13 @@ static void write_mutant(const char *dir, enum mutation mut, char *out, size_t c
 		assert_int_equal(tk_gguf_writer_copy_kv(w, tk_gguf_kv_at(src, i)), 0);
 	if (mut == MUT_ARCH)
 		assert_int_equal(tk_gguf_writer_set_str(w, "general.architecture", "gpt2"), 0);
+	for (size_t k = 0; mut == MUT_KV && k < cur_n_edits; k++) {
+		const struct kv_edit *e = &cur_edit[k];
+		int rc = e->kind == 'u'   ? tk_gguf_writer_set_u32(w, e->key, e->u)
+			 : e->kind == 's' ? tk_gguf_writer_set_str(w, e->key, e->s)
+					  : tk_gguf_writer_set_f32(w, e->key, e->f);
+		assert_int_equal(rc, 0);
+	}
 	for (size_t i = 0; i < tk_gguf_tensor_count(src); i++) {
 		const struct tk_gguf_tensor *t = tk_gguf_tensor_at(src, i);
 		if ((mut == MUT_DROP_OUTPUT && !strcmp(t->name, "output.weight")) ||
@@ -496,6 +516,71 @@ static void test_load_errors(void **state)
 	tk_test_rmtree(dir);
 }
 
+/* Hyperparameters that do not fit the tensors, or make no sense, are load
+ * errors naming the key or the tensor, never a crash. */
+static void test_bad_hparams(void **state)
+{
+	(void)state;
+	static const struct kv_edit edits[] = {
+		{ "llama.attention.head_count_kv", 'u', 3, NULL, 0, TK_EFORMAT, "multiple of" },
+		{ "llama.attention.head_count_kv", 'u', 8, NULL, 0, TK_EFORMAT, "head_count_kv" },
+		{ "llama.attention.head_count", 'u', 0, NULL, 0, TK_EFORMAT, "head_count" },
+		{ "llama.embedding_length", 'u', 128, NULL, 0, TK_EFORMAT, "token_embd.weight" },
+		{ "llama.block_count", 'u', 3, NULL, 0, TK_EFORMAT, "blk.2.attn_norm.weight" },
+		{ "llama.block_count", 'u', 1u << 30, NULL, 0, TK_EFORMAT, "block_count" },
+		{ "llama.context_length", 'u', 0, NULL, 0, TK_EFORMAT, "context_length" },
+		{ "llama.feed_forward_length", 'u', 511, NULL, 0, TK_EFORMAT, "ffn_gate.weight" },
+		{ "llama.rope.dimension_count", 'u', 63, NULL, 0, TK_EFORMAT, "odd" },
+		{ "llama.rope.dimension_count", 'u', 65, NULL, 0, TK_EFORMAT, "dimension_count" },
+		{ "llama.rope.scaling.type", 's', 0, "yarn", 0, TK_EUNSUPPORTED, "yarn" },
+		{ "llama.attention.layer_norm_rms_epsilon", 'f', 0, NULL, -1.0f, TK_EFORMAT, "epsilon" },
+		{ "llama.embedding_length", 's', 0, "256", 0, TK_EFORMAT, "embedding_length" },
+		{ "general.architecture", 'u', 7, NULL, 0, TK_EFORMAT, "general.architecture" },
+	};
+	char dir[256], path[512];
+	tk_test_mkdtemp(dir, sizeof dir);
+	for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+		cur_edit = &edits[i];
+		cur_n_edits = 1;
+		write_mutant(dir, MUT_KV, path, sizeof path);
+		struct engine_model *m = engine_model_load(path);
+		if (m || tk_err_last() != edits[i].want_rc ||
+		    !strstr(tk_err_detail(), edits[i].want))
+			fail_msg("edit %zu (%s): loaded %d, code %d, detail '%s'", i, edits[i].key,
+				 m != NULL, tk_err_last(), tk_err_detail());
+	}
+	/* linear RoPE scaling is read: factor 4 -> freq_scale 1/4 */
+	static const struct kv_edit lin[] = {
+		{ "llama.rope.scaling.type", 's', 0, "linear", 0, 0, NULL },
+		{ "llama.rope.scaling.factor", 'f', 0, NULL, 4.0f, 0, NULL },
+	};
+	cur_edit = lin;
+	cur_n_edits = 1; /* type alone: factor defaults to 1, i.e. none */
+	write_mutant(dir, MUT_KV, path, sizeof path);
+	struct engine_model *m = load_ok(path);
+	assert_int_equal(m->hp.rope_scaling, ENGINE_ROPE_SCALING_NONE);
+	engine_model_free(m);
+	cur_n_edits = 2;
+	write_mutant(dir, MUT_KV, path, sizeof path);
+	m = load_ok(path);
+	assert_int_equal(m->hp.rope_scaling, ENGINE_ROPE_SCALING_LINEAR);
+	struct engine_rope r;
+	engine_model_rope(m, &r);
+	assert_true(r.freq_scale == 0.25f);
+	/* and it changes the logits (positions are compressed) */
+	struct engine_model *base = load_ok(FIX_MODEL("tiny-llama-f32"));
+	struct engine_ctx *c1 = ctx_ok(m, 8, 0, 1), *c2 = ctx_ok(base, 8, 0, 1);
+	int32_t toks[4] = { 1, 300, 273, 262 };
+	assert_int_equal(engine_ctx_eval(c1, toks, 4, NULL), 0);
+	assert_int_equal(engine_ctx_eval(c2, toks, 4, NULL), 0);
+	assert_true(max_diff(engine_ctx_logits(c1), engine_ctx_logits(c2), 512) > 1e-4);
+	engine_ctx_free(c1);
+	engine_ctx_free(c2);
+	engine_model_free(base);
+	engine_model_free(m);
+	tk_test_rmtree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -507,6 +592,7 @@ int main(void)
 		cmocka_unit_test(test_batch_equals_decode),
 		cmocka_unit_test(test_context_limits),
 		cmocka_unit_test(test_load_errors),
+		cmocka_unit_test(test_bad_hparams),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
