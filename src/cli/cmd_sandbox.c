@@ -164,11 +164,20 @@ static int make_temp_workspace(char *out, size_t cap)
 	return 0;
 }
 
-static void write_all(FILE *f, const struct tk_buf *b)
+/* Passes the program's output through as it arrives. */
+static void stream_out(void *arg, int stream, const char *data, size_t n)
 {
-	if (b->len)
-		fwrite(b->data, 1, b->len, f);
-	fflush(f);
+	(void)arg;
+	int fd = stream == 1 ? STDOUT_FILENO : STDERR_FILENO;
+	while (n > 0) {
+		ssize_t w = write(fd, data, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return; /* reader gone: the rest is dropped (still counted) */
+		data += w;
+		n -= (size_t)w;
+	}
 }
 
 static int sandbox_run(int argc, char **argv)
@@ -254,11 +263,11 @@ static int sandbox_run(int argc, char **argv)
 	}
 	spec.workspace = workspace;
 	spec.argv = (const char *const *)(argv + optind);
-	/* Passed through, the whole output is wanted (the output limit still
-	 * caps it); in JSON it is a capped excerpt. */
-	uint64_t out_kb = spec.limits.output_kb ? spec.limits.output_kb
-						: spec.profile->limits.output_kb;
-	spec.capture_max_bytes = s.json ? 64 * 1024 : (size_t)out_kb * 1024 + 1;
+	/* Passed through as it arrives (the output limit still caps it); in
+	 * JSON a capped excerpt is part of the record. */
+	spec.capture_max_bytes = 64 * 1024;
+	if (!s.json)
+		spec.on_output = stream_out;
 
 	struct tk_sandbox_result r;
 	int run_rc = tk_sandbox_run(&spec, &r);
@@ -272,8 +281,6 @@ static int sandbox_run(int argc, char **argv)
 		tk_sandbox_result_free(&r);
 		goto out;
 	}
-	write_all(stdout, &r.out);
-	write_all(stderr, &r.err);
 	switch (r.status) {
 	case TK_SB_OK:
 	case TK_SB_RE:

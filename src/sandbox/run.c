@@ -233,6 +233,9 @@ struct stream {
 	struct tk_buf *cap; /* captured copy */
 	uint64_t *bytes;    /* every byte read */
 	bool *truncated;
+	int which;          /* 1 stdout, 2 stderr */
+	const struct tk_sandbox_spec *spec; /* for on_output */
+	uint64_t *forward_left; /* bytes on_output may still get (both streams) */
 };
 
 /* Reads what is there. Returns the bytes read this call. */
@@ -253,6 +256,12 @@ static uint64_t drain(struct stream *s, bool capture)
 		}
 		*s->bytes += (uint64_t)n;
 		total += (uint64_t)n;
+		if (capture && s->spec->on_output && *s->forward_left) {
+			size_t fw = (uint64_t)n < *s->forward_left ? (size_t)n
+								   : (size_t)*s->forward_left;
+			s->spec->on_output(s->spec->on_output_arg, s->which, buf, fw);
+			*s->forward_left -= fw;
+		}
 		size_t room = s->cap->max_bytes - s->cap->len;
 		size_t take = capture ? ((size_t)n < room ? (size_t)n : room) : 0;
 		if (take && tk_buf_append(s->cap, buf, take) != 0)
@@ -516,10 +525,13 @@ int tk_sandbox_run(const struct tk_sandbox_spec *spec, struct tk_sandbox_result 
 		goto reap;
 	}
 
-	struct stream so = { out_p[0], &r->out, &r->stdout_bytes, &r->stdout_truncated };
-	struct stream se = { err_p[0], &r->err, &r->stderr_bytes, &r->stderr_truncated };
-	out_p[0] = err_p[0] = -1; /* owned by the streams now */
 	uint64_t out_limit = lim->output_kb * 1024;
+	uint64_t forward_left = out_limit;
+	struct stream so = { out_p[0], &r->out, &r->stdout_bytes, &r->stdout_truncated, 1, spec,
+			     &forward_left };
+	struct stream se = { err_p[0], &r->err, &r->stderr_bytes, &r->stderr_truncated, 2, spec,
+			     &forward_left };
+	out_p[0] = err_p[0] = -1; /* owned by the streams now */
 	int64_t deadline = t0 + (int64_t)lim->wall_ms * 1000000;
 	int64_t cpu_limit_ns = (int64_t)lim->cpu_ms * 1000000;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);

@@ -200,6 +200,11 @@ struct tk_sandbox_spec {
 	enum tk_sandbox_net net;     /* DEFAULT = profile's */
 	const struct tk_sandbox_options *opts; /* NULL = defaults */
 	size_t capture_max_bytes;    /* per stream kept in the result; 0 = 64 KiB */
+	/* Optional: called on the calling thread as output arrives (stream 1 =
+	 * stdout, 2 = stderr), with at most output_kb bytes in all; data is
+	 * borrowed for the call. For streaming to a terminal or over SSE. */
+	void (*on_output)(void *arg, int stream, const char *data, size_t n);
+	void *on_output_arg;
 };
 
 enum tk_sandbox_status {

@@ -491,6 +491,53 @@ static void test_output_flood(void **state)
 	ws_free(ws);
 }
 
+struct collected {
+	size_t bytes[3];
+	struct tk_buf text;
+};
+
+static void collect(void *arg, int stream, const char *data, size_t n)
+{
+	struct collected *c = arg;
+	assert_true(stream == 1 || stream == 2);
+	c->bytes[stream] += n;
+	if (stream == 1)
+		tk_buf_append(&c->text, data, n);
+}
+
+static void test_output_streaming(void **state)
+{
+	(void)state;
+	SKIP_IF_INSECURE();
+	char ws[512];
+	ws_new(ws, sizeof ws);
+	struct collected c = { { 0, 0, 0 }, TK_BUF_INIT(1 << 20) };
+	struct tk_sandbox_spec spec = {
+		.profile = tk_sandbox_profile_find(&g_set, "shell"), .workspace = ws,
+		.argv = ARGV("sh", "-c", "echo out1; echo err1 >&2; echo out2"),
+		.opts = &g_opts, .on_output = collect, .on_output_arg = &c,
+	};
+	struct tk_sandbox_result r;
+	assert_int_equal(tk_sandbox_run(&spec, &r), 0);
+	assert_int_equal(r.status, TK_SB_OK);
+	assert_string_equal(tk_buf_str(&c.text), "out1\nout2\n");
+	assert_int_equal(c.bytes[1], r.stdout_bytes);
+	assert_int_equal(c.bytes[2], r.stderr_bytes);
+	tk_sandbox_result_free(&r);
+	/* a flood is forwarded only up to the output limit */
+	memset(c.bytes, 0, sizeof c.bytes);
+	tk_buf_reset(&c.text);
+	spec.argv = ARGV("yes");
+	spec.limits.output_kb = 16;
+	assert_int_equal(tk_sandbox_run(&spec, &r), 0);
+	assert_int_equal(r.status, TK_SB_OL);
+	assert_int_equal(c.bytes[1] + c.bytes[2], 16 * 1024);
+	assert_true(r.stdout_bytes > 16 * 1024);
+	tk_sandbox_result_free(&r);
+	tk_buf_free(&c.text);
+	ws_free(ws);
+}
+
 static void test_file_size(void **state)
 {
 	(void)state;
@@ -1332,6 +1379,7 @@ int main(void)
 		cmocka_unit_test(test_cpu_burn_threads),
 		cmocka_unit_test(test_sleep_past_wall),
 		cmocka_unit_test(test_output_flood),
+		cmocka_unit_test(test_output_streaming),
 		cmocka_unit_test(test_file_size),
 		cmocka_unit_test(test_disk_and_inode_fill),
 		cmocka_unit_test(test_deep_tree),
