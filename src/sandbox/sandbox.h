@@ -18,9 +18,16 @@
  * tk_sandbox_result_free().
  *
  * Threads: tk_sandbox_run may be called from several threads at once; each
- * run has its own cgroup, pipes and namespaces. The process-wide seccomp
- * program cache is built once under a lock. Profiles are plain data: a
- * profile set must not change while a run borrows one of its profiles.
+ * run has its own cgroup (or cgroup v1 slot), pipes and namespaces. The
+ * process-wide seccomp program cache is built once under a lock. With
+ * reuse_cgroups the module keeps up to 32 spawner threads (one per slot,
+ * all signals blocked) until tk_sandbox_shutdown. Profiles are plain data:
+ * a profile set must not change while a run borrows one of its profiles.
+ *
+ * The calling process must not reap children it did not start with
+ * waitpid(-1, ..., __WALL): the sandbox's init is a child without an exit
+ * signal, collected only by tk_sandbox_run itself. A plain waitpid(-1) or
+ * an ignored SIGCHLD is fine.
  *
  * Errors: tk_sandbox_run returns 0 whenever it produced a result record,
  * including status XX (sandbox failure; the record's message says why). It
