@@ -67,6 +67,7 @@ static const struct deny denied[] = {
 	{ "process_vm_writev", EPERM, "write another process's memory" },
 	{ "kcmp", EPERM, "probe other processes' kernel objects" },
 	{ "pidfd_getfd", EPERM, "steal a file descriptor from another process" },
+	{ "process_madvise", EPERM, "act on another process's memory" },
 	/* The kernel keyring is not namespaced: keys can leak across tasks. */
 	{ "keyctl", EPERM, "kernel keyring is shared with the host" },
 	{ "add_key", EPERM, "kernel keyring is shared with the host" },
@@ -99,6 +100,8 @@ static const struct deny denied[] = {
 	{ "ioperm", EPERM, "raw I/O port access" },
 	{ "vhangup", EPERM, "terminal hang-up" },
 	{ "lookup_dcookie", EPERM, "kernel profiling interface" },
+	{ "uselib", EPERM, "obsolete loader interface, old bugs" },
+	{ "fanotify_init", EPERM, "watch file access beyond the task's needs" },
 	/* Open a file by handle ignores the mount namespace: the "shocker"
 	 * container escape. */
 	{ "open_by_handle_at", EPERM, "open host files by handle, past the mount ns" },
