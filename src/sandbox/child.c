@@ -4,7 +4,8 @@
  *
  * Theory of operation (one run, inside):
  *   1. die with the supervisor (PR_SET_PDEATHSIG), map ids when we are in a
- *      user namespace, join the run's cgroup, then make a cgroup namespace
+ *      user namespace, become the first OOM victim, join the run's cgroup
+ *      (unless we were born in a slot's), then make a cgroup namespace
  *      rooted there; start a new session (no controlling terminal);
  *   2. build the new root on a tmpfs staged at /tmp of our private mount
  *      namespace: read-only binds of the profile's paths (sources opened by
