@@ -416,7 +416,7 @@ static void arrange_fds(const struct sb_plan *p, int rfd)
 	/* Go through fresh high numbers first so that no dup2 clobbers a
 	 * source that happens to sit on 0-4. */
 	for (int i = 0; i < n; i++) {
-		hi[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 64);
+		hi[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 5);
 		if (hi[i] < 0)
 			die(rfd, "dup");
 	}
