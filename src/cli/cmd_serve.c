@@ -41,6 +41,8 @@ static const char usage[] =
 	"  --drain-grace-s N       server.drain_grace_s\n"
 	"  --rate-limit-per-min N  server.rate_limit_per_min (task submissions; 0 = off)\n"
 	"  --read-rate-per-min N   other authenticated requests per key (default 600)\n"
+	"  --auth-failures-per-min N  failed authentications per client address before\n"
+	"                          it gets 429 (default 30; 0 = no limit)\n"
 	"  --task-timeout-ms N     per-task deadline in ms (overrides server.task_timeout_s)\n"
 	"  --http-threads N        HTTP pool threads (default 4)\n"
 	"  --sse-heartbeat-ms N    keepalive comment interval on idle streams (default 15000)\n"
@@ -58,6 +60,7 @@ struct serve_args {
 	int n_sets;
 	long task_timeout_ms;   /* -1 = from config */
 	long read_per_min;      /* -1 = default */
+	long authfail_per_min;  /* -1 = default */
 	long http_threads;      /* -1 = default */
 	long heartbeat_ms;      /* -1 = default */
 	long noop_delay_ms;
@@ -78,6 +81,10 @@ static int apply_reloadable(const struct tk_config *cfg, const struct serve_args
 	if (a->read_per_min >= 0) {
 		double r = (double)a->read_per_min;
 		o->limits[TK_RL_READ] = (struct tk_rl_limit){ r, r > 0 ? (r < 120 ? r : 120) : 1 };
+	}
+	if (a->authfail_per_min >= 0) {
+		double f = (double)a->authfail_per_min;
+		o->limits[TK_RL_AUTHFAIL] = (struct tk_rl_limit){ f, f > 0 ? f : 1 };
 	}
 	return 0;
 }
@@ -160,7 +167,8 @@ static int serve_loop(struct tk_server *srv, const struct serve_args *a, sigset_
 
 int cli_cmd_serve(int argc, char **argv)
 {
-	struct serve_args a = { .task_timeout_ms = -1, .read_per_min = -1, .http_threads = -1,
+	struct serve_args a = { .task_timeout_ms = -1, .read_per_min = -1, .authfail_per_min = -1,
+				.http_threads = -1,
 				.heartbeat_ms = -1, .runner = "noop" };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
@@ -172,6 +180,7 @@ int cli_cmd_serve(int argc, char **argv)
 		{ "drain-grace-s", required_argument, NULL, 'g' },
 		{ "rate-limit-per-min", required_argument, NULL, 'r' },
 		{ "read-rate-per-min", required_argument, NULL, 'R' },
+		{ "auth-failures-per-min", required_argument, NULL, 'F' },
 		{ "task-timeout-ms", required_argument, NULL, 't' },
 		{ "http-threads", required_argument, NULL, 'H' },
 		{ "sse-heartbeat-ms", required_argument, NULL, 'b' },
@@ -225,6 +234,11 @@ int cli_cmd_serve(int argc, char **argv)
 			if (cli_parse_long("serve", "--read-rate-per-min", optarg, 0, 1000000, &v))
 				goto out;
 			a.read_per_min = v;
+			break;
+		case 'F':
+			if (cli_parse_long("serve", "--auth-failures-per-min", optarg, 0, 1000000, &v))
+				goto out;
+			a.authfail_per_min = v;
 			break;
 		case 't':
 			if (cli_parse_long("serve", "--task-timeout-ms", optarg, 0, 86400000L, &v))
