@@ -310,10 +310,23 @@ static enum MHD_Result handle(struct tk_server *srv, bool metrics_daemon,
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
-		if (!r->responded && !r->body_too_large &&
-		    tk_buf_append(&r->body, upload_data, *upload_data_size) < 0)
-			r->body_too_large = true; /* keep reading, answer 413 at the end */
+		size_t n = *upload_data_size;
 		*upload_data_size = 0;
+		if (r->responded)
+			return MHD_YES;
+		if (!r->body_too_large && tk_buf_append(&r->body, upload_data, n) == 0)
+			return MHD_YES;
+		/* Past the cap (a chunked body has no Content-Length to refuse up
+		 * front). A client that sends a little too much gets a clean 413
+		 * at the end of its body: most clients do not read an answer
+		 * while still sending. Past twice the cap we answer at once and
+		 * MHD closes the connection: an endless body must not hold it. */
+		r->body_too_large = true;
+		r->discarded_bytes += n;
+		if (r->discarded_bytes > srv->opts.max_body_bytes)
+			return srv_send_error(r, 413, "too_large",
+					      "request body larger than %zu bytes",
+					      srv->opts.max_body_bytes);
 		return MHD_YES;
 	}
 	if (r->responded)

@@ -103,6 +103,7 @@ struct srv_req {
 	int64_t start_ns;
 	struct tk_buf body;
 	bool body_too_large;
+	size_t discarded_bytes;        /* body bytes dropped past the cap */
 	enum srv_req_state state;
 
 	bool authed;
