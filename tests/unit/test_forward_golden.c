@@ -15,13 +15,20 @@
  * (the contexts differ from there on). Anything else fails.
  *
  * Models whose tensors this build cannot compute yet (the 4/5-bit fixtures
- * keep output.weight in Q6_K, an Engine II type) are reported as skipped;
- * their rows have no bounds (report_only) until they can be measured.
+ * keep output.weight in Q6_K, an Engine II type) have no bounds
+ * (report_only). Until Q6_K has kernels they are measured approximately: a
+ * temporary copy of the model gets output.weight widened to f32 by the Q6_K
+ * decoder below (exact), so only the last matmul differs from llama.cpp's
+ * (Q6_K weights times Q8_K-quantized activations). Those numbers are
+ * printed, not checked.
  */
 #include "testutil.h"
 
 #include "core/err.h"
 #include "engine/context.h"
+#include "engine/fp16.h"
+#include "engine/gguf.h"
+#include "engine/quant.h"
 #include "engine/model.h"
 #include "engine/sampler.h"
 
@@ -68,6 +75,72 @@ static int32_t *json_ints(json_t *arr, size_t *n)
 	return v;
 }
 
+/* Q6_K block (256 elements, 210 bytes): ql[128] low 4 bits, qh[64] high 2
+ * bits, scales[16] int8 (one per 16 elements), d (half). Element groups of
+ * 32 within each half of 128 take their bits as below; x = d * scale * (q-32). */
+static void q6k_to_float(const uint8_t *blk, float *y, int64_t n)
+{
+	for (int64_t b = 0; b < n / 256; b++, blk += 210, y += 256) {
+		const uint8_t *ql = blk, *qh = blk + 128;
+		const int8_t *sc = (const int8_t *)(blk + 192);
+		uint16_t dh = (uint16_t)(blk[208] | blk[209] << 8);
+		const float d = tk_fp16_to_fp32(dh);
+		for (int half = 0; half < 2; half++) {
+			float *yy = y + 128 * half;
+			const uint8_t *l = ql + 64 * half, *h = qh + 32 * half;
+			const int8_t *s = sc + 8 * half;
+			for (int i = 0; i < 32; i++) {
+				int is = i / 16;
+				int q1 = ((l[i] & 0xF) | ((h[i] >> 0 & 3) << 4)) - 32;
+				int q2 = ((l[i + 32] & 0xF) | ((h[i] >> 2 & 3) << 4)) - 32;
+				int q3 = ((l[i] >> 4) | ((h[i] >> 4 & 3) << 4)) - 32;
+				int q4 = ((l[i + 32] >> 4) | ((h[i] >> 6 & 3) << 4)) - 32;
+				yy[i] = d * (float)s[is] * (float)q1;
+				yy[i + 32] = d * (float)s[is + 2] * (float)q2;
+				yy[i + 64] = d * (float)s[is + 4] * (float)q3;
+				yy[i + 96] = d * (float)s[is + 6] * (float)q4;
+			}
+		}
+	}
+}
+
+static int fill_widened(void *vsrc, size_t i, const struct tk_gguf_tensor *info, void *buf,
+			size_t nbytes)
+{
+	(void)i;
+	const struct tk_gguf_tensor *t = tk_gguf_find_tensor(vsrc, info->name);
+	if (t->type == TK_TYPE_Q6_K)
+		q6k_to_float(t->data, buf, t->n_elements);
+	else
+		memcpy(buf, t->data, nbytes);
+	return 0;
+}
+
+/* A copy of the model at path with every Q6_K tensor widened to f32. */
+static struct engine_model *load_widened(const char *path, const char *dir, const char *name)
+{
+	struct tk_gguf *src = tk_gguf_open(path);
+	assert_non_null(src);
+	struct tk_gguf_writer *w = tk_gguf_writer_new();
+	assert_non_null(w);
+	for (size_t i = 0; i < tk_gguf_kv_count(src); i++)
+		assert_int_equal(tk_gguf_writer_copy_kv(w, tk_gguf_kv_at(src, i)), 0);
+	for (size_t i = 0; i < tk_gguf_tensor_count(src); i++) {
+		const struct tk_gguf_tensor *t = tk_gguf_tensor_at(src, i);
+		int type = t->type == TK_TYPE_Q6_K ? TK_TYPE_F32 : t->type;
+		assert_int_equal(tk_gguf_writer_add_tensor(w, t->name, type, t->n_dims, t->ne), 0);
+	}
+	char out[512];
+	snprintf(out, sizeof out, "%s/%s-widened.gguf", dir, name);
+	assert_int_equal(tk_gguf_writer_write(w, out, fill_widened, src), 0);
+	tk_gguf_writer_free(w);
+	tk_gguf_close(src);
+	struct engine_model *m = engine_model_load(out);
+	if (!m)
+		fail_msg("load %s: %s", out, tk_err_detail());
+	return m;
+}
+
 /* True when a and b are both acceptable argmaxes of logits: equal, or
  * within `tie` of each other. */
 static bool same_or_tie(const float *logits, int32_t a, int32_t b, double tie)
@@ -95,12 +168,16 @@ static void check_one(const struct bound *b, const char *cs)
 
 	snprintf(path, sizeof path, "%s/models/%s.gguf", TK_FIXTURES, b->model);
 	struct engine_model *m = engine_model_load(path);
+	const char *note = "";
+	char dir[256] = "";
 	if (!m) {
-		/* only "this build cannot compute a tensor type" may skip */
+		/* only "this build cannot compute a tensor type" may fall back */
 		if (tk_err_last() != TK_EUNSUPPORTED || !b->report_only)
 			fail_msg("load %s: %s", path, tk_err_detail());
-		printf("golden %-16s %-8s SKIPPED: %s\n", b->model, cs, tk_err_detail());
-		goto out;
+		printf("golden %-16s %-8s (%s)\n", b->model, cs, tk_err_detail());
+		tk_test_mkdtemp(dir, sizeof dir);
+		m = load_widened(path, dir, b->model);
+		note = " [approx: q6_K output widened to f32]";
 	}
 	const int32_t n_vocab = m->hp.n_vocab;
 	struct engine_ctx_params cp;
@@ -121,7 +198,7 @@ static void check_one(const struct bound *b, const char *cs)
 		assert_int_equal(json_array_size(row), (size_t)n_vocab);
 		const float *ours = logits + (from + r) * (size_t)n_vocab;
 		for (int32_t i = 0; i < n_vocab; i++) {
-			theirs[i] = (float)json_real_value(json_array_get(row, (size_t)i));
+			theirs[i] = (float)json_number_value(json_array_get(row, (size_t)i));
 			double d = fabs((double)ours[i] - (double)theirs[i]);
 			if (d > max_abs)
 				max_abs = d;
@@ -147,7 +224,7 @@ static void check_one(const struct bound *b, const char *cs)
 				fail_msg("%s %s: greedy token %zu is %d, llama.cpp %d (our logits %g vs "
 					 "%g)", b->model, cs, i, tok, greedy[i], (double)l[tok],
 					 (double)l[greedy[i]]);
-			how = "parted at a near-tie";
+			how = b->report_only ? "parted (not checked)" : "parted at a near-tie";
 			break;
 		}
 		same++;
@@ -156,12 +233,11 @@ static void check_one(const struct bound *b, const char *cs)
 			tok = engine_argmax(engine_ctx_logits(c), n_vocab);
 		}
 	}
-	printf("golden %-16s %-8s max_abs %.3g mean_abs %.3g argmax %zu/%zu greedy %zu/%zu %s\n",
-	       b->model, cs, max_abs, mean_abs, agree, n_prompt - from, same, n_greedy, how);
+	printf("golden %-16s %-8s max_abs %.3g mean_abs %.3g argmax %zu/%zu greedy %zu/%zu %s%s\n",
+	       b->model, cs, max_abs, mean_abs, agree, n_prompt - from, same, n_greedy, how, note);
 	if (!b->report_only && (max_abs > b->max_abs || mean_abs > b->mean_abs))
 		fail_msg("%s %s: max_abs %.3g (bound %.3g), mean_abs %.3g (bound %.3g)", b->model,
 			 cs, max_abs, b->max_abs, mean_abs, b->mean_abs);
-out:
 	fflush(stdout);
 	free(theirs);
 	free(logits);
@@ -170,6 +246,8 @@ out:
 	free(prompt);
 	free(greedy);
 	json_decref(g);
+	if (*dir)
+		tk_test_rmtree(dir);
 }
 
 static void test_goldens(void **state)
