@@ -265,8 +265,8 @@ static enum MHD_Result h_run_task(struct srv_req *r)
 				  .timeout_ms = srv->opts.task_timeout_ms, .files = fin,
 				  .n_files = nf };
 	rc = tk_store_task_create(srv->store, &tn, r->task_id);
+	workers_queue_reserved_done(srv, rc == 0);
 	if (rc < 0) {
-		workers_queue_release(srv);
 		ret = srv_send_store_error(r, rc, "task");
 		goto out;
 	}

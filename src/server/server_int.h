@@ -67,7 +67,9 @@ struct tk_server {
 	pthread_mutex_t q_mu;
 	pthread_cond_t q_cv;         /* work may be available / stopping */
 	pthread_cond_t idle_cv;      /* a worker finished a task */
-	int64_t queued;              /* tasks we know are queued; guarded by q_mu */
+	int64_t queued;              /* tasks queued, plus places reserved by
+	                                submissions in progress; guarded by q_mu */
+	int64_t reserving;           /* reservations not yet stored; guarded by q_mu */
 	unsigned n_running;          /* guarded by q_mu */
 	unsigned n_workers;
 	pthread_t *workers;
@@ -172,7 +174,9 @@ bool workers_cancel(struct tk_server *srv, const char *task_id);
 void workers_check_deadlines(struct tk_server *srv, int64_t now_ns);
 /* Queue accounting for submissions: reserve a queue place (false: full). */
 bool workers_queue_reserve(struct tk_server *srv);
-void workers_queue_release(struct tk_server *srv); /* a reserved/queued task left the queue */
+/* The reserved submission was stored (stored) or abandoned (!stored). */
+void workers_queue_reserved_done(struct tk_server *srv, bool stored);
+void workers_queue_release(struct tk_server *srv); /* a queued task left the queue */
 
 /* ---- sse.c */
 enum MHD_Result sse_start(struct srv_req *r, const char *task_id, int64_t after_seq);

@@ -57,11 +57,22 @@ bool workers_queue_reserve(struct tk_server *srv)
 	pthread_mutex_lock(&srv->q_mu);
 	if (srv->queued < (int64_t)srv->opts.queue_max) {
 		srv->queued++;
+		srv->reserving++;
 		ok = true;
 	}
 	tk_gauge_set(srv->m.queue_depth, (double)srv->queued);
 	pthread_mutex_unlock(&srv->q_mu);
 	return ok;
+}
+
+void workers_queue_reserved_done(struct tk_server *srv, bool stored)
+{
+	pthread_mutex_lock(&srv->q_mu);
+	srv->reserving--;
+	if (!stored && srv->queued > 0)
+		srv->queued--;
+	tk_gauge_set(srv->m.queue_depth, (double)srv->queued);
+	pthread_mutex_unlock(&srv->q_mu);
 }
 
 void workers_queue_release(struct tk_server *srv)
@@ -244,7 +255,7 @@ static void *worker_main(void *arg)
 	for (;;) {
 		pthread_mutex_lock(&srv->q_mu);
 		while (!atomic_load(&srv->stopping) &&
-		       (atomic_load(&srv->draining) || srv->queued <= 0)) {
+		       (atomic_load(&srv->draining) || srv->queued - srv->reserving <= 0)) {
 			/* Wake at least once a second: a task may be queued by
 			 * another process or re-queued without a kick. */
 			struct timespec ts;
@@ -265,12 +276,14 @@ static void *worker_main(void *arg)
 		int rc = tk_store_task_claim_next(srv->store, &t);
 		if (rc == TK_ENOENT) {
 			/* Our count was high (e.g. a task cancelled elsewhere):
-			 * resynchronise with the store. */
+			 * resynchronise with the store, keeping the places of
+			 * submissions in progress (a submission stored just now
+			 * may be counted twice for a moment: the safe side). */
 			int64_t n = 0;
 			if (tk_store_task_count(srv->store, NULL, true, TK_TASK_QUEUED, &n) == 0) {
 				pthread_mutex_lock(&srv->q_mu);
-				srv->queued = n;
-				tk_gauge_set(srv->m.queue_depth, (double)n);
+				srv->queued = n + srv->reserving;
+				tk_gauge_set(srv->m.queue_depth, (double)srv->queued);
 				pthread_mutex_unlock(&srv->q_mu);
 			}
 			continue;
