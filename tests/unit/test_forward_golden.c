@@ -20,7 +20,8 @@
  * temporary copy of the model gets output.weight widened to f32 by the Q6_K
  * decoder below (exact), so only the last matmul differs from llama.cpp's
  * (Q6_K weights times Q8_K-quantized activations). Those numbers are
- * printed, not checked.
+ * printed, not checked, and cost time: they run only with TK_GOLDEN_ALL=1 in
+ * the environment.
  */
 #include "testutil.h"
 
@@ -175,6 +176,11 @@ static void check_one(const struct bound *b, const char *cs)
 		if (tk_err_last() != TK_EUNSUPPORTED || !b->report_only)
 			fail_msg("load %s: %s", path, tk_err_detail());
 		printf("golden %-16s %-8s (%s)\n", b->model, cs, tk_err_detail());
+		if (!getenv("TK_GOLDEN_ALL")) {
+			printf("golden %-16s %-8s skipped (TK_GOLDEN_ALL=1 measures it "
+			       "approximately)\n", b->model, cs);
+			goto out;
+		}
 		tk_test_mkdtemp(dir, sizeof dir);
 		m = load_widened(path, dir, b->model);
 		note = " [approx: q6_K output widened to f32]";
@@ -238,6 +244,7 @@ static void check_one(const struct bound *b, const char *cs)
 	if (!b->report_only && (max_abs > b->max_abs || mean_abs > b->mean_abs))
 		fail_msg("%s %s: max_abs %.3g (bound %.3g), mean_abs %.3g (bound %.3g)", b->model,
 			 cs, max_abs, b->max_abs, mean_abs, b->mean_abs);
+out:
 	fflush(stdout);
 	free(theirs);
 	free(logits);
