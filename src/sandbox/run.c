@@ -118,7 +118,9 @@ static void account(const struct tk_sandbox_result *r, const char *const *argv)
 	if (n >= sizeof cmd)
 		n = sizeof cmd - 1;
 	cmd[n] = '\0';
-	enum tk_log_level lvl = r->status == TK_SB_XX ? TK_LOG_ERROR : TK_LOG_INFO;
+	enum tk_log_level lvl = r->status == TK_SB_XX && strcmp(r->message, "cancelled")
+					? TK_LOG_ERROR
+					: TK_LOG_INFO;
 	tk_logf(lvl, "sandbox",
 		TK_FIELDS(TK_LF_S("profile", prof), TK_LF_S("command", cmd),
 			  TK_LF_S("status", status), TK_LF_S("limit", tk_sandbox_limit_name(r->limit)),
@@ -542,7 +544,7 @@ int tk_sandbox_run(const struct tk_sandbox_spec *spec, struct tk_sandbox_result 
 	bool disk_poll = true;
 	int64_t next_disk = t0 + SB_DISK_POLL_NS;
 	enum tk_sandbox_limit killed_for = TK_SB_LIM_NONE;
-	bool exited = false;
+	bool exited = false, cancelled = false;
 	sup_failed = false;
 
 	while (!exited) {
@@ -571,16 +573,22 @@ int tk_sandbox_run(const struct tk_sandbox_spec *spec, struct tk_sandbox_result 
 			if (killed_for != TK_SB_LIM_NONE)
 				kill(pid, SIGKILL); /* init: the kernel kills the namespace */
 		}
+		if (!cancelled && spec->cancel && atomic_load(spec->cancel)) {
+			cancelled = true;
+			kill(pid, SIGKILL);
+		}
 		int64_t wake = deadline;
 		if (next_cpu < wake)
 			wake = next_cpu;
 		if (disk_poll && next_disk < wake)
 			wake = next_disk;
-		int timeout_ms = killed_for != TK_SB_LIM_NONE
+		int timeout_ms = killed_for != TK_SB_LIM_NONE || cancelled
 					 ? 50
 					 : (int)((wake - now + 999999) / 1000000);
 		if (timeout_ms < 0)
 			timeout_ms = 0;
+		if (spec->cancel && timeout_ms > 50)
+			timeout_ms = 50; /* look at the cancel flag often enough */
 		struct pollfd pf[3] = { { pidfd, POLLIN, 0 }, { so.fd, POLLIN, 0 },
 					{ se.fd, POLLIN, 0 } };
 		int pr = poll(pf, 3, timeout_ms);
@@ -673,6 +681,10 @@ reap:;
 
 	if (setup_err) {
 		r->status = TK_SB_XX;
+	} else if (cancelled && killed_for == TK_SB_LIM_NONE) {
+		r->status = TK_SB_XX;
+		r->signal = SIGKILL;
+		snprintf(r->message, sizeof r->message, "cancelled");
 	} else if (killed_for != TK_SB_LIM_NONE) {
 		r->limit = killed_for;
 		r->status = (killed_for == TK_SB_LIM_WALL || killed_for == TK_SB_LIM_CPU) ? TK_SB_TO

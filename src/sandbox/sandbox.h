@@ -38,6 +38,7 @@
 #ifndef TK_SANDBOX_SANDBOX_H
 #define TK_SANDBOX_SANDBOX_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -212,6 +213,9 @@ struct tk_sandbox_spec {
 	 * borrowed for the call. For streaming to a terminal or over SSE. */
 	void (*on_output)(void *arg, int stream, const char *data, size_t n);
 	void *on_output_arg;
+	/* Optional: set to true from any thread to stop the run (noticed within
+	 * 50 ms). The result is then XX with the message "cancelled". */
+	const atomic_bool *cancel;
 };
 
 enum tk_sandbox_status {

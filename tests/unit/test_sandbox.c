@@ -25,6 +25,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -535,6 +536,44 @@ static void test_output_streaming(void **state)
 	assert_true(r.stdout_bytes > 16 * 1024);
 	tk_sandbox_result_free(&r);
 	tk_buf_free(&c.text);
+	ws_free(ws);
+}
+
+struct canceller {
+	atomic_bool flag;
+};
+
+static void *cancel_later(void *arg)
+{
+	struct canceller *c = arg;
+	sleep_ms(200);
+	atomic_store(&c->flag, true);
+	return NULL;
+}
+
+static void test_cancel(void **state)
+{
+	(void)state;
+	SKIP_IF_INSECURE();
+	char ws[512];
+	ws_new(ws, sizeof ws);
+	struct canceller c;
+	atomic_init(&c.flag, false);
+	struct tk_sandbox_spec spec = {
+		.profile = tk_sandbox_profile_find(&g_set, "shell"), .workspace = ws,
+		.argv = ARGV("sh", "-c", "sleep 30 & sleep 30"), .opts = &g_opts,
+		.cancel = &c.flag,
+	};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, cancel_later, &c), 0);
+	struct tk_sandbox_result r;
+	assert_int_equal(tk_sandbox_run(&spec, &r), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(r.status, TK_SB_XX);
+	assert_string_equal(r.message, "cancelled");
+	assert_true(r.wall_ms >= 200 && r.wall_ms < 30000);
+	assert_int_equal(count_uid_procs(g_opts.uid), 0);
+	tk_sandbox_result_free(&r);
 	ws_free(ws);
 }
 
@@ -1380,6 +1419,7 @@ int main(void)
 		cmocka_unit_test(test_sleep_past_wall),
 		cmocka_unit_test(test_output_flood),
 		cmocka_unit_test(test_output_streaming),
+		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_file_size),
 		cmocka_unit_test(test_disk_and_inode_fill),
 		cmocka_unit_test(test_deep_tree),
