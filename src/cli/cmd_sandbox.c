@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,6 +165,17 @@ static int make_temp_workspace(char *out, size_t cap)
 	return 0;
 }
 
+/* Ctrl-C / SIGTERM stop the run cleanly (cgroup and temporary workspace
+ * removed) instead of killing us mid-way. */
+static atomic_bool interrupted;
+static volatile sig_atomic_t interrupt_sig;
+
+static void on_interrupt(int sig)
+{
+	interrupt_sig = sig;
+	atomic_store(&interrupted, true);
+}
+
 /* Passes the program's output through as it arrives. */
 static void stream_out(void *arg, int stream, const char *data, size_t n)
 {
@@ -269,8 +281,17 @@ static int sandbox_run(int argc, char **argv)
 	if (!s.json)
 		spec.on_output = stream_out;
 
+	struct sigaction sa, old_int, old_term;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_interrupt;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	spec.cancel = &interrupted;
 	struct tk_sandbox_result r;
 	int run_rc = tk_sandbox_run(&spec, &r);
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
 	if (tmpws[0] && tk_sandbox_workspace_remove(tmpws))
 		fprintf(stderr, "tanuki: %s: cannot remove %s: %s\n", cmd, tmpws, tk_err_detail());
 	if (s.json) {
@@ -278,6 +299,12 @@ static int sandbox_run(int argc, char **argv)
 		rc = r.status == TK_SB_XX ? CLI_FAIL : CLI_OK;
 		if (run_rc && r.status == TK_SB_XX)
 			fprintf(stderr, "tanuki: %s: %s\n", cmd, r.message);
+		tk_sandbox_result_free(&r);
+		goto out;
+	}
+	if (atomic_load(&interrupted) && r.status == TK_SB_XX) {
+		fprintf(stderr, "tanuki: sandbox: interrupted\n");
+		rc = 128 + (int)interrupt_sig;
 		tk_sandbox_result_free(&r);
 		goto out;
 	}

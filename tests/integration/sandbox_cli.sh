@@ -88,6 +88,19 @@ set -e
 [ "$(jget "$OUT/cpu.json" status)" = TO ] || fail "cpu: $(cat "$OUT/cpu.json")"
 [ "$(jget "$OUT/cpu.json" limit)" = cpu ] || fail "cpu limit name"
 
+# --- SIGTERM stops the run cleanly: exit 128+15, temporary workspace removed
+mkdir "$OUT/tmpd"
+TMPDIR="$OUT/tmpd" "$T" sandbox run -- sleep 30 2> "$OUT/term.err" &
+cli=$!
+sleep 0.5
+kill -TERM $cli
+set +e
+wait $cli; rc=$?
+set -e
+[ $rc = 143 ] || fail "SIGTERM: exit $rc: $(cat "$OUT/term.err")"
+grep -q interrupted "$OUT/term.err" || fail "SIGTERM message"
+[ -z "$(ls -A "$OUT/tmpd")" ] || fail "temporary workspace left after SIGTERM"
+
 # --- a profile from a file: loopback network, its own env and limits
 cat > "$OUT/profiles.json" <<'EOF'
 {"netshell": {"extends": "shell", "net": "loopback",
