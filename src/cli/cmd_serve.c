@@ -41,6 +41,7 @@ static const char usage[] =
 	"  --drain-grace-s N       server.drain_grace_s\n"
 	"  --rate-limit-per-min N  server.rate_limit_per_min (task submissions; 0 = off)\n"
 	"  --read-rate-per-min N   other authenticated requests per key (default 600)\n"
+	"  --admin-rate-per-min N  admin requests per key (default 120)\n"
 	"  --auth-failures-per-min N  failed authentications per client address before\n"
 	"                          it gets 429 (default 30; 0 = no limit)\n"
 	"  --task-timeout-ms N     per-task deadline in ms (overrides server.task_timeout_s)\n"
@@ -61,6 +62,7 @@ struct serve_args {
 	long task_timeout_ms;   /* -1 = from config */
 	long read_per_min;      /* -1 = default */
 	long authfail_per_min;  /* -1 = default */
+	long admin_per_min;     /* -1 = default */
 	long http_threads;      /* -1 = default */
 	long heartbeat_ms;      /* -1 = default */
 	long noop_delay_ms;
@@ -81,6 +83,10 @@ static int apply_reloadable(const struct tk_config *cfg, const struct serve_args
 	if (a->read_per_min >= 0) {
 		double r = (double)a->read_per_min;
 		o->limits[TK_RL_READ] = (struct tk_rl_limit){ r, r > 0 ? (r < 120 ? r : 120) : 1 };
+	}
+	if (a->admin_per_min >= 0) {
+		double m = (double)a->admin_per_min;
+		o->limits[TK_RL_ADMIN] = (struct tk_rl_limit){ m, m > 0 ? (m < 60 ? m : 60) : 1 };
 	}
 	if (a->authfail_per_min >= 0) {
 		double f = (double)a->authfail_per_min;
@@ -168,6 +174,7 @@ static int serve_loop(struct tk_server *srv, const struct serve_args *a, sigset_
 int cli_cmd_serve(int argc, char **argv)
 {
 	struct serve_args a = { .task_timeout_ms = -1, .read_per_min = -1, .authfail_per_min = -1,
+				.admin_per_min = -1,
 				.http_threads = -1,
 				.heartbeat_ms = -1, .runner = "noop" };
 	static const struct option opts[] = {
@@ -181,6 +188,7 @@ int cli_cmd_serve(int argc, char **argv)
 		{ "rate-limit-per-min", required_argument, NULL, 'r' },
 		{ "read-rate-per-min", required_argument, NULL, 'R' },
 		{ "auth-failures-per-min", required_argument, NULL, 'F' },
+		{ "admin-rate-per-min", required_argument, NULL, 'A' },
 		{ "task-timeout-ms", required_argument, NULL, 't' },
 		{ "http-threads", required_argument, NULL, 'H' },
 		{ "sse-heartbeat-ms", required_argument, NULL, 'b' },
@@ -234,6 +242,11 @@ int cli_cmd_serve(int argc, char **argv)
 			if (cli_parse_long("serve", "--read-rate-per-min", optarg, 0, 1000000, &v))
 				goto out;
 			a.read_per_min = v;
+			break;
+		case 'A':
+			if (cli_parse_long("serve", "--admin-rate-per-min", optarg, 0, 1000000, &v))
+				goto out;
+			a.admin_per_min = v;
 			break;
 		case 'F':
 			if (cli_parse_long("serve", "--auth-failures-per-min", optarg, 0, 1000000, &v))

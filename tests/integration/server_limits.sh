@@ -115,7 +115,18 @@ check "exit 0 with two listeners" eq "$SRV_RC" 0
 D4=$TMP/data4
 mkdir -p "$D4"
 GOOD=$(mkkey "$D4" g user)
-srv_start "$D4" --auth-failures-per-min 3
+ADM4=$(mkkey "$D4" a admin)
+srv_start "$D4" --auth-failures-per-min 3 --read-rate-per-min 2 --admin-rate-per-min 2
+# (first the per-key read and admin classes: 2 per minute each here)
+codes=""
+for i in 1 2 3; do api GET /health "$GOOD"; codes="$codes$RESP_CODE "; done
+check "read class: 2 then 429 ($codes)" eq "$codes" "200 200 429 "
+codes=""
+for i in 1 2 3; do api GET /admin/keys "$ADM4"; codes="$codes$RESP_CODE "; done
+check "admin class: 2 then 429 ($codes)" eq "$codes" "200 200 429 "
+api GET /health "$ADM4"; check "admin key's read budget is its own" eq "$RESP_CODE" 200
+api POST /run_task "$GOOD" '{"task_description":"x"}'
+check "submit class unaffected by the read limit" eq "$RESP_CODE" 202
 codes=""
 for i in 1 2 3 4; do
 	api GET /health "tk_0000000000000000_$(printf '%064d' "$i")"
