@@ -19,6 +19,7 @@
 #include "core/err.h"
 #include "engine/fp16.h"
 #include "engine/quant.h"
+#include "obs/log.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -126,6 +127,14 @@ struct engine_ctx *engine_ctx_new(const struct engine_model *m,
 		engine_ctx_free(c);
 		return NULL;
 	}
+	tk_logf(TK_LOG_DEBUG, "engine",
+		TK_FIELDS(TK_LF_I("n_ctx", p.n_ctx), TK_LF_I("n_batch", p.n_batch),
+			  TK_LF_I("n_threads", p.n_threads),
+			  TK_LF_S("kv_type", p.kv_type == ENGINE_KV_F16 ? "f16" : "f32"),
+			  TK_LF_I("weights_bytes", (int64_t)m->weights_bytes),
+			  TK_LF_I("kv_bytes", (int64_t)c->kv_bytes),
+			  TK_LF_I("scratch_bytes", (int64_t)c->scratch_bytes)),
+		"context created");
 	return c;
 }
 

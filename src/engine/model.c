@@ -10,6 +10,7 @@
 
 #include "core/err.h"
 #include "engine/gguf.h"
+#include "obs/log.h"
 #include "engine/quant.h"
 
 #include <stdint.h>
@@ -295,6 +296,12 @@ struct engine_model *engine_model_from_gguf(struct tk_gguf *g, const char *name)
 	}
 	if (read_hparams(&ld) || bind_all(&ld))
 		goto err;
+	tk_logf(TK_LOG_DEBUG, "engine",
+		TK_FIELDS(TK_LF_S("model", m->path), TK_LF_S("arch", m->arch->name),
+			  TK_LF_I("n_layer", m->hp.n_layer), TK_LF_I("n_embd", m->hp.n_embd),
+			  TK_LF_I("n_vocab", m->hp.n_vocab),
+			  TK_LF_I("weights_bytes", (int64_t)m->weights_bytes)),
+		"model loaded");
 	return m;
 err:
 	engine_model_free(m);
