@@ -141,22 +141,35 @@ static void probe_v2(struct tk_sandbox_host *h)
 		return;
 	buf[n] = '\0';
 	bool mem = strstr(buf, "memory") != NULL, pids = strstr(buf, "pids") != NULL;
-	if (!mem || !pids)
-		return; /* the controllers live on v1 (hybrid) or are not delegated */
+	if (!mem || !pids) {
+		/* the controllers live on v1 (hybrid) or are not delegated */
+		snprintf(h->cg_note, sizeof h->cg_note,
+			 "cgroup v2 at %s offers no memory+pids controllers here", mnt);
+		return;
+	}
 	/* Enable them for our children. This fails with EBUSY when our own
 	 * cgroup holds processes and is not the root (the "no internal
 	 * processes" rule): then the supervisor must be started in a delegated
 	 * cgroup with a leaf for itself; we do not move ourselves. */
 	snprintf(path, sizeof path, "%s/cgroup.subtree_control", dir);
 	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
+	bool ok = fd >= 0 && write(fd, "+memory +pids", 13) == 13;
+	int e = errno;
+	if (fd >= 0)
+		close(fd);
+	if (!ok) {
+		snprintf(h->cg_note, sizeof h->cg_note,
+			 "cgroup v2: cannot enable memory+pids below %.120s (%s)%s", dir, strerror(e),
+			 e == EBUSY ? ": it holds processes; start the supervisor in a delegated "
+				      "cgroup with a leaf of its own"
+				    : "");
 		return;
-	bool ok = write(fd, "+memory +pids", 13) == 13;
-	close(fd);
-	if (!ok)
+	}
+	if (!cg_base(mnt, own, h->cg_v2_dir, sizeof h->cg_v2_dir)) {
+		snprintf(h->cg_note, sizeof h->cg_note, "cgroup v2: cannot create %.120s/%s",
+			 dir, SB_CG_BASE);
 		return;
-	if (!cg_base(mnt, own, h->cg_v2_dir, sizeof h->cg_v2_dir))
-		return;
+	}
 	snprintf(path, sizeof path, "%s/cgroup.subtree_control", h->cg_v2_dir);
 	fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -387,6 +400,8 @@ int tk_sandbox_doctor_text(const struct tk_sandbox_host *h, struct tk_buf *out)
 	else
 		rc |= tk_buf_printf(out, "  %-18s NONE usable (not delegated, not writable)\n",
 				    "cgroups");
+	if (h->cg_note[0])
+		rc |= tk_buf_printf(out, "  %-18s %s\n", "", h->cg_note);
 	rc |= tk_buf_printf(out, "limits:\n");
 	for (size_t i = 0; i < n; i++)
 		rc |= tk_buf_printf(out, "  %-16s %-9s %s\n", lines[i].what,
@@ -413,6 +428,8 @@ json_t *tk_sandbox_doctor_json(const struct tk_sandbox_host *h)
 			      tk_sandbox_host_secure(h), "why_not",
 			      h->why_not[0] ? h->why_not : NULL);
 	json_t *lim = json_object();
+	if (o && h->cg_note[0])
+		json_object_set_new(o, "cgroup_note", json_string(h->cg_note));
 	if (!o || !lim || json_object_set_new(o, "limits", lim)) {
 		json_decref(o);
 		tk_errf(TK_ENOMEM, "sandbox doctor: out of memory");

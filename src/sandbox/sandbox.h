@@ -161,6 +161,7 @@ struct tk_sandbox_host {
 	char cg_cpu_dir[TK_SB_PATH_MAX];
 	char cg_v2_dir[TK_SB_PATH_MAX];
 	char why_not[256];       /* first missing minimum, "" when secure */
+	char cg_note[320];       /* why cgroup v2 was not usable, if it was there */
 };
 
 /* Detects what the host offers. Cheap (a few stat/read calls); the result
