@@ -13,6 +13,7 @@
 #include "obs/log.h"
 #include "engine/quant.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,6 +252,10 @@ static int bind_all(struct loader *ld)
 		m->output = m->tok_embd; /* same bytes, counted once */
 	if ((rc = bind_vec(ld, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_freqs)))
 		return rc;
+	for (int32_t i = 0; m->rope_freqs && i < hp->n_rot / 2; i++)
+		if (!(m->rope_freqs[i] > 0.0f) || !isfinite(m->rope_freqs[i]))
+			return tk_errf(TK_EFORMAT, "model: %s: rope_freqs.weight[%d] = %g: must be "
+				       "a positive number", ld->name, (int)i, (double)m->rope_freqs[i]);
 	hp->has_rope_freqs = m->rope_freqs != NULL;
 
 	m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);

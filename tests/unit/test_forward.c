@@ -381,7 +381,8 @@ static void test_context_limits(void **state)
 /* ------------------------------------------------- mutated model files */
 
 enum mutation { MUT_ARCH, MUT_TYPE, MUT_DROP_OUTPUT, MUT_DROP_FFN, MUT_NORM_F16,
-		MUT_OUTPUT_IS_EMBD, MUT_KV };
+		MUT_OUTPUT_IS_EMBD, MUT_KV, MUT_ROPE_FREQS };
+static float rope_freqs_value; /* what MUT_ROPE_FREQS fills rope_freqs.weight with */
 
 /* One metadata edit for MUT_KV: key set to a u32, a string or a float. */
 struct kv_edit {
@@ -412,6 +413,12 @@ static int fill_copy(void *vctx, size_t i, const struct tk_gguf_tensor *info, vo
 {
 	(void)i;
 	struct copy_ctx *cc = vctx;
+	if (!strcmp(info->name, "rope_freqs.weight")) {
+		float *f = buf;
+		for (size_t k = 0; k < nbytes / sizeof *f; k++)
+			f[k] = rope_freqs_value;
+		return 0;
+	}
 	const char *from = info->name;
 	if (cc->mut == MUT_OUTPUT_IS_EMBD && !strcmp(from, "output.weight"))
 		from = "token_embd.weight"; /* same shape and type in this fixture */
@@ -451,6 +458,11 @@ static void write_mutant(const char *dir, enum mutation mut, char *out, size_t c
 		if (is_target(mut, t->name))
 			type = mut == MUT_TYPE ? TK_TYPE_I32 : TK_TYPE_F16;
 		assert_int_equal(tk_gguf_writer_add_tensor(w, t->name, type, t->n_dims, t->ne), 0);
+	}
+	if (mut == MUT_ROPE_FREQS) {
+		const int64_t ne[1] = { 32 }; /* n_rot / 2 */
+		assert_int_equal(tk_gguf_writer_add_tensor(w, "rope_freqs.weight", TK_TYPE_F32, 1,
+							   ne), 0);
 	}
 	snprintf(out, cap, "%s/mut%d.gguf", dir, (int)mut);
 	struct copy_ctx cc = { .src = src, .mut = mut };
@@ -574,10 +586,41 @@ static void test_bad_hparams(void **state)
 	assert_int_equal(engine_ctx_eval(c1, toks, 4, NULL), 0);
 	assert_int_equal(engine_ctx_eval(c2, toks, 4, NULL), 0);
 	assert_true(max_diff(engine_ctx_logits(c1), engine_ctx_logits(c2), 512) > 1e-4);
+	float linear2[512];
 	engine_ctx_free(c1);
+	engine_model_free(m);
+	/* Llama 3 style rope_freqs: every pair's angle divided by 2 is exactly
+	 * linear scaling by 2 (both halve the angle, exactly, in float) */
+	static const struct kv_edit lin2[] = {
+		{ "llama.rope.scaling.type", 's', 0, "linear", 0, 0, NULL },
+		{ "llama.rope.scaling.factor", 'f', 0, NULL, 2.0f, 0, NULL },
+	};
+	cur_edit = lin2;
+	cur_n_edits = 2;
+	write_mutant(dir, MUT_KV, path, sizeof path);
+	m = load_ok(path);
+	c1 = ctx_ok(m, 8, 0, 1);
+	assert_int_equal(engine_ctx_eval(c1, toks, 4, NULL), 0);
+	memcpy(linear2, engine_ctx_logits(c1), sizeof linear2);
+	engine_ctx_free(c1);
+	engine_model_free(m);
+	rope_freqs_value = 2.0f;
+	write_mutant(dir, MUT_ROPE_FREQS, path, sizeof path);
+	m = load_ok(path);
+	assert_true(m->hp.has_rope_freqs);
+	c1 = ctx_ok(m, 8, 0, 1);
+	assert_int_equal(engine_ctx_eval(c1, toks, 4, NULL), 0);
+	assert_true(max_diff(linear2, engine_ctx_logits(c1), 512) == 0.0);
+	assert_true(max_diff(engine_ctx_logits(c2), engine_ctx_logits(c1), 512) > 1e-4);
+	engine_ctx_free(c1);
+	engine_model_free(m);
+	/* a zero factor would divide by zero: refused at load */
+	rope_freqs_value = 0.0f;
+	write_mutant(dir, MUT_ROPE_FREQS, path, sizeof path);
+	assert_null(engine_model_load(path));
+	assert_non_null(strstr(tk_err_detail(), "rope_freqs.weight[0]"));
 	engine_ctx_free(c2);
 	engine_model_free(base);
-	engine_model_free(m);
 	tk_test_rmtree(dir);
 }
 
