@@ -613,12 +613,12 @@ static int start_metrics_daemon(struct tk_server *srv)
 		flags |= MHD_USE_IPv6;
 	srv->mhd_metrics = MHD_start_daemon(
 		flags, 0, NULL, NULL, on_metrics_request, srv,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, /* first: see MHD's docs */
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 		MHD_OPTION_CONNECTION_LIMIT, 64u,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->opts.connection_timeout_s,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)srv->opts.header_memory_bytes,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
 		MHD_OPTION_END);
 	if (!srv->mhd_metrics)
 		return tk_errf(TK_EIO, "server: cannot listen for metrics on %s:%d",
@@ -661,13 +661,13 @@ int tk_server_start(struct tk_server *srv)
 		flags |= MHD_USE_IPv6;
 	srv->mhd = MHD_start_daemon(
 		flags, 0, NULL, NULL, on_request, srv,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, /* first: see MHD's docs */
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)srv->opts.http_threads,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->opts.max_connections,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->opts.connection_timeout_s,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)srv->opts.header_memory_bytes,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
 		MHD_OPTION_END);
 	if (!srv->mhd)
 		return tk_errf(TK_EIO, "server: cannot listen on %s:%d (in use, or not a local "
