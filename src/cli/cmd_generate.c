@@ -5,9 +5,9 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
-#include "core/time.h"
 #include "engine/chat.h"
 #include "engine/context.h"
+#include "engine/generate.h"
 #include "engine/gguf.h"
 #include "engine/model.h"
 #include "engine/sampler.h"
@@ -36,8 +36,6 @@ static const char usage[] =
 	"min-p 0.05, repeat-penalty 1.0 (off) over the last 64 tokens, seed 0x5EED.\n"
 	"--json prints {\"tokens\", \"text\", \"finish_reason\", \"usage\", \"timings\"}\n"
 	"at the end instead of streaming.";
-
-#define GEN_TEXT_MAX (16u << 20) /* bytes of generated text kept */
 
 struct gen_opts {
 	const char *model, *prompt, *chat, *tokens;
@@ -179,18 +177,12 @@ static int make_prompt(const struct gen_opts *o, const struct engine_model *m,
 	return 0;
 }
 
-static double ms_since(int64_t t0)
+/* Streaming: each piece of final text goes to stdout at once. */
+static int print_piece(void *ud, const char *text, size_t len)
 {
-	return (double)(tk_time_mono_ns() - t0) / 1e6;
-}
-
-/* Writes text[from..to) to stdout (streaming mode). */
-static void emit(const struct tk_buf *text, size_t from, size_t to)
-{
-	if (to > from) {
-		fwrite(text->data + from, 1, to - from, stdout);
-		fflush(stdout);
-	}
+	(void)ud;
+	fwrite(text, 1, len, stdout);
+	return fflush(stdout) ? -1 : 0;
 }
 
 int cli_cmd_generate(int argc, char **argv)
@@ -204,11 +196,9 @@ int cli_cmd_generate(int argc, char **argv)
 	struct engine_model *m = NULL;
 	struct tk_tokenizer *tok = NULL;
 	struct engine_ctx *ctx = NULL;
-	struct engine_sampler *smp = NULL;
-	struct tk_tok_stream *stream = NULL;
-	int32_t *prompt = NULL, *out_ids = NULL, n_prompt = 0, n_out = 0;
-	struct tk_buf text = TK_BUF_INIT(GEN_TEXT_MAX);
-	struct tk_buf js = TK_BUF_INIT(GEN_TEXT_MAX * 2);
+	int32_t *prompt = NULL, n_prompt = 0, eos = -1;
+	struct engine_gen_result res = { 0 };
+	struct tk_buf js = TK_BUF_INIT(ENGINE_GEN_TEXT_MAX * 2);
 
 	m = engine_model_load(o.model);
 	if (!m) {
@@ -224,7 +214,6 @@ int cli_cmd_generate(int argc, char **argv)
 		ret = rc;
 		goto out;
 	}
-
 	struct engine_ctx_params cp;
 	engine_ctx_params_default(&cp);
 	cp.n_ctx = (int32_t)o.ctx;
@@ -234,122 +223,39 @@ int cli_cmd_generate(int argc, char **argv)
 		cli_fail("generate", "cannot make a context");
 		goto out;
 	}
-	struct engine_sampler_params sp = {
-		.temp = (float)o.temp, .top_k = (int32_t)o.top_k, .top_p = (float)o.top_p,
-		.min_p = (float)o.min_p, .repeat_penalty = (float)o.repeat,
-		.freq_penalty = (float)o.freq, .presence_penalty = (float)o.presence,
-		.penalty_last_n = (int32_t)o.last_n, .seed = o.seed,
+	struct engine_gen_params gp = {
+		.sampling = { .temp = (float)o.temp, .top_k = (int32_t)o.top_k,
+			      .top_p = (float)o.top_p, .min_p = (float)o.min_p,
+			      .repeat_penalty = (float)o.repeat, .freq_penalty = (float)o.freq,
+			      .presence_penalty = (float)o.presence,
+			      .penalty_last_n = (int32_t)o.last_n, .seed = o.seed },
+		.max_tokens = (int32_t)o.n_predict,
+		.stop = o.stops,
+		.n_stop = (size_t)o.n_stops,
 	};
-	smp = engine_sampler_new(&sp, m->hp.n_vocab);
-	out_ids = malloc(((size_t)o.n_predict + 1) * sizeof *out_ids);
-	if (!smp || !out_ids) {
-		cli_fail("generate", "cannot make the sampler");
-		goto out;
+	/* without a tokenizer, the file's EOS id still ends the generation */
+	if (!tok && !tk_gguf_get_i32(m->gguf, "tokenizer.ggml.eos_token_id", &eos) && eos >= 0) {
+		gp.stop_ids = &eos;
+		gp.n_stop_ids = 1;
 	}
-	struct engine_stop stop;
-	engine_stop_init(&stop, (int32_t)o.n_predict);
-	for (int i = 0; i < o.n_stops; i++)
-		if (engine_stop_add_string(&stop, o.stops[i])) {
-			ret = cli_usage_error("generate", "--stop: %s", tk_err_detail());
-			goto out;
-		}
-	if (tok) {
-		engine_stop_add_token(&stop, tk_tokenizer_eos(tok));
-		engine_stop_add_token(&stop, tk_tokenizer_eot(tok));
-		stream = tk_tok_stream_new(tok, 0);
-		if (!stream) {
-			cli_fail("generate", "out of memory");
-			goto out;
-		}
-	} else {
-		int32_t eos;
-		if (!tk_gguf_get_i32(m->gguf, "tokenizer.ggml.eos_token_id", &eos))
-			engine_stop_add_token(&stop, eos);
-	}
-
-	/* prompt */
-	int64_t t0 = tk_time_mono_ns();
-	if (engine_ctx_eval(ctx, prompt, n_prompt, NULL)) {
-		cli_fail("generate", "prompt evaluation failed");
-		goto out;
-	}
-	double prompt_ms = ms_since(t0);
-	for (int32_t i = 0; i < n_prompt; i++)
-		engine_sampler_accept(smp, prompt[i]);
-
-	/* decode */
-	const char *finish = "length";
-	bool cut_at_string = false;
-	int32_t n_decoded = 0; /* single-token evaluations (for tokens/s) */
-	size_t shown = 0; /* bytes of text already written (streaming) */
-	t0 = tk_time_mono_ns();
-	for (;;) {
-		if (n_out >= o.n_predict)
-			break;
-		int32_t id = engine_sampler_sample(smp, engine_ctx_logits(ctx));
-		if (id < 0) {
-			cli_fail("generate", "sampling failed");
-			goto out;
-		}
-		engine_sampler_accept(smp, id);
-		if (engine_stop_is_token(&stop, id) || (tok && tk_tokenizer_is_eog(tok, id))) {
-			finish = "stop";
-			break;
-		}
-		out_ids[n_out++] = id;
-		if (stream) {
-			if (tk_tok_stream_push(stream, id, &text)) {
-				cli_fail("generate", "decoding the output");
-				goto out;
-			}
-		} else if (tk_buf_printf(&text, "%s%d", n_out > 1 ? " " : "", id)) {
-			cli_fail("generate", "output");
-			goto out;
-		}
-		size_t at;
-		if (engine_stop_find_string(&stop, text.data, text.len, &at)) {
-			tk_buf_truncate(&text, at);
-			finish = "stop";
-			cut_at_string = true;
-			break;
-		}
-		if (!o.json) {
-			size_t hold = engine_stop_partial_len(&stop, text.data, text.len);
-			emit(&text, shown, text.len - hold);
-			if (text.len - hold > shown)
-				shown = text.len - hold;
-		}
-		if (n_out >= o.n_predict)
-			break;
-		if (engine_ctx_n_past(ctx) >= engine_ctx_n_ctx(ctx)) {
-			finish = "context";
-			break;
-		}
-		if (engine_ctx_eval(ctx, &id, 1, NULL)) {
-			cli_fail("generate", "decode failed");
-			goto out;
-		}
-		n_decoded++;
-	}
-	double decode_ms = ms_since(t0);
-	if (stream && !cut_at_string && tk_tok_stream_flush(stream, &text)) {
-		cli_fail("generate", "decoding the output");
+	if (engine_generate(ctx, tok, prompt, n_prompt, &gp, o.json ? NULL : print_piece, NULL,
+			    &res)) {
+		cli_fail("generate", "generation failed");
 		goto out;
 	}
 	if (!o.json) {
-		emit(&text, shown, text.len);
 		putchar('\n');
-		if (!strcmp(finish, "context"))
+		if (res.finish == ENGINE_FINISH_CONTEXT)
 			fprintf(stderr, "tanuki: generate: stopped: the context (%d) is full\n",
 				engine_ctx_n_ctx(ctx));
 	} else {
 		rc = tk_buf_puts(&js, "{\"tokens\": [");
-		for (int32_t i = 0; !rc && i < n_out; i++)
-			rc = tk_buf_printf(&js, "%s%d", i ? ", " : "", out_ids[i]);
+		for (int32_t i = 0; !rc && i < res.n_tokens; i++)
+			rc = tk_buf_printf(&js, "%s%d", i ? ", " : "", res.tokens[i]);
 		if (!rc)
 			rc = tk_buf_puts(&js, "], \"text\": ");
 		if (!rc)
-			rc = tk_json_quote(&js, text.data ? text.data : "", text.len);
+			rc = tk_json_quote(&js, res.text, res.text_len);
 		if (!rc)
 			rc = tk_buf_printf(
 				&js,
@@ -357,9 +263,10 @@ int cli_cmd_generate(int argc, char **argv)
 				"\"completion_tokens\": %d}, \"timings\": {\"prompt_ms\": %.3f, "
 				"\"decode_ms\": %.3f, \"prompt_tokens_per_s\": %.3f, "
 				"\"decode_tokens_per_s\": %.3f}}",
-				finish, n_prompt, n_out, prompt_ms, decode_ms,
-				prompt_ms > 0 ? n_prompt / (prompt_ms / 1e3) : 0.0,
-				decode_ms > 0 ? n_decoded / (decode_ms / 1e3) : 0.0);
+				engine_finish_name(res.finish), res.prompt_tokens, res.n_tokens,
+				res.prompt_ms, res.decode_ms,
+				res.prompt_ms > 0 ? res.prompt_tokens / (res.prompt_ms / 1e3) : 0.0,
+				res.decode_ms > 0 ? res.n_decoded / (res.decode_ms / 1e3) : 0.0);
 		if (rc) {
 			cli_fail("generate", "JSON output");
 			goto out;
@@ -369,11 +276,8 @@ int cli_cmd_generate(int argc, char **argv)
 	ret = fflush(stdout) ? CLI_FAIL : CLI_OK;
 out:
 	tk_buf_free(&js);
-	tk_buf_free(&text);
-	tk_tok_stream_free(stream);
-	free(out_ids);
+	engine_gen_result_free(&res);
 	free(prompt);
-	engine_sampler_free(smp);
 	engine_ctx_free(ctx);
 	tk_tokenizer_free(tok);
 	engine_model_free(m);
