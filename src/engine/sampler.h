@@ -84,19 +84,12 @@ uint64_t engine_rng_next(struct engine_rng *r);
 /* Uniform double in [0, 1), 53 bits. */
 double engine_rng_uniform(struct engine_rng *r);
 
-/* --- stop rules of a generation --- */
+/* --- stop rules of a generation (generate.h applies them and reports
+ * why a generation ended) --- */
 
 #define ENGINE_STOP_MAX_TOKENS 16  /* stop token ids */
 #define ENGINE_STOP_MAX_STRINGS 8  /* stop strings */
 #define ENGINE_STOP_STRING_MAX 256 /* bytes per stop string */
-
-/* Why a generation ended. */
-enum engine_stop_reason {
-	ENGINE_STOP_NONE = 0, /* keep going */
-	ENGINE_STOP_EOG,      /* an end-of-generation token (EOS/EOT/stop id) */
-	ENGINE_STOP_STRING,   /* a stop string appeared in the decoded text */
-	ENGINE_STOP_LENGTH,   /* max_tokens generated */
-};
 
 struct engine_stop {
 	int32_t max_tokens;                       /* <= 0: no budget */
