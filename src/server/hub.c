@@ -10,9 +10,12 @@
  * deadline.
  *
  * Race-free suspension: a handler reads the task's state, then calls
- * hub_suspend() with the hub generation it saw *before* reading. If any
- * notification happened in between, hub_suspend refuses and the handler
- * reads again, so no wake-up is ever lost. Owns the waiter list (hub_mu).
+ * hub_suspend() with the hub generation it saw *before* reading. If that
+ * task was notified in between, hub_suspend refuses and the handler reads
+ * again, so no wake-up is ever lost. Notifications are remembered per hash
+ * slot of the task id (HUB_SLOTS), so activity on other tasks does not
+ * cause refusals (a collision only costs one more read). Owns the waiter
+ * list (hub_mu).
  */
 #include "server/server_int.h"
 
@@ -38,6 +41,14 @@ static void unlink_waiter(struct tk_server *srv, struct srv_waiter *w)
 	w->linked = false;
 }
 
+static size_t slot_of(const char *task_id)
+{
+	uint32_t h = 2166136261u;
+	for (const unsigned char *p = (const unsigned char *)task_id; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return h % HUB_SLOTS;
+}
+
 uint64_t hub_gen(struct tk_server *srv)
 {
 	pthread_mutex_lock(&srv->hub_mu);
@@ -51,7 +62,7 @@ bool hub_suspend(struct tk_server *srv, struct srv_req *r, const char *task_id,
 {
 	bool ok = false;
 	pthread_mutex_lock(&srv->hub_mu);
-	if (srv->hub_closed || srv->hub_gen != *seen_gen) {
+	if (srv->hub_closed || srv->hub_slot_gen[slot_of(task_id)] > *seen_gen) {
 		*seen_gen = srv->hub_gen;
 		goto out;
 	}
@@ -78,6 +89,7 @@ void hub_notify(struct tk_server *srv, const char *task_id)
 {
 	pthread_mutex_lock(&srv->hub_mu);
 	srv->hub_gen++;
+	srv->hub_slot_gen[slot_of(task_id)] = srv->hub_gen;
 	struct srv_waiter *w = srv->waiters;
 	while (w) {
 		struct srv_waiter *next = w->next;

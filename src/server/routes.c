@@ -200,7 +200,10 @@ static enum MHD_Result h_health(struct srv_req *r)
 enum MHD_Result srv_wait_resume(struct srv_req *r)
 {
 	struct tk_server *srv = r->srv;
-	for (int round = 0; round < 4; round++) {
+	/* Each refused suspension means this task just changed; a task
+	 * changes a bounded number of times, so the loop ends quickly. The
+	 * round cap is a backstop (the answer is then the state now, 202). */
+	for (int round = 0; round < 64; round++) {
 		uint64_t gen = hub_gen(srv);
 		struct tk_task t = { 0 };
 		int rc = tk_store_task_get(srv->store, r->task_id, &t);
@@ -208,7 +211,7 @@ enum MHD_Result srv_wait_resume(struct srv_req *r)
 			return srv_send_store_error(r, rc, "task");
 		bool terminal = tk_task_status_terminal(t.status);
 		if (terminal || tk_time_mono_ns() >= r->wait_deadline_ns ||
-		    atomic_load(&srv->stopping) || round == 3) {
+		    atomic_load(&srv->stopping) || round == 63) {
 			json_t *o = srv_task_response(srv, &t, true);
 			tk_task_clear(&t);
 			r->state = RS_DONE;

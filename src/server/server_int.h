@@ -20,6 +20,8 @@
 
 struct srv_req;
 
+#define HUB_SLOTS 256 /* per-task notification generations, hashed */
+
 /* A suspended connection waiting for a task to change or a timer. */
 struct srv_waiter {
 	struct srv_waiter *prev, *next; /* in srv->waiters; guarded by hub_mu */
@@ -79,6 +81,8 @@ struct tk_server {
 	pthread_mutex_t hub_mu;
 	struct srv_waiter *waiters;  /* guarded by hub_mu */
 	uint64_t hub_gen;            /* bumped on every notify; guarded by hub_mu */
+	uint64_t hub_slot_gen[HUB_SLOTS]; /* hub_gen of the last notify of a task
+	                                hashing to each slot; guarded by hub_mu */
 	bool hub_closed;             /* no more suspensions; guarded by hub_mu */
 	pthread_t ticker;
 	pthread_cond_t tick_cv;      /* with hub_mu */
@@ -149,9 +153,9 @@ json_t *srv_task_response(struct tk_server *srv, const struct tk_task *t, bool w
 
 /* ---- hub.c: suspended connections */
 /* Suspends r's connection until task_id is notified or deadline_ns passes,
- * unless a notification happened after *seen_gen (then returns false and
- * updates *seen_gen). Call only from an MHD access handler or content
- * reader of r. */
+ * unless task_id (or, rarely, a task sharing its hash slot) was notified
+ * after *seen_gen (then returns false and updates *seen_gen: read again).
+ * Call only from an MHD access handler or content reader of r. */
 bool hub_suspend(struct tk_server *srv, struct srv_req *r, const char *task_id,
 		 int64_t deadline_ns, uint64_t *seen_gen);
 uint64_t hub_gen(struct tk_server *srv);
