@@ -52,6 +52,22 @@ curl -s "http://$SRV/metrics" >"$TMP/m"
 check "submitted counter" grep -q "^tanuki_tasks_submitted_total $N\$" "$TMP/m"
 check "completed counter" grep -q "^tanuki_tasks_total{outcome=\"completed\"} $N\$" "$TMP/m"
 
+# 30 concurrent submissions with wait: each must answer 200 with its own
+# completed task, however busy the other tasks keep the server.
+mkdir -p "$TMP/w"
+pids=()
+for i in $(seq 1 30); do
+	curl -s -o "$TMP/w/$i.json" -w '%{http_code}\n' --max-time 60 -H "X-API-Key: ${KEYS[1]}" \
+		-d "{\"task_description\":\"wait $i noop:delay_ms=200\",\"wait\":50}" \
+		"http://$SRV/run_task" >"$TMP/w/$i.code" &
+	pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || true; done
+check "30 waits answered 200 ($(cat "$TMP"/w/*.code | sort | uniq -c | tr '\n' ' '))" \
+	eq "$(cat "$TMP"/w/*.code | grep -c '^200$')" 30
+check "30 waits completed" eq "$(cat "$TMP"/w/*.json | jq -r .status | grep -c '^completed$')" 30
+check "each wait got its own task" eq "$(cat "$TMP"/w/*.json | jq -r .result | sort -u | wc -l)" 30
+
 # 40 concurrent event streams on 20 running tasks (two per task, one of
 # them resuming after event 2): every stream sees its task to the end with
 # gap-free ids. Exercises suspend/resume under concurrency.
