@@ -70,8 +70,8 @@ size_t engine_op_matmul_scratch(int type, int64_t n_in);
 
 /* Encodes n_tok activation rows x[n_tok][w->n_in] for w (see above), in
  * scratch (n_tok * engine_op_matmul_scratch() bytes), row after row. Returns
- * the encoded rows: x itself when the vec_dot_type is F32 (nothing copied),
- * else scratch. */
+ * the encoded rows: x itself when activations stay float (F32 and F16
+ * weights; nothing copied), else scratch. */
 const void *engine_op_matmul_prepare(const struct engine_weight *w, const float *x,
 				     int32_t n_tok, void *scratch);
 
