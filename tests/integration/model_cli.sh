@@ -102,6 +102,20 @@ assert abs(float(got.group(1)) - ppl) < 1e-3 * ppl
 assert abs(float(got.group(2)) - err) < 1e-3 * err + 1e-4
 EOF
 
+# threads split rows only: the same numbers with 2 threads
+"$T" perplexity --model "$M" --file "$TXT" --ctx 32 --chunks 3 --threads 2 > "$W/ppl2.txt" 2>/dev/null
+cmp -s "$W/ppl.txt" "$W/ppl2.txt" || fail "perplexity differs with --threads 2"
+
+# --chat wraps the text in the (fallback chatml) template before tokenizing
+"$T" generate --model "$M" --chat "hi" -n 4 --temp 0 --json > "$W/chat.json"
+"$T" generate --model "$M" -p "hi" -n 4 --temp 0 --json > "$W/plain.json"
+python3 - "$W/chat.json" "$W/plain.json" <<'EOF2'
+import json, sys
+chat, plain = (json.load(open(p)) for p in sys.argv[1:3])
+assert chat["usage"]["prompt_tokens"] > plain["usage"]["prompt_tokens"] + 10, (chat, plain)
+assert chat["usage"]["completion_tokens"] <= 4
+EOF2
+
 # 6. errors: usage (2) and runtime (1) with a clear message
 set +e
 "$T" logits --model "$M" --tokens "1 x 3" 2> "$W/e1"; rc=$?
