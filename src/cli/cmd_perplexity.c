@@ -28,7 +28,7 @@ static const char usage[] =
 	"the per-token negative log-likelihoods), as llama-perplexity does. The\n"
 	"file needs at least 2*N tokens.";
 
-#define PPL_FILE_MAX (64u << 20) /* bytes of text read */
+#define PPL_FILE_MAX TK_TOK_MAX_INPUT_BYTES /* bytes of text read: what one encode takes */
 
 static int read_file(const char *path, struct tk_buf *out)
 {
