@@ -277,8 +277,8 @@ static void *worker_main(void *arg)
 		if (rc == TK_ENOENT) {
 			/* Our count was high (e.g. a task cancelled elsewhere):
 			 * resynchronise with the store, keeping the places of
-			 * submissions in progress (a submission stored just now
-			 * may be counted twice for a moment: the safe side). */
+			 * submissions in progress (one stored just now may be
+			 * counted twice until the next resync: the safe side). */
 			int64_t n = 0;
 			if (tk_store_task_count(srv->store, NULL, true, TK_TASK_QUEUED, &n) == 0) {
 				pthread_mutex_lock(&srv->q_mu);
