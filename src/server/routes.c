@@ -676,17 +676,13 @@ static void client_addr(struct srv_req *r, char *out, size_t cap)
 			  out, (socklen_t)cap);
 }
 
-/* A failed authentication: counts against the client address, and is
- * answered 401 (or 429 once the address is over its limit). */
+/* A failed authentication: answered 401, and takes a token from the client
+ * address's budget (once it is empty, the next request gets 429 before its
+ * key is looked at, in srv_route_dispatch). */
 static enum MHD_Result auth_refused(struct srv_req *r, const char *ip, const char *reason,
 				    const char *detail)
 {
-	int retry = 1;
-	if (!tk_ratelimit_take(r->srv->rl, ip, TK_RL_AUTHFAIL, tk_time_mono_ns(), &retry)) {
-		tk_counter_inc(tk_metric_series(r->srv->m.rate_limited,
-						(const char *[]){ "auth_failure" }));
-		r->retry_after_s = retry;
-	}
+	tk_ratelimit_take(r->srv->rl, ip, TK_RL_AUTHFAIL, tk_time_mono_ns(), NULL);
 	return auth_fail(r, 401, reason, detail);
 }
 
