@@ -2,7 +2,7 @@
  * quant.c — the tensor type table and the portable reference kernels.
  *
  * Owns: ref_traits[] (layouts of every ggml type id, reference kernels for
- * F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1) and active[] (the
+ * F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q6_K, Q8_K) and active[] (the
  * kernels in use, chosen once by tk_quant_init(); today a copy of the
  * reference table — Engine II's SIMD variants plug in there).
  *
@@ -22,6 +22,8 @@
  *     sum += sumi * (d_x * d_y) in float.
  *   - Q4_1/Q5_1 x Q8_1: sum += (d_x * d_y) * sumi + m_x * s_y in float,
  *     where s_y = d_y * sum(q_y) is stored in the Q8_1 block.
+ *   - Q6_K x Q8_K: per 256-element super-block an exact integer sumi over
+ *     its 16 scaled sub-blocks, then sum += (d_x * d_y) * sumi in float.
  */
 #include "engine/quant.h"
 
@@ -39,6 +41,8 @@ _Static_assert(sizeof(struct tk_block_q5_0) == 22, "q5_0 block is 22 bytes");
 _Static_assert(sizeof(struct tk_block_q5_1) == 24, "q5_1 block is 24 bytes");
 _Static_assert(sizeof(struct tk_block_q8_0) == 34, "q8_0 block is 34 bytes");
 _Static_assert(sizeof(struct tk_block_q8_1) == 36, "q8_1 block is 36 bytes");
+_Static_assert(sizeof(struct tk_block_q6_k) == 210, "q6_K block is 210 bytes");
+_Static_assert(sizeof(struct tk_block_q8_k) == 292, "q8_K block is 292 bytes");
 
 static inline float rd16(const uint8_t *p)
 {
@@ -79,6 +83,41 @@ static inline int round_clamp(float v, int lim)
 	if (r < (float)-lim)
 		return -lim;
 	return (int)r;
+}
+
+/* round-to-nearest, ties to even (what ggml's nearest_int computes for the
+ * magnitudes involved), clamped to [lo, hi]; NaN gives 0. Explicit rather
+ * than rintf() so it does not depend on the current rounding mode. */
+static inline int round_even_clamp(float v, int lo, int hi)
+{
+	if (v != v)
+		return 0;
+	if (v <= (float)lo)
+		return lo;
+	if (v >= (float)hi)
+		return hi;
+	float f = floorf(v);
+	float frac = v - f; /* exact: v and f are within 2^8 of each other */
+	int r = (int)f;
+	if (frac > 0.5f || (frac == 0.5f && (r & 1)))
+		r++;
+	return r;
+}
+
+static inline float rdf32(const uint8_t *p)
+{
+	uint32_t u = rd32(p);
+	float f;
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+static inline void wrf32(uint8_t *p, float f)
+{
+	uint32_t u;
+	memcpy(&u, &f, 4);
+	for (int k = 0; k < 4; k++)
+		p[k] = (uint8_t)(u >> (8 * k));
 }
 
 /* ================= F32 ================= */
@@ -495,6 +534,178 @@ static void q5_1_vec_dot(int64_t n, float *out, const void *vx, const void *vy)
 	*out = sum;
 }
 
+/* ================= Q8_K ================= */
+/* block (292 bytes): d (float, 4 bytes LE), qs[256] int8, bsums[16] int16 LE;
+ * x[j] = d * qs[j]; bsums[i] = sum(qs[16i .. 16i+15]).
+ *
+ * Quantizer (ggml's): take the element of largest magnitude, sign kept (max);
+ * iscale = -127 / max, q = nearest(iscale * x) (ties to even) capped at 127,
+ * d = 1 / iscale. The sign trick: max itself maps to exactly -127, whatever
+ * its sign, so d is negative for a block whose extreme element is positive.
+ * An all-zero block stores d = 0 and zero codes. */
+
+#define Q8K_BYTES 292
+#define Q6K_BYTES 210
+
+static void q8_k_from_float(const float *src, void *dst, int64_t n)
+{
+	uint8_t *b = dst;
+	for (int64_t i = 0; i < n / TK_QK_K; i++, b += Q8K_BYTES) {
+		const float *x = src + i * TK_QK_K;
+		int8_t *qs = (int8_t *)(b + 4);
+		float amax = 0.0f, max = 0.0f;
+		for (int j = 0; j < TK_QK_K; j++) {
+			if (fabsf(x[j]) > amax) {
+				amax = fabsf(x[j]);
+				max = x[j];
+			}
+		}
+		if (amax == 0.0f) {
+			memset(b, 0, Q8K_BYTES); /* d = +0.0f, codes and sums 0 */
+			continue;
+		}
+		const float iscale = -127.0f / max;
+		for (int j = 0; j < TK_QK_K; j++)
+			qs[j] = (int8_t)round_even_clamp(iscale * x[j], -127, 127);
+		for (int s = 0; s < 16; s++) {
+			int sum = 0;
+			for (int j = 0; j < 16; j++)
+				sum += qs[16 * s + j];
+			/* |sum| <= 16 * 127 fits int16 */
+			uint16_t u = (uint16_t)(int16_t)sum;
+			b[4 + 256 + 2 * s] = (uint8_t)u;
+			b[4 + 256 + 2 * s + 1] = (uint8_t)(u >> 8);
+		}
+		wrf32(b, 1.0f / iscale);
+	}
+}
+
+static void q8_k_to_float(const void *src, float *dst, int64_t n)
+{
+	const uint8_t *b = src;
+	for (int64_t i = 0; i < n / TK_QK_K; i++, b += Q8K_BYTES) {
+		float d = rdf32(b);
+		for (int j = 0; j < TK_QK_K; j++)
+			dst[i * TK_QK_K + j] = d * (float)(int8_t)b[4 + j];
+	}
+}
+
+/* ================= Q6_K ================= */
+/* block (210 bytes): ql[128], qh[64], scales[16] int8, d (half); see
+ * struct tk_block_q6_k in quant.h for where element e's bits live:
+ *   half h = e / 128, k = (e % 128) / 32, l = e % 32,
+ *   low nibble  ql[64h + l + 32 * (k & 1)] >> (4 * (k >> 1)) & 15,
+ *   high bits   qh[32h + l] >> (2k) & 3,
+ *   q = low | high << 4 (0..63), x = d * scales[e / 16] * (q - 32). */
+
+/* Code q (0..63) of element e of the block at b. */
+static inline int q6k_code(const uint8_t *b, int e)
+{
+	const int h = e >> 7, k = (e >> 5) & 3, l = e & 31;
+	const int lo = b[64 * h + l + 32 * (k & 1)] >> (4 * (k >> 1)) & 15;
+	const int hi = b[128 + 32 * h + l] >> (2 * k) & 3;
+	return lo | hi << 4;
+}
+
+static void q6_k_to_float(const void *src, float *dst, int64_t n)
+{
+	const uint8_t *b = src;
+	for (int64_t i = 0; i < n / TK_QK_K; i++, b += Q6K_BYTES) {
+		const float d = rd16(b + 208);
+		const int8_t *sc = (const int8_t *)(b + 192);
+		float *y = dst + i * TK_QK_K;
+		/* (d * scale) * (q - 32), in that order, as ggml evaluates it */
+		for (int e = 0; e < TK_QK_K; e++)
+			y[e] = d * (float)sc[e / 16] * (float)(q6k_code(b, e) - 32);
+	}
+}
+
+/* A straightforward quantizer, NOT llama-quantize's: llama.cpp searches
+ * each sub-block's scale for the least weighted squared error; this one
+ * takes it from the sub-block's extreme value. Files it writes decode with
+ * any Q6_K reader, but their bytes differ from llama-quantize's.
+ *   1. per sub-block s (16 elements): the element of largest magnitude m_s
+ *      (sign kept) gives the ideal scale t_s = m_s / -32, so m_s would map
+ *      to code -32 exactly (the signed trick of Q4_0: 64 levels, -32..31);
+ *   2. the super-block scale d = max |t_s| / 127 (stored as half), and
+ *      scales[s] = nearest(t_s / d) in -127..127;
+ *   3. every element's code: q = nearest(x / (d_half * scales[s])) clamped
+ *      to -32..31 (0 where that effective scale is 0), stored as q + 32. */
+static void q6_k_from_float(const float *src, void *dst, int64_t n)
+{
+	uint8_t *b = dst;
+	for (int64_t i = 0; i < n / TK_QK_K; i++, b += Q6K_BYTES) {
+		const float *x = src + i * TK_QK_K;
+		float t[16], tmax = 0.0f;
+		for (int s = 0; s < 16; s++) {
+			float amax = 0.0f, m = 0.0f;
+			for (int j = 0; j < 16; j++) {
+				if (fabsf(x[16 * s + j]) > amax) {
+					amax = fabsf(x[16 * s + j]);
+					m = x[16 * s + j];
+				}
+			}
+			t[s] = m / -32.0f;
+			if (fabsf(t[s]) > tmax)
+				tmax = fabsf(t[s]);
+		}
+		const float d = tmax / 127.0f;
+		const float id = d != 0.0f ? 127.0f / tmax : 0.0f;
+		wr16(b + 208, d);
+		const float dh = rd16(b + 208);
+		int8_t *sc = (int8_t *)(b + 192);
+		uint8_t codes[TK_QK_K];
+		for (int s = 0; s < 16; s++) {
+			sc[s] = (int8_t)round_even_clamp(t[s] * id, -127, 127);
+			const float eff = dh * (float)sc[s];
+			for (int j = 0; j < 16; j++) {
+				int q = eff != 0.0f ? round_even_clamp(x[16 * s + j] / eff, -32, 31) : 0;
+				codes[16 * s + j] = (uint8_t)(q + 32);
+			}
+		}
+		/* pack: see the layout above */
+		for (int h = 0; h < 2; h++) {
+			const uint8_t *c = codes + 128 * h;
+			for (int l = 0; l < 32; l++) {
+				b[64 * h + l] = (uint8_t)((c[l] & 15) | (c[l + 64] & 15) << 4);
+				b[64 * h + l + 32] = (uint8_t)((c[l + 32] & 15) | (c[l + 96] & 15) << 4);
+				b[128 + 32 * h + l] = (uint8_t)((c[l] >> 4) | (c[l + 32] >> 4) << 2 |
+								(c[l + 64] >> 4) << 4 | (c[l + 96] >> 4) << 6);
+			}
+		}
+	}
+}
+
+/* x: Q6_K row, y: Q8_K row. Per super-block, exact integers as llama.cpp's
+ * CPU kernels compute them: the codes are used unsigned (0..63) and the -32
+ * offset is folded in through the activations' block sums,
+ *     sumi = sum_s scales[s] * (sum_{j in s} q_j * y_j - 32 * bsums[s])
+ *          = sum_s scales[s] * sum_{j in s} (q_j - 32) * y_j,
+ * (|sumi| < 2^28, no overflow), then sum += (d_x * d_y) * sumi in float.
+ * llama.cpp's AVX2 kernel splits sumi into 8 lanes and adds each lane's
+ * product in float (FMA), so its result can differ from this one by an ulp
+ * or so of each block's magnitude. */
+static void q6_k_vec_dot(int64_t n, float *out, const void *vx, const void *vy)
+{
+	const uint8_t *x = vx, *y = vy;
+	float sum = 0.0f;
+	for (int64_t i = 0; i < n / TK_QK_K; i++, x += Q6K_BYTES, y += Q8K_BYTES) {
+		const int8_t *sc = (const int8_t *)(x + 192);
+		const int8_t *yq = (const int8_t *)(y + 4);
+		int32_t sumi = 0;
+		for (int s = 0; s < 16; s++) {
+			int32_t dot = 0;
+			for (int j = 16 * s; j < 16 * s + 16; j++)
+				dot += q6k_code(x, j) * yq[j];
+			const int16_t bsum = (int16_t)(uint16_t)(y[4 + 256 + 2 * s] |
+							       y[4 + 256 + 2 * s + 1] << 8);
+			sumi += sc[s] * (dot - 32 * bsum);
+		}
+		sum += (rd16(x + 208) * rdf32(y)) * (float)sumi;
+	}
+	*out = sum;
+}
+
 /* ================= the table ================= */
 
 #define LAYOUT(id, nm, bs, ts, q) [id] = { .name = nm, .blck_size = bs, .type_size = ts, .is_quantized = q, .vec_dot_type = id }
@@ -516,13 +727,16 @@ static const struct tk_type_traits ref_traits[TK_TYPE_COUNT] = {
 	[TK_TYPE_Q8_1] = { .name = "q8_1", .blck_size = 32, .type_size = 36, .is_quantized = true,
 			   .to_float = q8_1_to_float, .from_float = q8_1_from_float,
 			   .vec_dot_type = TK_TYPE_Q8_1 },
+	KERNELS(TK_TYPE_Q6_K, "q6_K", 256, 210, true, q6_k, TK_TYPE_Q8_K),
+	/* Q8_K is an activation encoding only, like Q8_1 */
+	[TK_TYPE_Q8_K] = { .name = "q8_K", .blck_size = 256, .type_size = 292, .is_quantized = true,
+			   .to_float = q8_k_to_float, .from_float = q8_k_from_float,
+			   .vec_dot_type = TK_TYPE_Q8_K },
 	/* layouts only (kernels come with Engine II) */
 	LAYOUT(TK_TYPE_Q2_K, "q2_K", 256, 84, true),
 	LAYOUT(TK_TYPE_Q3_K, "q3_K", 256, 110, true),
 	LAYOUT(TK_TYPE_Q4_K, "q4_K", 256, 144, true),
 	LAYOUT(TK_TYPE_Q5_K, "q5_K", 256, 176, true),
-	LAYOUT(TK_TYPE_Q6_K, "q6_K", 256, 210, true),
-	LAYOUT(TK_TYPE_Q8_K, "q8_K", 256, 292, true),
 	LAYOUT(TK_TYPE_IQ2_XXS, "iq2_xxs", 256, 66, true),
 	LAYOUT(TK_TYPE_IQ2_XS, "iq2_xs", 256, 74, true),
 	LAYOUT(TK_TYPE_IQ3_XXS, "iq3_xxs", 256, 98, true),

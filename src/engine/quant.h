@@ -21,7 +21,7 @@
  *     for each row r of W: tr->vec_dot(n, &y[r], W_row(r), xq);
  * vec_dot_type per weight type:
  *     F32 -> F32, F16 -> F16, BF16 -> BF16, Q8_0/Q4_0/Q5_0 -> Q8_0,
- *     Q4_1/Q5_1 -> Q8_1.
+ *     Q4_1/Q5_1 -> Q8_1, Q6_K -> Q8_K.
  * See docs/engine.md ("GGUF and tensor types") for each block layout and the
  * exact arithmetic of every kernel.
  *
@@ -135,6 +135,34 @@ struct tk_block_q8_1 {
 	uint16_t d;
 	uint16_t s;
 	int8_t qs[32];
+};
+
+/* K-quants: super-blocks of TK_QK_K = 256 elements.
+ *
+ * Q6_K: x = d * scales[s] * (q - 32), q in 0..63 (6 bits), s = element / 16
+ * (16 sub-blocks of 16, each with a signed 8-bit scale). The 6-bit codes are
+ * split into a low nibble (ql) and two high bits (qh). The block is two
+ * halves of 128 elements; in half h (h = 0, 1), for l in 0..31 and k in 0..3
+ * element e = 128h + 32k + l takes
+ *     low 4 bits  from ql[64h + l + 32 * (k & 1)], low nibble for k < 2,
+ *                 high nibble for k >= 2;
+ *     high 2 bits from qh[32h + l] bits 2k, 2k + 1.
+ * Field order in the 210 bytes: ql, qh, scales, d. */
+struct tk_block_q6_k {
+	uint8_t ql[128]; /* low 4 bits of the codes */
+	uint8_t qh[64];  /* high 2 bits of the codes, four per byte */
+	int8_t scales[16]; /* per 16 elements */
+	uint16_t d;      /* half: super-block scale */
+};
+/* Q8_K (activation type for the K-quants; 292 bytes): x[j] = d * qs[j] with a
+ * float (not half) d, and bsums[i] = sum of qs[16i .. 16i+15] so a dot can
+ * fold a weight offset (Q6_K's -32) in with one multiply per 16 elements.
+ * d is a binary32 bit pattern stored little-endian; bsums are little-endian
+ * int16. */
+struct tk_block_q8_k {
+	uint8_t d[4];      /* float: scale */
+	int8_t qs[256];
+	uint8_t bsums[32]; /* 16 x int16 */
 };
 
 /* Dequantize n elements of src (n a multiple of blck_size) into dst[n]. */
