@@ -40,16 +40,16 @@ static const char usage[] =
 	"  --queue-max N           server.queue_max\n"
 	"  --drain-grace-s N       server.drain_grace_s\n"
 	"  --rate-limit-per-min N  server.rate_limit_per_min (task submissions; 0 = off)\n"
-	"  --read-rate-per-min N   other authenticated requests per key (default 600)\n"
-	"  --admin-rate-per-min N  admin requests per key (default 120)\n"
-	"  --auth-failures-per-min N  failed authentications per client address before\n"
-	"                          it gets 429 (default 30; 0 = no limit)\n"
+	"  --read-rate-per-min N   server.rate_limit_read_per_min (other requests per key)\n"
+	"  --admin-rate-per-min N  server.rate_limit_admin_per_min\n"
+	"  --auth-failures-per-min N  server.rate_limit_auth_failures_per_min (per\n"
+	"                          client address, then 429; 0 = no limit)\n"
 	"  --task-timeout-ms N     per-task deadline in ms (overrides server.task_timeout_s)\n"
-	"  --http-threads N        HTTP pool threads (default 4)\n"
-	"  --sse-heartbeat-ms N    keepalive comment interval on idle streams (default 15000)\n"
-	"  --runner NAME           task runner: noop (the only one until the orchestrator)\n"
-	"  --noop-delay-ms N       how long a noop task takes (default 0)\n"
-	"  --cors-origin ORIGIN    send Access-Control-Allow-Origin (default: no CORS)\n"
+	"  --http-threads N        server.http_threads\n"
+	"  --sse-heartbeat-ms N    server.sse_heartbeat_ms (keepalive on idle streams)\n"
+	"  --runner NAME           server.runner: noop (the only one until the orchestrator)\n"
+	"  --noop-delay-ms N       server.noop_delay_ms (how long a noop task takes)\n"
+	"  --cors-origin ORIGIN    server.cors_origin (default empty: no CORS)\n"
 	"  --addr-file FILE        write the bound HOST:PORT here once listening (a\n"
 	"                          second line: the metrics address, when separate)\n\n"
 	"The admin key in server.admin_key ($TANUKI_SERVER_ADMIN_KEY), when set, is\n"
@@ -60,38 +60,23 @@ struct serve_args {
 	char **sets;
 	int n_sets;
 	long task_timeout_ms;   /* -1 = from config */
-	long read_per_min;      /* -1 = default */
-	long authfail_per_min;  /* -1 = default */
-	long admin_per_min;     /* -1 = default */
-	long http_threads;      /* -1 = default */
-	long heartbeat_ms;      /* -1 = default */
-	long noop_delay_ms;
-	const char *runner;
-	const char *cors_origin;
 	const char *addr_file;
 };
 
 /* Config values that may change on SIGHUP. */
-static int apply_reloadable(const struct tk_config *cfg, const struct serve_args *a,
-			    struct tk_server_opts *o)
+static int apply_reloadable(const struct tk_config *cfg, struct tk_server_opts *o)
 {
 	enum tk_log_level lv;
 	if (tk_log_level_parse(tk_config_str(cfg, "log.level"), &lv) == 0)
 		tk_log_set_level(lv);
 	double per_min = (double)tk_config_int(cfg, "server.rate_limit_per_min");
 	o->limits[TK_RL_SUBMIT] = (struct tk_rl_limit){ per_min, per_min > 0 ? per_min : 1 };
-	if (a->read_per_min >= 0) {
-		double r = (double)a->read_per_min;
-		o->limits[TK_RL_READ] = (struct tk_rl_limit){ r, r > 0 ? (r < 120 ? r : 120) : 1 };
-	}
-	if (a->admin_per_min >= 0) {
-		double m = (double)a->admin_per_min;
-		o->limits[TK_RL_ADMIN] = (struct tk_rl_limit){ m, m > 0 ? (m < 60 ? m : 60) : 1 };
-	}
-	if (a->authfail_per_min >= 0) {
-		double f = (double)a->authfail_per_min;
-		o->limits[TK_RL_AUTHFAIL] = (struct tk_rl_limit){ f, f > 0 ? f : 1 };
-	}
+	double r = (double)tk_config_int(cfg, "server.rate_limit_read_per_min");
+	o->limits[TK_RL_READ] = (struct tk_rl_limit){ r, r > 0 ? (r < 120 ? r : 120) : 1 };
+	double m = (double)tk_config_int(cfg, "server.rate_limit_admin_per_min");
+	o->limits[TK_RL_ADMIN] = (struct tk_rl_limit){ m, m > 0 ? (m < 60 ? m : 60) : 1 };
+	double f = (double)tk_config_int(cfg, "server.rate_limit_auth_failures_per_min");
+	o->limits[TK_RL_AUTHFAIL] = (struct tk_rl_limit){ f, f > 0 ? f : 1 };
 	return 0;
 }
 
@@ -111,13 +96,12 @@ static int build_opts(const struct tk_config *cfg, const struct serve_args *a,
 	o->max_body_bytes = (size_t)tk_config_int(cfg, "server.max_body_bytes");
 	o->max_connections = (unsigned)tk_config_int(cfg, "server.max_connections");
 	o->connection_timeout_s = (unsigned)tk_config_int(cfg, "server.connection_timeout_s");
-	if (a->http_threads > 0)
-		o->http_threads = (unsigned)a->http_threads;
-	if (a->heartbeat_ms > 0)
-		o->sse_heartbeat_ms = (int)a->heartbeat_ms;
-	o->cors_origin = a->cors_origin;
+	o->http_threads = (unsigned)tk_config_int(cfg, "server.http_threads");
+	o->sse_heartbeat_ms = (int)tk_config_int(cfg, "server.sse_heartbeat_ms");
+	const char *cors = tk_config_str(cfg, "server.cors_origin");
+	o->cors_origin = *cors ? cors : NULL;
 	o->addr_file = a->addr_file;
-	return apply_reloadable(cfg, a, o);
+	return apply_reloadable(cfg, o);
 }
 
 static int bootstrap_admin(struct tk_store *st, const struct tk_config *cfg)
@@ -157,7 +141,7 @@ static int serve_loop(struct tk_server *srv, const struct serve_args *a, sigset_
 				continue;
 			}
 			tk_server_opts_default(&o);
-			apply_reloadable(cfg, a, &o);
+			apply_reloadable(cfg, &o);
 			if (tk_server_reload(srv, &o) < 0)
 				tk_log(TK_LOG_ERROR, "server", "SIGHUP: %s", tk_err_detail());
 			else
@@ -173,10 +157,7 @@ static int serve_loop(struct tk_server *srv, const struct serve_args *a, sigset_
 
 int cli_cmd_serve(int argc, char **argv)
 {
-	struct serve_args a = { .task_timeout_ms = -1, .read_per_min = -1, .authfail_per_min = -1,
-				.admin_per_min = -1,
-				.http_threads = -1,
-				.heartbeat_ms = -1, .runner = "noop" };
+	struct serve_args a = { .task_timeout_ms = -1 };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "data-dir", required_argument, NULL, 'd' },
@@ -204,6 +185,10 @@ int cli_cmd_serve(int argc, char **argv)
 		{ 'l', "server.listen" }, { 'd', "server.data_dir" }, { 'w', "server.workers" },
 		{ 'q', "server.queue_max" }, { 'g', "server.drain_grace_s" },
 		{ 'r', "server.rate_limit_per_min" },
+		{ 'R', "server.rate_limit_read_per_min" }, { 'A', "server.rate_limit_admin_per_min" },
+		{ 'F', "server.rate_limit_auth_failures_per_min" }, { 'H', "server.http_threads" },
+		{ 'b', "server.sse_heartbeat_ms" }, { 'n', "server.noop_delay_ms" },
+		{ 'u', "server.runner" }, { 'o', "server.cors_origin" },
 	};
 	char **flag_sets = calloc((size_t)argc * 2 + 1, sizeof *flag_sets);
 	char **sets = calloc((size_t)argc + 1, sizeof *sets);
@@ -238,43 +223,11 @@ int cli_cmd_serve(int argc, char **argv)
 		switch (c) {
 		case 'c': a.config_path = optarg; break;
 		case 's': sets[n_sets++] = optarg; break;
-		case 'R':
-			if (cli_parse_long("serve", "--read-rate-per-min", optarg, 0, 1000000, &v))
-				goto out;
-			a.read_per_min = v;
-			break;
-		case 'A':
-			if (cli_parse_long("serve", "--admin-rate-per-min", optarg, 0, 1000000, &v))
-				goto out;
-			a.admin_per_min = v;
-			break;
-		case 'F':
-			if (cli_parse_long("serve", "--auth-failures-per-min", optarg, 0, 1000000, &v))
-				goto out;
-			a.authfail_per_min = v;
-			break;
 		case 't':
 			if (cli_parse_long("serve", "--task-timeout-ms", optarg, 0, 86400000L, &v))
 				goto out;
 			a.task_timeout_ms = v;
 			break;
-		case 'H':
-			if (cli_parse_long("serve", "--http-threads", optarg, 1, 256, &v))
-				goto out;
-			a.http_threads = v;
-			break;
-		case 'b':
-			if (cli_parse_long("serve", "--sse-heartbeat-ms", optarg, 10, 3600000L, &v))
-				goto out;
-			a.heartbeat_ms = v;
-			break;
-		case 'n':
-			if (cli_parse_long("serve", "--noop-delay-ms", optarg, 0, 86400000L, &v))
-				goto out;
-			a.noop_delay_ms = v;
-			break;
-		case 'u': a.runner = optarg; break;
-		case 'o': a.cors_origin = optarg; break;
 		case 'a': a.addr_file = optarg; break;
 		case 'h': fputs(usage, stdout); rc = CLI_OK; goto out;
 		default: rc = cli_usage_error("serve", "unknown option"); goto out;
@@ -282,10 +235,6 @@ int cli_cmd_serve(int argc, char **argv)
 	}
 	if (optind < argc) {
 		rc = cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
-		goto out;
-	}
-	if (strcmp(a.runner, "noop")) {
-		rc = cli_usage_error("serve", "--runner: only 'noop' exists in this build");
 		goto out;
 	}
 	/* --set first, then the dedicated flags: both are TK_CFG_SRC_FLAG and
@@ -330,7 +279,9 @@ int cli_cmd_serve(int argc, char **argv)
 	if (bootstrap_admin(st, cfg) != 0)
 		goto out;
 	tk_metrics_register_process(NULL);
-	struct tk_noop_opts no = { .delay_ms = a.noop_delay_ms, .events = 3 };
+	/* server.runner has one choice until the orchestrator lands: noop. */
+	struct tk_noop_opts no = { .delay_ms = tk_config_int(cfg, "server.noop_delay_ms"),
+				   .events = 3 };
 	if (tk_runner_noop_init(&runner, &no) < 0) {
 		rc = cli_fail("serve", "runner");
 		goto out;

@@ -50,6 +50,22 @@ static const struct tk_cfg_setting settings[] = {
 	  "time running tasks get to finish after SIGTERM" },
 	{ "server.admin_key", TK_CFG_STRING, "", NOLIM, NULL, true,
 	  "bootstrap admin API key, created on first start if set" },
+	{ "server.http_threads", TK_CFG_INT, "4", 1, 256, NULL, false,
+	  "HTTP worker threads (libmicrohttpd pool)" },
+	{ "server.rate_limit_read_per_min", TK_CFG_INT, "600", 0, 1000000, NULL, false,
+	  "read requests per key per minute (burst up to 120); 0 disables" },
+	{ "server.rate_limit_admin_per_min", TK_CFG_INT, "120", 0, 1000000, NULL, false,
+	  "admin requests per key per minute (burst up to 60); 0 disables" },
+	{ "server.rate_limit_auth_failures_per_min", TK_CFG_INT, "30", 0, 1000000, NULL, false,
+	  "failed authentications per client address per minute before 429" },
+	{ "server.sse_heartbeat_ms", TK_CFG_INT, "15000", 10, 3600000, NULL, false,
+	  "comment line sent on idle event streams" },
+	{ "server.runner", TK_CFG_ENUM, "noop", NOLIM, "noop", false,
+	  "what runs tasks (the orchestrator joins when it lands)" },
+	{ "server.noop_delay_ms", TK_CFG_INT, "0", 0, 86400000, NULL, false,
+	  "how long a task of the noop runner takes" },
+	{ "server.cors_origin", TK_CFG_STRING, "", NOLIM, NULL, false,
+	  "allowed CORS origin; empty turns CORS off" },
 	/* inference engine */
 	{ "engine.model", TK_CFG_STRING, "", NOLIM, NULL, false,
 	  "GGUF model file of the embedded backend" },
@@ -360,6 +376,21 @@ static int find_env_setting(const char *name, size_t name_len)
 	return -1;
 }
 
+/* TANUKI_* variables that are not settings: the CLI client's and the test
+ * tooling's own. A name ending in '=' must match whole; the rest are
+ * prefixes. Documented in docs/configuration.md. */
+static bool is_tooling_var(const char *name)
+{
+	static const char *const tooling[] = {
+		"CONFIG=", "BIN=", "DATA_DIR=", "URL=", "API_KEY=",
+		"TEST_", "SKIP_", "SLOW_", "NO_", "SANDBOX_TESTS_",
+	};
+	for (size_t i = 0; i < sizeof tooling / sizeof tooling[0]; i++)
+		if (!strncmp(name, tooling[i], strlen(tooling[i])))
+			return true;
+	return false;
+}
+
 static void apply_env(struct tk_config *c, char *const *envp, struct tk_buf *errs, int *first_rc)
 {
 	static const char prefix[] = "TANUKI_";
@@ -372,10 +403,7 @@ static void apply_env(struct tk_config *c, char *const *envp, struct tk_buf *err
 			continue;
 		const char *name = e + sizeof prefix - 1;
 		size_t name_len = (size_t)(eq - name);
-		/* Variables that are not settings but belong to Tanuki's tooling. */
-		if (!strncmp(name, "BIN=", 4) || !strncmp(name, "TEST_", 5) ||
-		    !strncmp(name, "SKIP_", 5) || !strncmp(name, "SLOW_", 5) ||
-		    !strncmp(name, "NO_", 3) || !strncmp(name, "CONFIG=", 7))
+		if (is_tooling_var(name))
 			continue;
 		char where[160];
 		snprintf(where, sizeof where, "%.*s: ", (int)(eq - e), e);

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Quickstart: installs dependencies, builds Tanuki (release), makes sure an
+# admin API key exists, and runs the main job: the HTTP API server on
+# 127.0.0.1:8080 (stop it with Ctrl-C; it drains and exits 0).
+#
+#   bash scripts/quickstart.sh            # as root on Debian 12 (or with sudo)
+#   TANUKI_LISTEN=127.0.0.1:9090 TANUKI_DATA=./data bash scripts/quickstart.sh
+#
+# A new admin key is printed once; keep it. Submit a task with it:
+#   curl -s -H "X-API-Key: $KEY" -d '{"task_description":"hello","wait":10}' \
+#        http://127.0.0.1:8080/run_task
+set -euo pipefail
+cd "$(dirname "$0")/.."
+listen="${TANUKI_LISTEN:-127.0.0.1:8080}"
+data="${TANUKI_DATA:-./tanuki-data}"
+
+bash scripts/install-deps.sh
+dir=$(bash scripts/build.sh release | tail -n 1)
+bin="$dir/src/cli/tanuki"
+"$bin" --version
+
+mkdir -p "$data"
+admins=$("$bin" keys list --data-dir "$data" --json | jq '[.[] | select(.role == "admin" and (.revoked | not))] | length')
+if [ "$admins" = 0 ]; then
+  key=$("$bin" keys create --data-dir "$data" --name quickstart-admin --role admin | tail -n 1)
+  echo
+  echo "Created an admin API key (shown once, keep it):"
+  echo "  $key"
+  echo "Try:  curl -s -H \"X-API-Key: $key\" -d '{\"task_description\":\"hello\",\"wait\":10}' http://$listen/run_task"
+  echo
+fi
+"$bin" sandbox doctor || echo "(sandbox: see above for what this host enforces)"
+exec "$bin" serve --listen "$listen" --data-dir "$data"
