@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 
 #include "core/err.h"
+#include "obs/crash.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -55,6 +56,11 @@ static const struct cli_command *find_command(const char *name)
 
 int main(int argc, char **argv)
 {
+	/* Every command leaves a critical JSON line with a backtrace if it dies
+	 * of a fatal signal (docs/logging.md); the exit status stays truthful. */
+	if (tk_crash_install() < 0)
+		fprintf(stderr, "tanuki: warning: crash handler not installed: %s\n",
+			tk_err_detail());
 	if (argc < 2) {
 		print_usage(stderr);
 		return CLI_USAGE;
