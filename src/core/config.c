@@ -66,16 +66,6 @@ static const struct tk_cfg_setting settings[] = {
 	  "how long a task of the noop runner takes" },
 	{ "server.cors_origin", TK_CFG_STRING, "", NOLIM, NULL, false,
 	  "allowed CORS origin; empty turns CORS off" },
-	/* inference engine */
-	{ "engine.model", TK_CFG_STRING, "", NOLIM, NULL, false,
-	  "GGUF model file of the embedded backend" },
-	{ "engine.threads", TK_CFG_INT, "0", 0, 1024, NULL, false,
-	  "compute threads; 0 means the number of physical cores" },
-	{ "engine.ctx", TK_CFG_INT, "4096", 16, 1048576, NULL, false,
-	  "context length per sequence" },
-	{ "engine.chat_template_fallback", TK_CFG_ENUM, "chatml", NOLIM,
-	  "chatml|llama3|mistral|deepseek-coder", false,
-	  "template used when the model's is unknown" },
 	/* sandbox */
 	{ "sandbox.default_profile", TK_CFG_STRING, "shell", NOLIM, NULL, false,
 	  "profile used when a task names none" },
@@ -83,15 +73,6 @@ static const struct tk_cfg_setting settings[] = {
 	  "run untrusted code even when the host lacks a required isolation feature" },
 	{ "sandbox.profiles", TK_CFG_JSON, "null", NOLIM, NULL, false,
 	  "extra or overriding sandbox profiles (object of name -> profile)" },
-	/* LLM backends and agents */
-	{ "llm.backend", TK_CFG_ENUM, "embedded", NOLIM, "embedded|ollama|openai|scripted", false,
-	  "which backend agents talk to" },
-	{ "llm.url", TK_CFG_STRING, "", NOLIM, NULL, false,
-	  "base URL of the Ollama or OpenAI-compatible server" },
-	{ "llm.api_key", TK_CFG_STRING, "", NOLIM, NULL, true,
-	  "API key for the OpenAI-compatible backend" },
-	{ "agents", TK_CFG_JSON, "null", NOLIM, NULL, false,
-	  "agent definitions (null: the built-in team)" },
 };
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])

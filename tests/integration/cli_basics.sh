@@ -34,7 +34,7 @@ set -e
 
 # Config: file < env < flag, and secrets masked.
 cat > "$tmp/t.json" <<'JSON'
-{"server": {"workers": 3, "listen": "127.0.0.1:9999"}, "llm": {"api_key": "sk-hidden-123456"}}
+{"server": {"workers": 3, "listen": "127.0.0.1:9999", "admin_key": "sk-hidden-123456"}}
 JSON
 out=$(TANUKI_SERVER_WORKERS=4 "$T" config show --config "$tmp/t.json" --set server.queue_max=9)
 echo "$out" | python3 -c '
@@ -43,7 +43,7 @@ d=json.load(sys.stdin)
 assert d["server"]["workers"]==4, d["server"]["workers"]
 assert d["server"]["listen"]=="127.0.0.1:9999"
 assert d["server"]["queue_max"]==9
-assert d["llm"]["api_key"]=="********"'
+assert d["server"]["admin_key"]=="********"'
 echo "$out" | grep -q "sk-hidden" && fail "secret printed"
 TANUKI_CONFIG="$tmp/t.json" "$T" config show | grep -q 9999 || fail "TANUKI_CONFIG not used"
 "$T" config check "$tmp/t.json" | grep -q ok || fail "config check ok"

@@ -51,7 +51,7 @@ static void test_defaults(void **state)
 	assert_string_equal(tk_config_str(c, "server.listen"), "127.0.0.1:8080");
 	assert_int_equal(tk_config_int(c, "server.rate_limit_per_min"), 5);
 	assert_false(tk_config_bool(c, "sandbox.allow_degraded"));
-	assert_true(json_is_null(tk_config_json(c, "agents")));
+	assert_true(json_is_null(tk_config_json(c, "sandbox.profiles")));
 	tk_config_free(c);
 	tk_config_free(NULL);
 }
@@ -92,7 +92,7 @@ static void test_bad_values_name_key_and_source(void **state)
 	const char *path = write_cfg("bad.json",
 		"{\"server\":{\"workers\":\"many\",\"typo\":1,\"rate_limit_per_min\":-1},"
 		" \"log\":{\"level\":\"loud\"}}");
-	char *env[] = { "TANUKI_ENGINE_THREADS=lots", "TANUKI_NOPE=1", NULL };
+	char *env[] = { "TANUKI_SERVER_HTTP_THREADS=lots", "TANUKI_NOPE=1", NULL };
 	assert_int_equal(tk_config_load(path, env, &c), TK_EINVAL);
 	assert_null(c);
 	const char *d = tk_err_detail();
@@ -100,7 +100,7 @@ static void test_bad_values_name_key_and_source(void **state)
 	assert_non_null(strstr(d, "unknown setting 'server.typo'"));
 	assert_non_null(strstr(d, "server.rate_limit_per_min: must be in 0..1000000, got -1"));
 	assert_non_null(strstr(d, "log.level: must be one of debug|info|warning|error|critical, got 'loud'"));
-	assert_non_null(strstr(d, "TANUKI_ENGINE_THREADS: engine.threads: expected an integer, got 'lots'"));
+	assert_non_null(strstr(d, "TANUKI_SERVER_HTTP_THREADS: server.http_threads: expected an integer, got 'lots'"));
 	assert_non_null(strstr(d, "TANUKI_NOPE: not a Tanuki setting"));
 	/* The file path is named for file problems. */
 	assert_non_null(strstr(d, path));
@@ -119,7 +119,7 @@ static void test_bad_values_name_key_and_source(void **state)
 	assert_int_equal(tk_config_set_arg(c, "server.workers=0"), TK_EINVAL);
 	assert_non_null(strstr(tk_err_detail(), "server.workers: must be in 1..256, got 0"));
 	assert_int_equal(tk_config_set_arg(c, "sandbox.allow_degraded=maybe"), TK_EINVAL);
-	assert_int_equal(tk_config_set_arg(c, "agents={bad json"), TK_EINVAL);
+	assert_int_equal(tk_config_set_arg(c, "sandbox.profiles={bad json"), TK_EINVAL);
 	assert_int_equal(tk_config_set_arg(c, "sandbox.allow_degraded=yes"), 0);
 	assert_true(tk_config_bool(c, "sandbox.allow_degraded"));
 	tk_config_free(c);
@@ -136,19 +136,19 @@ static int count_secret(const char *v)
 static void test_dump_masks_secrets(void **state)
 {
 	(void)state;
-	char *env[] = { "TANUKI_LLM_API_KEY=sk-very-secret-value", NULL };
+	char *env[] = { "TANUKI_SERVER_ADMIN_KEY=sk-very-secret-value", NULL };
 	struct tk_config *c;
 	assert_int_equal(tk_config_load(NULL, env, &c), 0);
-	assert_string_equal(tk_config_str(c, "llm.api_key"), "sk-very-secret-value");
+	assert_string_equal(tk_config_str(c, "server.admin_key"), "sk-very-secret-value");
 	struct tk_buf b = TK_BUF_INIT(1 << 20);
 	assert_int_equal(tk_config_dump(c, true, &b), 0);
 	assert_null(strstr(tk_buf_str(&b), "sk-very-secret-value"));
 	json_error_t e;
 	json_t *root = json_loads(tk_buf_str(&b), 0, &e);
 	assert_non_null(root);
-	json_t *k = json_object_get(json_object_get(json_object_get(root, "llm"), "api_key"), "value");
+	json_t *k = json_object_get(json_object_get(json_object_get(root, "server"), "admin_key"), "value");
 	assert_string_equal(json_string_value(k), "********");
-	json_t *src = json_object_get(json_object_get(json_object_get(root, "llm"), "api_key"), "source");
+	json_t *src = json_object_get(json_object_get(json_object_get(root, "server"), "admin_key"), "source");
 	assert_string_equal(json_string_value(src), "env");
 	json_decref(root);
 	tk_buf_free(&b);
