@@ -14,22 +14,24 @@
  * greedy run that parts at a near-tie is reported and not compared further
  * (the contexts differ from there on). Anything else fails.
  *
- * Models whose tensors this build cannot compute yet (the 4/5-bit fixtures
- * keep output.weight in Q6_K, an Engine II type) have no bounds
- * (report_only). Until Q6_K has kernels they are measured approximately: a
- * temporary copy of the model gets output.weight widened to f32 by the Q6_K
- * decoder below (exact), so only the last matmul differs from llama.cpp's
- * (Q6_K weights times Q8_K-quantized activations). Those numbers are
- * printed, not checked, and cost time: they run only with TK_GOLDEN_ALL=1 in
- * the environment.
+ * llama.cpp disagrees with itself on Q4_0 and Q4_1: its logits for the same
+ * token at position 0 (BOS, which nothing later can influence) differ by ~2
+ * between its 8-token golden and its 64-token one (a different kernel for
+ * large batches; docs/engine.md, "Golden comparison").
+ * test_batch_dependent_goldens() checks that claim on the golden files
+ * themselves, so it cannot go stale silently; for those two types only the
+ * story case (8 tokens) gets the type's bounds, and the larger-batch cases
+ * are held to loose bounds (the measured disagreement x 1.5) with no argmax
+ * or greedy check.
+ *
+ * Speed (the test also runs under ASan): by default each model runs the
+ * cases in its `cases` mask; TK_GOLDEN_ALL=1 in the environment runs every
+ * case of every model.
  */
 #include "testutil.h"
 
 #include "core/err.h"
 #include "engine/context.h"
-#include "engine/fp16.h"
-#include "engine/gguf.h"
-#include "engine/quant.h"
 #include "engine/model.h"
 #include "engine/sampler.h"
 
@@ -39,28 +41,47 @@
 #include <stdlib.h>
 #include <string.h>
 
+enum { C_STORY = 1, C_RANDOM64 = 2, C_LONG200 = 4, C_ALL = 7 };
+
 struct bound {
 	const char *model; /* fixture name without .gguf */
 	double max_abs;    /* bound on the largest |ours - theirs| */
 	double mean_abs;   /* bound on the mean |ours - theirs| */
-	bool report_only;  /* not measured yet: print, do not check */
+	unsigned cases;    /* C_* cases run by default (all with TK_GOLDEN_ALL=1) */
+	/* llama.cpp's goldens for prompts longer than 8 tokens come from a
+	 * different kernel than its 8-token one (see above): those cases are
+	 * held to loose_max / loose_mean only */
+	bool big_batch_differs;
+	double loose_max, loose_mean;
 };
 
-/* Measured worst cases (docs/engine.md, "Golden comparison"):
+/* Measured worst cases over every case run (docs/engine.md, "Golden
+ * comparison"; gcc Debug and clang Release print the same numbers):
  *   llama f32 2.2e-4 / 7.0e-6, qwen2 f32 4.2e-4 / 1.1e-5,
  *   F16 3.5e-4 / 2.3e-5, BF16 1.2e-2 / 1.7e-3,
- *   llama Q8_0 4.2e-2 / 7.4e-3, qwen2 Q8_0 3.4e-2 / 6.9e-3. */
+ *   llama Q8_0 4.2e-2 / 7.4e-3, qwen2 Q8_0 3.4e-2 / 6.9e-3,
+ *   Q6_K 9.3e-6 / 9.7e-7 (no activation-rounding flip on any prompt: the
+ *     bound is tight on purpose, a Q8_K rounding that drifts from
+ *     llama.cpp's would cost ~1e-2 and fail here),
+ *   Q5_0 4.4e-2 / 8.5e-3, Q5_1 5.1e-2 / 8.2e-3,
+ *   Q4_0 / Q4_1 story 5.3e-6 / 9.6e-7, but Q4_1's greedy run parts from
+ *     llama.cpp's at a 0.0027 near-tie, so decode steps do see Q8_0/Q8_1
+ *     rounding flips; bounded like Q5_0/Q5_1, which use the same
+ *     activation encodings;
+ *   Q4_0 / Q4_1 against llama.cpp's large-batch goldens (loose):
+ *     2.61 / 0.387 and 2.49 / 0.397. */
 static const struct bound bounds[] = {
-	{ "tiny-llama-f32", 1e-3, 5e-5, false },
-	{ "tiny-llama-F16", 1.5e-3, 1e-4, false },
-	{ "tiny-llama-BF16", 4e-2, 5e-3, false },
-	{ "tiny-llama-Q8_0", 1.2e-1, 2e-2, false },
-	{ "tiny-llama-Q4_0", 0, 0, true },
-	{ "tiny-llama-Q4_1", 0, 0, true },
-	{ "tiny-llama-Q5_0", 0, 0, true },
-	{ "tiny-llama-Q5_1", 0, 0, true },
-	{ "tiny-qwen2-f32", 1e-3, 5e-5, false },
-	{ "tiny-qwen2-Q8_0", 1.2e-1, 2e-2, false },
+	{ "tiny-llama-f32", 1e-3, 5e-5, C_ALL, false, 0, 0 },
+	{ "tiny-llama-F16", 1.5e-3, 1e-4, C_ALL, false, 0, 0 },
+	{ "tiny-llama-BF16", 4e-2, 5e-3, C_ALL, false, 0, 0 },
+	{ "tiny-llama-Q8_0", 1.2e-1, 2e-2, C_ALL, false, 0, 0 },
+	{ "tiny-llama-Q6_K", 3e-5, 3e-6, C_STORY | C_LONG200, false, 0, 0 },
+	{ "tiny-llama-Q5_0", 1.5e-1, 2.5e-2, C_STORY | C_LONG200, false, 0, 0 },
+	{ "tiny-llama-Q5_1", 1.5e-1, 2.5e-2, C_STORY | C_LONG200, false, 0, 0 },
+	{ "tiny-llama-Q4_0", 1.5e-1, 2.5e-2, C_STORY, true, 4.0, 0.6 },
+	{ "tiny-llama-Q4_1", 1.5e-1, 2.5e-2, C_STORY, true, 4.0, 0.6 },
+	{ "tiny-qwen2-f32", 1e-3, 5e-5, C_ALL, false, 0, 0 },
+	{ "tiny-qwen2-Q8_0", 1.2e-1, 2e-2, C_ALL, false, 0, 0 },
 };
 
 static const char *const cases[] = { "story", "random64", "long200" };
@@ -76,72 +97,6 @@ static int32_t *json_ints(json_t *arr, size_t *n)
 	return v;
 }
 
-/* Q6_K block (256 elements, 210 bytes): ql[128] low 4 bits, qh[64] high 2
- * bits, scales[16] int8 (one per 16 elements), d (half). Element groups of
- * 32 within each half of 128 take their bits as below; x = d * scale * (q-32). */
-static void q6k_to_float(const uint8_t *blk, float *y, int64_t n)
-{
-	for (int64_t b = 0; b < n / 256; b++, blk += 210, y += 256) {
-		const uint8_t *ql = blk, *qh = blk + 128;
-		const int8_t *sc = (const int8_t *)(blk + 192);
-		uint16_t dh = (uint16_t)(blk[208] | blk[209] << 8);
-		const float d = tk_fp16_to_fp32(dh);
-		for (int half = 0; half < 2; half++) {
-			float *yy = y + 128 * half;
-			const uint8_t *l = ql + 64 * half, *h = qh + 32 * half;
-			const int8_t *s = sc + 8 * half;
-			for (int i = 0; i < 32; i++) {
-				int is = i / 16;
-				int q1 = ((l[i] & 0xF) | ((h[i] >> 0 & 3) << 4)) - 32;
-				int q2 = ((l[i + 32] & 0xF) | ((h[i] >> 2 & 3) << 4)) - 32;
-				int q3 = ((l[i] >> 4) | ((h[i] >> 4 & 3) << 4)) - 32;
-				int q4 = ((l[i + 32] >> 4) | ((h[i] >> 6 & 3) << 4)) - 32;
-				yy[i] = d * (float)s[is] * (float)q1;
-				yy[i + 32] = d * (float)s[is + 2] * (float)q2;
-				yy[i + 64] = d * (float)s[is + 4] * (float)q3;
-				yy[i + 96] = d * (float)s[is + 6] * (float)q4;
-			}
-		}
-	}
-}
-
-static int fill_widened(void *vsrc, size_t i, const struct tk_gguf_tensor *info, void *buf,
-			size_t nbytes)
-{
-	(void)i;
-	const struct tk_gguf_tensor *t = tk_gguf_find_tensor(vsrc, info->name);
-	if (t->type == TK_TYPE_Q6_K)
-		q6k_to_float(t->data, buf, t->n_elements);
-	else
-		memcpy(buf, t->data, nbytes);
-	return 0;
-}
-
-/* A copy of the model at path with every Q6_K tensor widened to f32. */
-static struct engine_model *load_widened(const char *path, const char *dir, const char *name)
-{
-	struct tk_gguf *src = tk_gguf_open(path);
-	assert_non_null(src);
-	struct tk_gguf_writer *w = tk_gguf_writer_new();
-	assert_non_null(w);
-	for (size_t i = 0; i < tk_gguf_kv_count(src); i++)
-		assert_int_equal(tk_gguf_writer_copy_kv(w, tk_gguf_kv_at(src, i)), 0);
-	for (size_t i = 0; i < tk_gguf_tensor_count(src); i++) {
-		const struct tk_gguf_tensor *t = tk_gguf_tensor_at(src, i);
-		int type = t->type == TK_TYPE_Q6_K ? TK_TYPE_F32 : t->type;
-		assert_int_equal(tk_gguf_writer_add_tensor(w, t->name, type, t->n_dims, t->ne), 0);
-	}
-	char out[512];
-	snprintf(out, sizeof out, "%s/%s-widened.gguf", dir, name);
-	assert_int_equal(tk_gguf_writer_write(w, out, fill_widened, src), 0);
-	tk_gguf_writer_free(w);
-	tk_gguf_close(src);
-	struct engine_model *m = engine_model_load(out);
-	if (!m)
-		fail_msg("load %s: %s", out, tk_err_detail());
-	return m;
-}
-
 /* True when a and b are both acceptable argmaxes of logits: equal, or
  * within `tie` of each other. */
 static bool same_or_tie(const float *logits, int32_t a, int32_t b, double tie)
@@ -149,8 +104,15 @@ static bool same_or_tie(const float *logits, int32_t a, int32_t b, double tie)
 	return a == b || fabs((double)logits[a] - (double)logits[b]) < tie;
 }
 
-static void check_one(const struct bound *b, const char *cs)
+/* Evaluates model b on case k (index into cases[]) and checks it. */
+static void check_one(const struct bound *b, size_t k)
 {
+	const char *cs = cases[k];
+	/* llama.cpp's own larger-batch goldens of this type disagree with its
+	 * 8-token one: loose bounds, no argmax or greedy check */
+	const bool loose = b->big_batch_differs && k != 0;
+	const double max_bound = loose ? b->loose_max : b->max_abs;
+	const double mean_bound = loose ? b->loose_mean : b->mean_abs;
 	char path[512];
 	snprintf(path, sizeof path, "%s/golden/%s.%s.json", TK_FIXTURES, b->model, cs);
 	json_error_t jerr;
@@ -169,22 +131,9 @@ static void check_one(const struct bound *b, const char *cs)
 
 	snprintf(path, sizeof path, "%s/models/%s.gguf", TK_FIXTURES, b->model);
 	struct engine_model *m = engine_model_load(path);
-	const char *note = "";
-	char dir[256] = "";
-	if (!m) {
-		/* only "this build cannot compute a tensor type" may fall back */
-		if (tk_err_last() != TK_EUNSUPPORTED || !b->report_only)
-			fail_msg("load %s: %s", path, tk_err_detail());
-		printf("golden %-16s %-8s (%s)\n", b->model, cs, tk_err_detail());
-		if (!getenv("TK_GOLDEN_ALL")) {
-			printf("golden %-16s %-8s skipped (TK_GOLDEN_ALL=1 measures it "
-			       "approximately)\n", b->model, cs);
-			goto out;
-		}
-		tk_test_mkdtemp(dir, sizeof dir);
-		m = load_widened(path, dir, b->model);
-		note = " [approx: q6_K output widened to f32]";
-	}
+	if (!m)
+		fail_msg("load %s: %s", path, tk_err_detail());
+	const char *note = loose ? " [llama.cpp large-batch golden: loose bounds only]" : "";
 	const int32_t n_vocab = m->hp.n_vocab;
 	struct engine_ctx_params cp;
 	engine_ctx_params_default(&cp);
@@ -196,7 +145,7 @@ static void check_one(const struct bound *b, const char *cs)
 	assert_true(logits && theirs);
 	assert_int_equal(engine_ctx_eval(c, prompt, (int32_t)n_prompt, logits), 0);
 
-	const double tie = b->report_only ? INFINITY : b->max_abs;
+	const double tie = loose ? INFINITY : b->max_abs;
 	double max_abs = 0.0, sum_abs = 0.0;
 	size_t n_vals = 0, agree = 0;
 	for (size_t r = 0; r < n_prompt - from; r++) {
@@ -221,7 +170,7 @@ static void check_one(const struct bound *b, const char *cs)
 
 	/* greedy continuation: argmax, feed back, n_greedy times */
 	size_t same = 0;
-	const char *how = "equal";
+	char how[128] = "equal";
 	int32_t tok = engine_argmax(engine_ctx_logits(c), n_vocab);
 	for (size_t i = 0; i < n_greedy; i++) {
 		if (tok != greedy[i]) {
@@ -230,7 +179,9 @@ static void check_one(const struct bound *b, const char *cs)
 				fail_msg("%s %s: greedy token %zu is %d, llama.cpp %d (our logits %g vs "
 					 "%g)", b->model, cs, i, tok, greedy[i], (double)l[tok],
 					 (double)l[greedy[i]]);
-			how = b->report_only ? "parted (not checked)" : "parted at a near-tie";
+			snprintf(how, sizeof how, "%s (ours %d, llama.cpp %d, margin %.3g)",
+				 loose ? "parted (not checked)" : "parted at a near-tie", tok,
+				 greedy[i], fabs((double)l[tok] - (double)l[greedy[i]]));
 			break;
 		}
 		same++;
@@ -241,10 +192,9 @@ static void check_one(const struct bound *b, const char *cs)
 	}
 	printf("golden %-16s %-8s max_abs %.3g mean_abs %.3g argmax %zu/%zu greedy %zu/%zu %s%s\n",
 	       b->model, cs, max_abs, mean_abs, agree, n_prompt - from, same, n_greedy, how, note);
-	if (!b->report_only && (max_abs > b->max_abs || mean_abs > b->mean_abs))
+	if (max_abs > max_bound || mean_abs > mean_bound)
 		fail_msg("%s %s: max_abs %.3g (bound %.3g), mean_abs %.3g (bound %.3g)", b->model,
-			 cs, max_abs, b->max_abs, mean_abs, b->mean_abs);
-out:
+			 cs, max_abs, max_bound, mean_abs, mean_bound);
 	fflush(stdout);
 	free(theirs);
 	free(logits);
@@ -253,21 +203,79 @@ out:
 	free(prompt);
 	free(greedy);
 	json_decref(g);
-	if (*dir)
-		tk_test_rmtree(dir);
 }
 
 static void test_goldens(void **state)
 {
 	(void)state;
+	const bool all = getenv("TK_GOLDEN_ALL") != NULL;
 	for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++)
-		for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
-			check_one(&bounds[i], cases[k]);
+		for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+			if (all || (bounds[i].cases & (1u << k)))
+				check_one(&bounds[i], k);
+			else
+				printf("golden %-16s %-8s skipped (TK_GOLDEN_ALL=1 runs it)\n",
+				       bounds[i].model, cases[k]);
+		}
+	fflush(stdout);
+}
+
+/* Largest |a - b| between the position-0 logits of two goldens of a model. */
+static double pos0_diff(const char *model, const char *case_a, const char *case_b)
+{
+	json_t *g[2] = { NULL, NULL };
+	const char *cs[2] = { case_a, case_b };
+	for (int i = 0; i < 2; i++) {
+		char path[512];
+		snprintf(path, sizeof path, "%s/golden/%s.%s.json", TK_FIXTURES, model, cs[i]);
+		json_error_t jerr;
+		g[i] = json_load_file(path, 0, &jerr);
+		if (!g[i])
+			fail_msg("%s: %s", path, jerr.text);
+		assert_int_equal(json_integer_value(json_object_get(g[i], "logits_from_position")), 0);
+		/* same first token (BOS), so position 0 must not depend on the rest */
+		assert_int_equal(json_integer_value(json_array_get(json_object_get(g[i], "prompt"), 0)),
+				 1);
+	}
+	json_t *r0 = json_array_get(json_object_get(g[0], "logits"), 0);
+	json_t *r1 = json_array_get(json_object_get(g[1], "logits"), 0);
+	assert_true(json_array_size(r0) > 0);
+	assert_int_equal(json_array_size(r0), json_array_size(r1));
+	double max = 0;
+	for (size_t i = 0; i < json_array_size(r0); i++) {
+		double d = fabs(json_number_value(json_array_get(r0, i)) -
+				json_number_value(json_array_get(r1, i)));
+		if (d > max)
+			max = d;
+	}
+	json_decref(g[0]);
+	json_decref(g[1]);
+	return max;
+}
+
+/* The reason for big_batch_differs, checked on the goldens themselves: at
+ * position 0 (BOS only) llama.cpp's 8-token and 64-token runs agree exactly
+ * for every type except those flagged, which disagree by far more than any
+ * bound. Reads JSON only; no model runs. */
+static void test_batch_dependent_goldens(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++) {
+		double d = pos0_diff(bounds[i].model, "story", "random64");
+		printf("golden %-16s position 0, story vs random64 (llama.cpp vs itself): %.3g\n",
+		       bounds[i].model, d);
+		if (bounds[i].big_batch_differs ? !(d > 1.0) : d != 0.0)
+			fail_msg("%s: llama.cpp's story and random64 goldens differ by %g at position "
+				 "0; big_batch_differs is %d", bounds[i].model, d,
+				 (int)bounds[i].big_batch_differs);
+	}
+	fflush(stdout);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_batch_dependent_goldens),
 		cmocka_unit_test(test_goldens),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
