@@ -20,70 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct sym {
-	int prev, next;
-	uint32_t off, n;
-};
-
-struct bigram {
-	int32_t rank;
-	int left, right;
-	uint32_t size;
-};
-
-struct heap {
-	struct bigram *v;
-	size_t n, cap;
-};
-
-static bool before(const struct bigram *a, const struct bigram *b)
-{
-	return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-static int heap_push(struct heap *h, struct bigram x)
-{
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 64;
-		struct bigram *v = realloc(h->v, cap * sizeof *v);
-		if (!v)
-			return tk_errf(TK_ENOMEM, "tokenizer: out of memory");
-		h->v = v;
-		h->cap = cap;
-	}
-	size_t i = h->n++;
-	while (i > 0) {
-		size_t p = (i - 1) / 2;
-		if (!before(&x, &h->v[p]))
-			break;
-		h->v[i] = h->v[p];
-		i = p;
-	}
-	h->v[i] = x;
-	return 0;
-}
-
-static struct bigram heap_pop(struct heap *h)
-{
-	struct bigram top = h->v[0];
-	struct bigram last = h->v[--h->n];
-	size_t i = 0;
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= h->n)
-			break;
-		if (c + 1 < h->n && before(&h->v[c + 1], &h->v[c]))
-			c++;
-		if (!before(&h->v[c], &last))
-			break;
-		h->v[i] = h->v[c];
-		i = c;
-	}
-	if (h->n)
-		h->v[i] = last;
-	return top;
-}
-
 /* Per-call scratch shared by every word of one encode. */
 struct work {
 	const struct tk_tokenizer *t;
@@ -91,11 +27,11 @@ struct work {
 	struct tok_ids *ids;
 	char *word;      /* mapped word */
 	size_t word_cap;
-	struct sym *syms;
+	struct tok_sym *syms;
 	size_t syms_cap;
 	char *scratch;   /* for merge lookups */
 	size_t scratch_cap;
-	struct heap h;
+	struct tok_heap h;
 };
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -117,12 +53,12 @@ static int try_pair(struct work *w, int left, int right)
 {
 	if (left < 0 || right < 0)
 		return 0;
-	const struct sym *l = &w->syms[left], *r = &w->syms[right];
+	const struct tok_sym *l = &w->syms[left], *r = &w->syms[right];
 	int32_t rank = tok_merge_rank(w->t, w->word + l->off, l->n, w->word + r->off, r->n,
 				      w->scratch);
 	if (rank < 0)
 		return 0;
-	return heap_push(&w->h, (struct bigram){ rank, left, right, l->n + r->n });
+	return tok_heap_push(&w->h, (struct tok_bigram){ (double)rank, left, right, l->n + r->n });
 }
 
 static int emit_symbol(struct work *w, const char *p, size_t n)
@@ -176,13 +112,13 @@ static int bpe_word(size_t off, size_t len, void *ctx)
 	if ((rc = grow((void **)&w->syms, &w->syms_cap, wl, sizeof *w->syms)) ||
 	    (rc = grow((void **)&w->scratch, &w->scratch_cap, wl + 1, 1)))
 		return rc;
-	struct sym *s = w->syms;
+	struct tok_sym *s = w->syms;
 	int n = 0;
 	for (size_t o = 0; o < wl;) {
 		size_t cl = tk_utf8_lead_len((unsigned char)w->word[o]);
 		if (cl > wl - o)
 			cl = wl - o;
-		s[n] = (struct sym){ n - 1, o + cl == wl ? -1 : n + 1, (uint32_t)o, (uint32_t)cl };
+		s[n] = (struct tok_sym){ n - 1, o + cl == wl ? -1 : n + 1, (uint32_t)o, (uint32_t)cl };
 		n++;
 		o += cl;
 	}
@@ -191,8 +127,8 @@ static int bpe_word(size_t off, size_t len, void *ctx)
 		if ((rc = try_pair(w, i - 1, i)))
 			return rc;
 	while (w->h.n) {
-		struct bigram b = heap_pop(&w->h);
-		struct sym *l = &s[b.left], *r = &s[b.right];
+		struct tok_bigram b = tok_heap_pop(&w->h);
+		struct tok_sym *l = &s[b.left], *r = &s[b.right];
 		if (l->n == 0 || r->n == 0 || l->n + r->n != b.size)
 			continue; /* stale */
 		l->n += r->n;

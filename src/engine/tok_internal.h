@@ -93,6 +93,35 @@ int tok_cp_to_byte(uint32_t cp);
 
 /* Tokenizes one raw-text fragment, appending to ids. SPM: text is the
  * already-escaped (U+2581) fragment. BPE: the raw fragment. */
+/* The merge loops of SPM and BPE (tok_spm.c, tok_bpe.c) share their
+ * symbol chain and candidate queue. A symbol is a run of the text; merging
+ * two symbols empties the right one (n == 0). */
+struct tok_sym {
+	int prev, next;  /* neighbours in the live chain; -1 at the ends */
+	uint32_t off, n; /* bytes of the text; n == 0 once merged away */
+};
+
+/* A candidate merge of two adjacent symbols. The queue pops the lowest key
+ * first, the leftmost pair on equal keys: SPM queues -score (best score
+ * first), BPE the merge rank (earliest merge first). size is the pair's
+ * bytes when queued, so a stale candidate is recognised when popped. */
+struct tok_bigram {
+	double key;
+	int left, right;
+	uint32_t size;
+};
+
+/* A binary min-heap of candidates; zero-initialise, free(h->v) after. */
+struct tok_heap {
+	struct tok_bigram *v;
+	size_t n, cap;
+};
+
+/* Pushes x (may reallocate). 0 or TK_ENOMEM. */
+int tok_heap_push(struct tok_heap *h, struct tok_bigram x);
+/* Pops the first candidate; h->n must be > 0. */
+struct tok_bigram tok_heap_pop(struct tok_heap *h);
+
 int tok_spm_encode(const struct tk_tokenizer *t, const char *text, size_t len,
 		   struct tok_ids *ids);
 int tok_bpe_encode(const struct tk_tokenizer *t, const char *text, size_t len,

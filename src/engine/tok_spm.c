@@ -19,73 +19,8 @@
 
 #include <stdlib.h>
 
-struct sym {
-	int prev, next; /* neighbours in the live chain; -1 at the ends */
-	uint32_t off, n; /* bytes of the text; n == 0 once merged away */
-};
-
-struct bigram {
-	float score;
-	int left, right;
-	uint32_t size; /* bytes of left + right when queued */
-};
-
-struct heap {
-	struct bigram *v;
-	size_t n, cap;
-};
-
-/* a comes out before b */
-static bool before(const struct bigram *a, const struct bigram *b)
-{
-	return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-static int heap_push(struct heap *h, struct bigram x)
-{
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 64;
-		struct bigram *v = realloc(h->v, cap * sizeof *v);
-		if (!v)
-			return tk_errf(TK_ENOMEM, "tokenizer: out of memory");
-		h->v = v;
-		h->cap = cap;
-	}
-	size_t i = h->n++;
-	while (i > 0) {
-		size_t p = (i - 1) / 2;
-		if (!before(&x, &h->v[p]))
-			break;
-		h->v[i] = h->v[p];
-		i = p;
-	}
-	h->v[i] = x;
-	return 0;
-}
-
-static struct bigram heap_pop(struct heap *h)
-{
-	struct bigram top = h->v[0];
-	struct bigram last = h->v[--h->n];
-	size_t i = 0;
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= h->n)
-			break;
-		if (c + 1 < h->n && before(&h->v[c + 1], &h->v[c]))
-			c++;
-		if (!before(&h->v[c], &last))
-			break;
-		h->v[i] = h->v[c];
-		i = c;
-	}
-	if (h->n)
-		h->v[i] = last;
-	return top;
-}
-
-static int try_pair(const struct tk_tokenizer *t, const char *text, const struct sym *s,
-		    int left, int right, struct heap *h)
+static int try_pair(const struct tk_tokenizer *t, const char *text, const struct tok_sym *s,
+		    int left, int right, struct tok_heap *h)
 {
 	if (left < 0 || right < 0)
 		return 0;
@@ -93,7 +28,7 @@ static int try_pair(const struct tk_tokenizer *t, const char *text, const struct
 	int32_t id = tok_lookup(t, text + s[left].off, size);
 	if (id < 0)
 		return 0;
-	return heap_push(h, (struct bigram){ t->tok[id].score, left, right, size });
+	return tok_heap_push(h, (struct tok_bigram){ -(double)t->tok[id].score, left, right, size });
 }
 
 static int emit_bytes(const struct tk_tokenizer *t, const char *p, size_t n, struct tok_ids *ids)
@@ -118,8 +53,8 @@ int tok_spm_encode(const struct tk_tokenizer *t, const char *text, size_t len,
 	if (len == 0)
 		return 0;
 	int rc = 0;
-	struct heap h = { 0 };
-	struct sym *s = malloc(len * sizeof *s);
+	struct tok_heap h = { 0 };
+	struct tok_sym *s = malloc(len * sizeof *s);
 	if (!s)
 		return tk_errf(TK_ENOMEM, "tokenizer: out of memory for %zu symbols", len);
 	int n = 0;
@@ -130,7 +65,7 @@ int tok_spm_encode(const struct tk_tokenizer *t, const char *text, size_t len,
 		 * two agree, for invalid input this one stays lossless.) */
 		int r = tk_utf8_check((const unsigned char *)text + off, len - off);
 		size_t cl = r > 0 ? (size_t)r : 1;
-		s[n] = (struct sym){ n - 1, off + cl == len ? -1 : n + 1, (uint32_t)off, (uint32_t)cl };
+		s[n] = (struct tok_sym){ n - 1, off + cl == len ? -1 : n + 1, (uint32_t)off, (uint32_t)cl };
 		n++;
 		off += cl;
 	}
@@ -138,8 +73,8 @@ int tok_spm_encode(const struct tk_tokenizer *t, const char *text, size_t len,
 		if ((rc = try_pair(t, text, s, i - 1, i, &h)))
 			goto out;
 	while (h.n) {
-		struct bigram b = heap_pop(&h);
-		struct sym *l = &s[b.left], *r = &s[b.right];
+		struct tok_bigram b = tok_heap_pop(&h);
+		struct tok_sym *l = &s[b.left], *r = &s[b.right];
 		if (l->n == 0 || r->n == 0 || l->n + r->n != b.size)
 			continue; /* stale: one side changed since it was queued */
 		l->n += r->n;
