@@ -96,16 +96,9 @@ static void cputs(struct cline *l, const char *s)
 
 static void cput_dec(struct cline *l, int64_t v)
 {
-	char b[24];
-	size_t n = 0;
-	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-	do {
-		b[sizeof b - 1 - n++] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	if (v < 0)
-		b[sizeof b - 1 - n++] = '-';
-	cput(l, b + sizeof b - n, n);
+	char b[LOG_INT_MAX];
+	size_t n = log_fmt_int(b, v);
+	cput(l, b + LOG_INT_MAX - n, n);
 }
 
 static void cput_hex(struct cline *l, uintptr_t v)

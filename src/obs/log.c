@@ -382,18 +382,24 @@ static void put_cstr(struct line *l, const char *s, size_t cap, const struct sec
 	put_text(l, s, n, n == probe, cap, set);
 }
 
-static void put_int(struct line *l, int64_t v)
+size_t log_fmt_int(char out[LOG_INT_MAX], int64_t v)
 {
-	char b[24];
 	size_t n = 0;
 	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
 	do {
-		b[sizeof b - 1 - n++] = (char)('0' + u % 10);
+		out[LOG_INT_MAX - 1 - n++] = (char)('0' + u % 10);
 		u /= 10;
 	} while (u);
 	if (v < 0)
-		b[sizeof b - 1 - n++] = '-';
-	line_put(l, b + sizeof b - n, n);
+		out[LOG_INT_MAX - 1 - n++] = '-';
+	return n;
+}
+
+static void put_int(struct line *l, int64_t v)
+{
+	char b[LOG_INT_MAX];
+	size_t n = log_fmt_int(b, v);
+	line_put(l, b + LOG_INT_MAX - n, n);
 }
 
 /* ts of a line, with the per-thread second cache when t is not NULL. */

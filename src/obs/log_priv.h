@@ -6,6 +6,7 @@
 #define TK_OBS_LOG_PRIV_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Writes the calling thread's context fields as `,"key":"value"` pairs into
  * out (at most cap bytes, no NUL) with the same escaping and redaction as a
@@ -15,5 +16,11 @@
  * context half-written by the crashing thread yields odd text but never a
  * bad read. */
 size_t log_ctx_format_for_crash(char *out, size_t cap);
+
+/* Writes v in decimal into the END of out and returns how many characters
+ * it took (the text is out + LOG_INT_MAX - n). Async-signal-safe: the crash
+ * handler uses it too. */
+#define LOG_INT_MAX 24
+size_t log_fmt_int(char out[LOG_INT_MAX], int64_t v);
 
 #endif
