@@ -20,6 +20,8 @@ PACKAGES=(
   # tests
   libcmocka-dev       # unit-test framework
   prometheus          # promtool checks the metrics exposition
+  prometheus-alertmanager  # amtool checks deploy/alertmanager/alertmanager.yml (ops tests)
+  python3-yaml        # ops tests parse the deploy/ YAML (rules, k8s, compose, CI)
   python3             # test helpers that compare numbers with goldens
   curl jq             # server integration tests drive the API over HTTP
   wrk                 # bench/server_wrk.sh: HTTP load generator
