@@ -165,6 +165,10 @@ static void check_one(const struct bound *b, size_t k)
 		if (!same_or_tie(theirs, ao, at, tie))
 			fail_msg("%s %s: position %zu: argmax %d, llama.cpp %d (their logits %g vs %g)",
 				 b->model, cs, from + r, ao, at, (double)theirs[ao], (double)theirs[at]);
+		if (ao != at && !loose)
+			printf("golden %-16s %-8s position %zu: argmax %d, llama.cpp %d: near-tie, "
+			       "their margin %.3g\n", b->model, cs, from + r, ao, at,
+			       fabs((double)theirs[ao] - (double)theirs[at]));
 	}
 	double mean_abs = sum_abs / (double)n_vals;
 
