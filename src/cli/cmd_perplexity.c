@@ -30,23 +30,6 @@ static const char usage[] =
 
 #define PPL_FILE_MAX TK_TOK_MAX_INPUT_BYTES /* bytes of text read: what one encode takes */
 
-static int read_file(const char *path, struct tk_buf *out)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return tk_errf_sys(TK_EIO, errno, "cannot open %s", path);
-	char chunk[65536];
-	size_t n;
-	int rc = 0;
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		if ((rc = tk_buf_append(out, chunk, n)))
-			break;
-	if (!rc && ferror(f))
-		rc = tk_errf_sys(TK_EIO, errno, "cannot read %s", path);
-	fclose(f);
-	return rc ? tk_err_wrap(rc, "%s", path) : 0;
-}
-
 /* -log p(target) under logits[n_vocab] (softmax in double). */
 static double nll_of(const float *logits, int32_t n_vocab, int32_t target)
 {
@@ -110,7 +93,7 @@ int cli_cmd_perplexity(int argc, char **argv)
 	float *logits = NULL;
 	size_t n_ids = 0;
 
-	if (read_file(file, &text)) {
+	if (tk_buf_append_file(&text, file)) {
 		cli_fail("perplexity", "cannot read the text");
 		goto out;
 	}

@@ -84,19 +84,8 @@ struct sb_cli {
 
 static int read_text_file(const char *path, char **out)
 {
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return tk_errf_sys(TK_EIO, errno, "open %s", path);
 	struct tk_buf b = TK_BUF_INIT(1u << 20);
-	char chunk[8192];
-	size_t n;
-	int rc = 0;
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		if ((rc = tk_buf_append(&b, chunk, n)))
-			break;
-	if (!rc && ferror(f))
-		rc = tk_errf(TK_EIO, "read %s", path);
-	fclose(f);
+	int rc = tk_buf_append_file(&b, path);
 	if (rc) {
 		tk_buf_free(&b);
 		return rc;

@@ -25,27 +25,6 @@ static const char usage[] =
 	"prints {\"ids\":[...],\"pieces\":[...]} with each token's decoded text\n"
 	"(invalid UTF-8 in a piece, e.g. one byte of a character, shows as U+FFFD).";
 
-/* Reads a whole file ("-": standard input), capped at the tokenizer's input
- * limit. */
-static int read_file(const char *path, struct tk_buf *out)
-{
-	bool is_stdin = !strcmp(path, "-");
-	FILE *f = is_stdin ? stdin : fopen(path, "rb");
-	if (!f)
-		return tk_errf_sys(TK_EIO, errno, "cannot open %s", path);
-	char chunk[65536];
-	size_t n;
-	int rc = 0;
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		if ((rc = tk_buf_append(out, chunk, n)))
-			break;
-	if (!rc && ferror(f))
-		rc = tk_errf_sys(TK_EIO, errno, "cannot read %s", path);
-	if (!is_stdin)
-		fclose(f);
-	return rc ? tk_err_wrap(rc, "%s", path) : 0;
-}
-
 /* JSON string body: escapes, and U+FFFD for ill-formed UTF-8. */
 static void put_json_str(const char *s, size_t n)
 {
@@ -119,7 +98,7 @@ int cli_cmd_tokenize(int argc, char **argv)
 	struct tk_tokenizer *t = NULL;
 	int32_t *ids = NULL;
 	size_t n = 0;
-	if (file && read_file(file, &input)) {
+	if (file && tk_buf_append_file(&input, file)) {
 		cli_fail("tokenize", "reading the text");
 		goto out;
 	}

@@ -3,6 +3,9 @@
 
 #include "core/err.h"
 
+#include <errno.h>
+
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,4 +134,23 @@ char *tk_buf_detach(struct tk_buf *b, size_t *len_out)
 	b->len = 0;
 	b->cap = 0;
 	return p;
+}
+
+int tk_buf_append_file(struct tk_buf *b, const char *path)
+{
+	bool is_stdin = !strcmp(path, "-");
+	FILE *f = is_stdin ? stdin : fopen(path, "rbe");
+	if (!f)
+		return tk_errf_sys(TK_EIO, errno, "cannot open %s", path);
+	char chunk[65536];
+	size_t n;
+	int rc = 0;
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		if ((rc = tk_buf_append(b, chunk, n)))
+			break;
+	if (!rc && ferror(f))
+		rc = tk_errf_sys(TK_EIO, errno, "cannot read %s", path);
+	if (!is_stdin)
+		fclose(f);
+	return rc ? tk_err_wrap(rc, "%s", path) : 0;
 }

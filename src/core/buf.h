@@ -42,6 +42,11 @@ int tk_buf_printf(struct tk_buf *b, const char *fmt, ...) __attribute__((format(
 int tk_buf_vprintf(struct tk_buf *b, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 
+/* Appends the whole content of the file at path ("-" reads standard input
+ * to its end, without closing it). Hitting the cap is TK_ELIMIT; the error
+ * detail names the path. 0, TK_EIO, TK_ELIMIT or TK_ENOMEM. */
+int tk_buf_append_file(struct tk_buf *b, const char *path);
+
 /* Makes room for n more bytes without changing len. 0, TK_ELIMIT, TK_ENOMEM. */
 int tk_buf_reserve(struct tk_buf *b, size_t n);
 

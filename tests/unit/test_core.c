@@ -7,6 +7,7 @@
 #include "core/time.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,6 +119,37 @@ static void test_buf_grows_and_holds_binary(void **state)
 	free(empty);
 }
 
+static void test_buf_append_file(void **state)
+{
+	(void)state;
+	char dir[512], path[600];
+	tk_test_mkdtemp(dir, sizeof dir);
+	snprintf(path, sizeof path, "%s/f.txt", dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	for (int i = 0; i < 20000; i++)
+		fprintf(f, "%d\n", i);
+	fclose(f);
+	size_t want_len;
+	char *want = tk_test_read_file(path, &want_len);
+	struct tk_buf b = TK_BUF_INIT(1 << 20);
+	assert_int_equal(tk_buf_append_file(&b, path), 0);
+	assert_int_equal(b.len, want_len);
+	assert_memory_equal(b.data, want, want_len);
+	/* Over the cap: an error that names the file, not a silent cut. */
+	struct tk_buf small = TK_BUF_INIT(want_len - 1);
+	assert_int_equal(tk_buf_append_file(&small, path), TK_ELIMIT);
+	assert_non_null(strstr(tk_err_detail(), "f.txt"));
+	char missing[700];
+	snprintf(missing, sizeof missing, "%s/none", dir);
+	assert_int_equal(tk_buf_append_file(&b, missing), TK_EIO);
+	assert_non_null(strstr(tk_err_detail(), "cannot open"));
+	free(want);
+	tk_buf_free(&b);
+	tk_buf_free(&small);
+	tk_test_rmtree(dir);
+}
+
 static void test_time(void **state)
 {
 	(void)state;
@@ -218,6 +250,7 @@ int main(void)
 		cmocka_unit_test(test_err_is_per_thread),
 		cmocka_unit_test(test_buf_cap),
 		cmocka_unit_test(test_buf_grows_and_holds_binary),
+		cmocka_unit_test(test_buf_append_file),
 		cmocka_unit_test(test_time),
 		cmocka_unit_test(test_id_format_and_order),
 		cmocka_unit_test(test_id_unique_across_threads),
