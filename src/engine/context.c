@@ -13,6 +13,8 @@
  *   xq   [n_batch][encoded row] activations in a weight's vec_dot_type
  *   att  [n_ctx]  qbuf [head_dim]   attention scratch
  *   logits [n_vocab]          last position
+ *   lora_r [n_batch][max rank], lora_y [n_batch][widest output]: LoRA
+ *        scratch, allocated by engine_ctx_set_adapters (grows only)
  */
 #include "engine/context.h"
 
@@ -40,6 +42,10 @@ struct engine_ctx {
 	size_t xq_row_bytes; /* largest encoded activation row */
 	bool have_logits;
 	size_t kv_bytes, scratch_bytes;
+	struct engine_lora_use lora[ENGINE_LORA_MAX_ACTIVE]; /* adapters borrowed */
+	size_t n_lora;
+	float *lora_r, *lora_y;
+	size_t lora_r_cap, lora_y_cap; /* floats */
 };
 
 void engine_ctx_params_default(struct engine_ctx_params *p)
@@ -157,6 +163,8 @@ void engine_ctx_free(struct engine_ctx *c)
 	free(c->att);
 	free(c->qbuf);
 	free(c->logits);
+	free(c->lora_r);
+	free(c->lora_y);
 	free(c);
 }
 
@@ -210,6 +218,87 @@ static void ctx_matmul(struct engine_ctx *c, float *y, const struct engine_weigh
 	}
 }
 
+/* y = W x for layer il's weight `slot` (il < 0: the output weight), plus
+ * every active adapter's s * B (A x) (lora.h), added in the set's order. */
+static void ctx_matmul_lora(struct engine_ctx *c, float *y, const struct engine_weight *w,
+			    int32_t il, enum engine_lora_slot slot, const float *x, int32_t n_tok)
+{
+	ctx_matmul(c, y, w, x, n_tok);
+	for (size_t i = 0; i < c->n_lora; i++) {
+		struct engine_weight A, B;
+		if (!engine_lora_pair(c->lora[i].lora, il, slot, &A, &B))
+			continue;
+		const float s = engine_lora_scale(c->lora[i].lora, il, slot, c->lora[i].user_scale);
+		ctx_matmul(c, c->lora_r, &A, x, n_tok);         /* [n_tok][rank] */
+		ctx_matmul(c, c->lora_y, &B, c->lora_r, n_tok); /* [n_tok][n_out] */
+		const size_t ne = (size_t)n_tok * (size_t)w->n_out;
+		for (size_t k = 0; k < ne; k++)
+			y[k] += s * c->lora_y[k];
+	}
+}
+
+int engine_ctx_set_adapters(struct engine_ctx *c, const struct engine_lora_use *uses, size_t n)
+{
+	if (n > ENGINE_LORA_MAX_ACTIVE)
+		return tk_errf(TK_EINVAL, "context: %zu adapters at once (at most %d)", n,
+			       ENGINE_LORA_MAX_ACTIVE);
+	const struct engine_hparams *hp = &c->m->hp;
+	int32_t max_rank = 0;
+	int64_t max_out = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!uses[i].lora)
+			return tk_errf(TK_EINVAL, "context: adapter %zu is NULL", i);
+		if (!isfinite(uses[i].user_scale))
+			return tk_errf(TK_EINVAL, "context: adapter %s: scale is not finite",
+				       engine_lora_name(uses[i].lora));
+		int rc = engine_lora_check_model(uses[i].lora, c->m);
+		if (rc < 0)
+			return rc;
+		if (engine_lora_max_rank(uses[i].lora) > max_rank)
+			max_rank = engine_lora_max_rank(uses[i].lora);
+		struct engine_weight A, B;
+		int64_t widest = hp->n_embd;
+		if (c->q_dim > widest)
+			widest = c->q_dim;
+		if (hp->n_ff > widest)
+			widest = hp->n_ff;
+		if (engine_lora_pair(uses[i].lora, -1, ENGINE_LORA_Q, &A, &B) && B.n_out > widest)
+			widest = B.n_out;
+		if (widest > max_out)
+			max_out = widest;
+	}
+	const size_t B = (size_t)c->p.n_batch;
+	const size_t need_r = B * (size_t)max_rank, need_y = B * (size_t)max_out;
+	if (need_r > c->lora_r_cap) {
+		float *p = calloc(need_r, sizeof(float));
+		if (!p)
+			return tk_errf(TK_ENOMEM, "context: out of memory for LoRA scratch");
+		free(c->lora_r);
+		c->scratch_bytes += (need_r - c->lora_r_cap) * sizeof(float);
+		c->lora_r = p;
+		c->lora_r_cap = need_r;
+	}
+	if (need_y > c->lora_y_cap) {
+		float *p = calloc(need_y, sizeof(float));
+		if (!p)
+			return tk_errf(TK_ENOMEM, "context: out of memory for LoRA scratch");
+		free(c->lora_y);
+		c->scratch_bytes += (need_y - c->lora_y_cap) * sizeof(float);
+		c->lora_y = p;
+		c->lora_y_cap = need_y;
+	}
+	for (size_t i = 0; i < n; i++)
+		c->lora[i] = uses[i];
+	c->n_lora = n;
+	return 0;
+}
+
+size_t engine_ctx_adapters(const struct engine_ctx *c, const struct engine_lora_use **uses)
+{
+	*uses = c->n_lora ? c->lora : NULL;
+	return c->n_lora;
+}
+
 /* ------------------------------------------------ forward pass */
 
 /* Stores one position's k/v rows ([kv_dim] floats) in layer il's cache. */
@@ -254,9 +343,9 @@ static void forward_batch(struct engine_ctx *c, const int32_t *tokens, int32_t n
 			engine_op_rmsnorm(c->h + (size_t)t * E, c->x + (size_t)t * E, L->attn_norm,
 					  E, hp->rms_eps);
 		/* q: [n][n_head*hd], k, v: [n][n_head_kv*hd] */
-		ctx_matmul(c, c->q, &L->wq, c->h, n);
-		ctx_matmul(c, c->k, &L->wk, c->h, n);
-		ctx_matmul(c, c->v, &L->wv, c->h, n);
+		ctx_matmul_lora(c, c->q, &L->wq, il, ENGINE_LORA_Q, c->h, n);
+		ctx_matmul_lora(c, c->k, &L->wk, il, ENGINE_LORA_K, c->h, n);
+		ctx_matmul_lora(c, c->v, &L->wv, il, ENGINE_LORA_V, c->h, n);
 		for (int32_t t = 0; t < n; t++) {
 			float *qt = c->q + (size_t)t * (size_t)c->q_dim;
 			float *kt = c->k + (size_t)t * (size_t)c->kv_dim;
@@ -282,17 +371,17 @@ static void forward_batch(struct engine_ctx *c, const int32_t *tokens, int32_t n
 					    c->n_past + t + 1, hp->n_head, hp->n_head_kv, hd, kq_scale,
 					    c->att, c->qbuf);
 		/* x += Wo att_out: [n][n_embd] */
-		ctx_matmul(c, c->tmp, &L->wo, c->att_out, n);
+		ctx_matmul_lora(c, c->tmp, &L->wo, il, ENGINE_LORA_O, c->att_out, n);
 		engine_op_add(c->x, c->tmp, (int64_t)n * E);
 
 		/* h = rmsnorm(x) * ffn_norm; x += Wdown(silu(Wgate h) * Wup h) */
 		for (int32_t t = 0; t < n; t++)
 			engine_op_rmsnorm(c->h + (size_t)t * E, c->x + (size_t)t * E, L->ffn_norm,
 					  E, hp->rms_eps);
-		ctx_matmul(c, c->gate, &L->w_gate, c->h, n); /* [n][n_ff] */
-		ctx_matmul(c, c->up, &L->w_up, c->h, n);     /* [n][n_ff] */
+		ctx_matmul_lora(c, c->gate, &L->w_gate, il, ENGINE_LORA_GATE, c->h, n); /* [n][n_ff] */
+		ctx_matmul_lora(c, c->up, &L->w_up, il, ENGINE_LORA_UP, c->h, n); /* [n][n_ff] */
 		engine_op_silu_mul(c->gate, c->up, (int64_t)n * hp->n_ff);
-		ctx_matmul(c, c->tmp, &L->w_down, c->gate, n); /* [n][n_embd] */
+		ctx_matmul_lora(c, c->tmp, &L->w_down, il, ENGINE_LORA_DOWN, c->gate, n); /* [n][n_embd] */
 		engine_op_add(c->x, c->tmp, (int64_t)n * E);
 	}
 
@@ -302,11 +391,11 @@ static void forward_batch(struct engine_ctx *c, const int32_t *tokens, int32_t n
 		engine_op_rmsnorm(c->h + (size_t)(t - first) * E, c->x + (size_t)t * E,
 				  m->output_norm, E, hp->rms_eps);
 	if (logits_out) {
-		ctx_matmul(c, logits_out, &m->output, c->h, n); /* [n][n_vocab] */
+		ctx_matmul_lora(c, logits_out, &m->output, -1, ENGINE_LORA_Q, c->h, n); /* [n][n_vocab] */
 		memcpy(c->logits, logits_out + (size_t)(n - 1) * (size_t)hp->n_vocab,
 		       (size_t)hp->n_vocab * sizeof(float));
 	} else {
-		ctx_matmul(c, c->logits, &m->output, c->h, 1); /* [1][n_vocab] */
+		ctx_matmul_lora(c, c->logits, &m->output, -1, ENGINE_LORA_Q, c->h, 1); /* [1][n_vocab] */
 	}
 	c->have_logits = true;
 	c->n_past += n;

@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/lora.h"
 #include "engine/model.h"
 #include "engine/ops.h"
 
@@ -82,5 +83,22 @@ int engine_ctx_rewind(struct engine_ctx *c, int32_t n_past);
 void engine_ctx_mem(const struct engine_ctx *c, struct engine_mem *out);
 
 const struct engine_model *engine_ctx_model(const struct engine_ctx *c);
+
+/* LoRA adapters (lora.h) applied by this context's later evals: y = W x +
+ * sum_i s_i B_i (A_i x) on every weight an adapter covers, in prefill and
+ * decode; the model is not touched, so other contexts over the same model
+ * run their own sets (or none) at the same time. uses[0..n) is copied (n <=
+ * ENGINE_LORA_MAX_ACTIVE, n = 0 clears the set); the adapters are borrowed
+ * and must stay alive until replaced or the context is freed. Each must fit
+ * the context's model and have a finite scale. Switching is a copy of n
+ * pointers, plus a one-time scratch allocation when a larger rank or output
+ * width than any before is set. The KV cache is kept: positions already
+ * evaluated keep the keys/values of the set they were computed with (rewind
+ * to recompute them). 0, TK_EINVAL (too many, misfit, bad scale; the set is
+ * left unchanged) or TK_ENOMEM. */
+int engine_ctx_set_adapters(struct engine_ctx *c, const struct engine_lora_use *uses, size_t n);
+
+/* The current set: *uses (borrowed, may be NULL when 0) and its count. */
+size_t engine_ctx_adapters(const struct engine_ctx *c, const struct engine_lora_use **uses);
 
 #endif
