@@ -1,6 +1,7 @@
 /* cmd_generate.c — `tanuki generate`: prompt in, sampled tokens out,
  * streamed as text while they come (or one JSON object at the end). */
 #include "cli/cli.h"
+#include "cli/cli_adapter.h"
 
 #include "core/buf.h"
 #include "core/err.h"
@@ -23,7 +24,8 @@ static const char usage[] =
 	"                       [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
 	"                       [--repeat-penalty R] [--repeat-last-n N]\n"
 	"                       [--frequency-penalty F] [--presence-penalty P]\n"
-	"                       [--seed S] [--stop STR]... [--threads T] [--ctx N] [--json]\n\n"
+	"                       [--seed S] [--stop STR]... [--threads T] [--ctx N] [--json]\n"
+	"                       [--adapter FILE[:SCALE]]...\n\n"
 	"Generates up to N tokens (default 128) after the prompt and streams their\n"
 	"text to stdout as they come. -p takes plain text (BOS added when the model\n"
 	"asks for it; special-token text stays text); --chat wraps TEXT as one user\n"
@@ -35,7 +37,9 @@ static const char usage[] =
 	"Sampling: --temp 0 is greedy. Defaults: temp 0.8, top-k 40, top-p 0.95,\n"
 	"min-p 0.05, repeat-penalty 1.0 (off) over the last 64 tokens, seed 0x5EED.\n"
 	"--json prints {\"tokens\", \"text\", \"finish_reason\", \"usage\", \"timings\"}\n"
-	"at the end instead of streaming.";
+	"at the end instead of streaming.\n"
+	"--adapter applies a LoRA adapter (llama.cpp GGUF format) at SCALE (default\n"
+	"1.0) without changing the model; repeat it to stack adapters (docs/lora.md).";
 
 struct gen_opts {
 	const char *model, *prompt, *chat, *tokens;
@@ -45,6 +49,7 @@ struct gen_opts {
 	bool json;
 	const char *stops[ENGINE_STOP_MAX_STRINGS];
 	int n_stops;
+	struct cli_adapters adapters;
 };
 
 static int parse_opts(int argc, char **argv, struct gen_opts *o)
@@ -57,7 +62,7 @@ static int parse_opts(int argc, char **argv, struct gen_opts *o)
 				.freq = sp.freq_penalty, .presence = sp.presence_penalty,
 				.seed = sp.seed };
 	enum { O_TOPK = 256, O_TOPP, O_MINP, O_REP, O_LASTN, O_FREQ, O_PRES, O_SEED, O_STOP,
-	       O_CTX, O_CHAT, O_TOKENS, O_TEMP };
+	       O_CTX, O_CHAT, O_TOKENS, O_TEMP, O_ADAPTER };
 	static const struct option opts[] = {
 		{ "model", required_argument, NULL, 'm' },
 		{ "prompt", required_argument, NULL, 'p' },
@@ -77,6 +82,7 @@ static int parse_opts(int argc, char **argv, struct gen_opts *o)
 		{ "threads", required_argument, NULL, 't' },
 		{ "ctx", required_argument, NULL, O_CTX },
 		{ "json", no_argument, NULL, 'j' },
+		{ "adapter", required_argument, NULL, O_ADAPTER },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -123,6 +129,7 @@ static int parse_opts(int argc, char **argv, struct gen_opts *o)
 			rc = cli_parse_long(cmd, "--threads", optarg, 1, ENGINE_MAX_THREADS, &o->threads);
 			break;
 		case O_CTX: rc = cli_parse_long(cmd, "--ctx", optarg, 1, 1 << 20, &o->ctx); break;
+		case O_ADAPTER: rc = cli_adapters_add(cmd, &o->adapters, optarg); break;
 		case 'j': o->json = true; break;
 		case 'h': puts(usage); return -1;
 		default: return cli_usage_error(cmd, "unknown option");
@@ -223,6 +230,10 @@ int cli_cmd_generate(int argc, char **argv)
 		cli_fail("generate", "cannot make a context");
 		goto out;
 	}
+	if ((rc = cli_adapters_apply("generate", &o.adapters, m, ctx))) {
+		ret = rc;
+		goto out;
+	}
 	struct engine_gen_params gp = {
 		.sampling = { .temp = (float)o.temp, .top_k = (int32_t)o.top_k,
 			      .top_p = (float)o.top_p, .min_p = (float)o.min_p,
@@ -279,6 +290,7 @@ out:
 	engine_gen_result_free(&res);
 	free(prompt);
 	engine_ctx_free(ctx);
+	cli_adapters_free(&o.adapters);
 	tk_tokenizer_free(tok);
 	engine_model_free(m);
 	return ret;

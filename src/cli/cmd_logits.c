@@ -2,6 +2,7 @@
  * list, the whole list evaluated as one batch. Also owns cli_parse_tokens(),
  * the "--tokens" parser the engine commands share. */
 #include "cli/cli.h"
+#include "cli/cli_adapter.h"
 
 #include "core/err.h"
 #include "engine/context.h"
@@ -17,14 +18,15 @@
 
 static const char usage[] =
 	"usage: tanuki logits --model M.gguf --tokens \"1 300 273\" [--json]\n"
-	"                     [--threads T] [--ctx N]\n\n"
+	"                     [--threads T] [--ctx N] [--adapter FILE[:SCALE]]...\n\n"
 	"Evaluates the token ids (space or comma separated) as one batch and\n"
 	"prints the logits of every position: one line per position with n_vocab\n"
 	"numbers, or with --json {\"n_vocab\": N, \"logits\": [[...], ...]}. Numbers\n"
 	"are printed with %.9g (they read back as the same float); a NaN or\n"
 	"infinite logit prints as null in JSON. The context is the number of\n"
 	"tokens unless --ctx says more; more tokens than the model's training\n"
-	"context (or --ctx) is an error.";
+	"context (or --ctx) is an error. --adapter applies a LoRA adapter at SCALE\n"
+	"(default 1.0); repeat it to stack adapters (docs/lora.md).";
 
 int cli_parse_tokens(const char *cmd, const char *s, int32_t **out, int32_t *n_out)
 {
@@ -85,12 +87,14 @@ int cli_cmd_logits(int argc, char **argv)
 	const char *model_path = NULL, *tokens_arg = NULL;
 	bool json = false;
 	long n_threads = 1, n_ctx = 0;
+	struct cli_adapters adapters = { 0 };
 	static const struct option opts[] = {
 		{ "model", required_argument, NULL, 'm' },
 		{ "tokens", required_argument, NULL, 't' },
 		{ "threads", required_argument, NULL, 'T' },
 		{ "ctx", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "adapter", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -110,6 +114,10 @@ int cli_cmd_logits(int argc, char **argv)
 				return CLI_USAGE;
 			break;
 		case 'j': json = true; break;
+		case 'a':
+			if (cli_adapters_add("logits", &adapters, optarg))
+				return CLI_USAGE;
+			break;
 		case 'h': puts(usage); return CLI_OK;
 		default: return cli_usage_error("logits", "unknown option");
 		}
@@ -149,6 +157,10 @@ int cli_cmd_logits(int argc, char **argv)
 		cli_fail("logits", "cannot make a context");
 		goto out;
 	}
+	if ((rc = cli_adapters_apply("logits", &adapters, m, ctx))) {
+		ret = rc;
+		goto out;
+	}
 	if (engine_ctx_eval(ctx, toks, n_tok, logits)) {
 		cli_fail("logits", "evaluation failed");
 		goto out;
@@ -172,6 +184,7 @@ int cli_cmd_logits(int argc, char **argv)
 out:
 	free(logits);
 	engine_ctx_free(ctx);
+	cli_adapters_free(&adapters);
 	engine_model_free(m);
 	free(toks);
 	return ret;
