@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int cli_adapters_add(const char *cmd, struct cli_adapters *a, const char *spec)
 {
@@ -55,6 +56,13 @@ int cli_adapters_apply(const char *cmd, struct cli_adapters *a, const struct eng
 		int rc = split_spec(cmd, a->spec[i], path, sizeof path, &scale);
 		if (rc)
 			return rc;
+		if (a->dir && !strchr(path, '/') && access(path, F_OK) != 0) {
+			char byname[4096];
+			if (snprintf(byname, sizeof byname, "%s/%s.gguf", a->dir, path) >=
+			    (int)sizeof byname)
+				return cli_usage_error(cmd, "--adapter %s: name too long", path);
+			memcpy(path, byname, strlen(byname) + 1);
+		}
 		a->lora[i] = engine_lora_load(path, m);
 		if (!a->lora[i])
 			return cli_fail(cmd, "cannot use adapter %s", path);

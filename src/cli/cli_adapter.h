@@ -6,7 +6,9 @@
  *
  * A spec is FILE or FILE:SCALE; the part after the last ':' is the scale
  * when it parses as a finite number (default 1.0), so a path containing ':'
- * still works when given a scale. At most ENGINE_LORA_MAX_ACTIVE adapters.
+ * still works when given a scale. FILE may also be a NAME: when no such file
+ * exists, the name has no '/', and `dir` is set (--adapter-dir), it means
+ * dir/NAME.gguf. At most ENGINE_LORA_MAX_ACTIVE adapters.
  * Owns the loaded adapters (cli_adapters_free). One thread.
  */
 #ifndef TK_CLI_ADAPTER_H
@@ -19,6 +21,7 @@
 
 struct cli_adapters {
 	const char *spec[ENGINE_LORA_MAX_ACTIVE]; /* borrowed from argv */
+	const char *dir; /* --adapter-dir, borrowed; NULL: names are files only */
 	size_t n;
 	struct engine_lora *lora[ENGINE_LORA_MAX_ACTIVE]; /* owned after load */
 	struct engine_lora_use use[ENGINE_LORA_MAX_ACTIVE];

@@ -25,7 +25,7 @@ static const char usage[] =
 	"                       [--repeat-penalty R] [--repeat-last-n N]\n"
 	"                       [--frequency-penalty F] [--presence-penalty P]\n"
 	"                       [--seed S] [--stop STR]... [--threads T] [--ctx N] [--json]\n"
-	"                       [--adapter FILE[:SCALE]]...\n\n"
+	"                       [--adapter FILE_OR_NAME[:SCALE]]... [--adapter-dir DIR]\n\n"
 	"Generates up to N tokens (default 128) after the prompt and streams their\n"
 	"text to stdout as they come. -p takes plain text (BOS added when the model\n"
 	"asks for it; special-token text stays text); --chat wraps TEXT as one user\n"
@@ -39,7 +39,8 @@ static const char usage[] =
 	"--json prints {\"tokens\", \"text\", \"finish_reason\", \"usage\", \"timings\"}\n"
 	"at the end instead of streaming.\n"
 	"--adapter applies a LoRA adapter (llama.cpp GGUF format) at SCALE (default\n"
-	"1.0) without changing the model; repeat it to stack adapters (docs/lora.md).";
+	"1.0) without changing the model; repeat it to stack adapters; a NAME means\n"
+	"DIR/NAME.gguf with --adapter-dir DIR (docs/lora.md).";
 
 struct gen_opts {
 	const char *model, *prompt, *chat, *tokens;
@@ -62,7 +63,7 @@ static int parse_opts(int argc, char **argv, struct gen_opts *o)
 				.freq = sp.freq_penalty, .presence = sp.presence_penalty,
 				.seed = sp.seed };
 	enum { O_TOPK = 256, O_TOPP, O_MINP, O_REP, O_LASTN, O_FREQ, O_PRES, O_SEED, O_STOP,
-	       O_CTX, O_CHAT, O_TOKENS, O_TEMP, O_ADAPTER };
+	       O_CTX, O_CHAT, O_TOKENS, O_TEMP, O_ADAPTER, O_ADAPTER_DIR };
 	static const struct option opts[] = {
 		{ "model", required_argument, NULL, 'm' },
 		{ "prompt", required_argument, NULL, 'p' },
@@ -83,6 +84,7 @@ static int parse_opts(int argc, char **argv, struct gen_opts *o)
 		{ "ctx", required_argument, NULL, O_CTX },
 		{ "json", no_argument, NULL, 'j' },
 		{ "adapter", required_argument, NULL, O_ADAPTER },
+		{ "adapter-dir", required_argument, NULL, O_ADAPTER_DIR },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -130,6 +132,7 @@ static int parse_opts(int argc, char **argv, struct gen_opts *o)
 			break;
 		case O_CTX: rc = cli_parse_long(cmd, "--ctx", optarg, 1, 1 << 20, &o->ctx); break;
 		case O_ADAPTER: rc = cli_adapters_add(cmd, &o->adapters, optarg); break;
+		case O_ADAPTER_DIR: o->adapters.dir = optarg; break;
 		case 'j': o->json = true; break;
 		case 'h': puts(usage); return -1;
 		default: return cli_usage_error(cmd, "unknown option");

@@ -18,7 +18,8 @@
 
 static const char usage[] =
 	"usage: tanuki logits --model M.gguf --tokens \"1 300 273\" [--json]\n"
-	"                     [--threads T] [--ctx N] [--adapter FILE[:SCALE]]...\n\n"
+	"                     [--threads T] [--ctx N] [--adapter FILE_OR_NAME[:SCALE]]...\n"
+	"                     [--adapter-dir DIR]\n\n"
 	"Evaluates the token ids (space or comma separated) as one batch and\n"
 	"prints the logits of every position: one line per position with n_vocab\n"
 	"numbers, or with --json {\"n_vocab\": N, \"logits\": [[...], ...]}. Numbers\n"
@@ -26,7 +27,8 @@ static const char usage[] =
 	"infinite logit prints as null in JSON. The context is the number of\n"
 	"tokens unless --ctx says more; more tokens than the model's training\n"
 	"context (or --ctx) is an error. --adapter applies a LoRA adapter at SCALE\n"
-	"(default 1.0); repeat it to stack adapters (docs/lora.md).";
+	"(default 1.0); repeat it to stack adapters; a NAME means DIR/NAME.gguf\n"
+	"with --adapter-dir DIR (docs/lora.md).";
 
 int cli_parse_tokens(const char *cmd, const char *s, int32_t **out, int32_t *n_out)
 {
@@ -95,6 +97,7 @@ int cli_cmd_logits(int argc, char **argv)
 		{ "ctx", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "adapter", required_argument, NULL, 'a' },
+		{ "adapter-dir", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -118,6 +121,7 @@ int cli_cmd_logits(int argc, char **argv)
 			if (cli_adapters_add("logits", &adapters, optarg))
 				return CLI_USAGE;
 			break;
+		case 'D': adapters.dir = optarg; break;
 		case 'h': puts(usage); return CLI_OK;
 		default: return cli_usage_error("logits", "unknown option");
 		}

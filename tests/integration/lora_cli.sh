@@ -60,4 +60,41 @@ grep -q "expected 'qwen2'" "$W/err"
 if "$TANUKI_BIN" logits --model "$M" --adapter "$CODER:inf" --tokens 1 2>"$W/err"; then
 	echo "infinite scale accepted" >&2; exit 1
 fi
+
+# adapter by name from a directory
+D="$W/adapters"
+mkdir "$D"
+cp "$CODER" "$D/coder.gguf"
+cp "$REV" "$D/reviewer.gguf"
+"$TANUKI_BIN" logits --model "$M" --adapter-dir "$D" --adapter coder --tokens "$prompt" >"$W/byname"
+cmp -s "$W/byname" "$W/a"
+
+# tanuki adapters: list, info, load under a budget (evicts), unload, merge
+export TANUKI_LOG_LEVEL=warning
+"$TANUKI_BIN" adapters list --model "$M" --dir "$D" >"$W/list"
+grep -q "^coder .*sha256 $(sha256sum "$CODER" | cut -c1-64)" "$W/list"
+grep -q "^reviewer " "$W/list"
+"$TANUKI_BIN" adapters info --model "$M" --dir "$D" coder >"$W/info"
+grep -q "rank 8  alpha 16  pairs 14" "$W/info"
+cb="$(grep -o 'loaded *[0-9]* B' "$W/list" | head -1 | tr -dc 0-9)"
+"$TANUKI_BIN" adapters load --model "$M" --dir "$D" --budget "$((cb + 1))" coder reviewer >"$W/load"
+grep -q "loaded reviewer: .*(evicted 1)" "$W/load"
+grep -q "^resident: 1 adapters" "$W/load"
+if "$TANUKI_BIN" adapters load --model "$M" --dir "$D" --budget 1000 coder 2>"$W/err"; then
+	echo "adapter over the budget accepted" >&2; exit 1
+fi
+grep -q "more than the whole budget" "$W/err"
+"$TANUKI_BIN" adapters unload --model "$M" --dir "$D" coder | grep -q "^unloaded coder"
+"$TANUKI_BIN" adapters merge --model "$M" --adapter "$CODER:0.5" -o "$W/merged.gguf" >/dev/null
+G="$TK_FIXTURES/golden/tiny-llama-f32.story.tiny-llama-lora-coder@0.5.json"
+prompt="$(python3 -c 'import json,sys; print(" ".join(map(str, json.load(open(sys.argv[1]))["prompt"])))' "$G")"
+"$TANUKI_BIN" logits --model "$W/merged.gguf" --tokens "$prompt" --json >"$W/m.json"
+python3 - "$W/m.json" "$G" <<'PY'
+import json, sys
+ours = json.load(open(sys.argv[1]))["logits"]
+theirs = json.load(open(sys.argv[2]))["logits"]
+m = max(abs(a - b) for ra, rb in zip(ours, theirs) for a, b in zip(ra, rb))
+print("merged coder@0.5 max_abs", m)
+assert m < 6e-3, m
+PY
 echo ok
