@@ -16,7 +16,9 @@
 #  4. constants the alerts rely on (4 GiB memory limit, queue_max 64) match
 #     the manifests, compose and Cloud Run;
 #  5. deploy/k8s/rollout.sh drives kubectl as documented (fake kubectl);
-#  6. Cloud Build / Cloud Run: steps, tags, placeholders, gen2.
+#  6. Cloud Build / Cloud Run: steps, tags, placeholders, gen2;
+#  7. the log shipping examples (deploy/logging/) parse, and the fields and
+#     timestamp format they rely on match a real line of `tanuki serve`.
 # Owner: operations.
 set -euo pipefail
 : "${TANUKI_BIN:?}" "${TK_SOURCE_DIR:?}"
@@ -261,6 +263,55 @@ check "switch patches the live selector" grep -q -- 'patch service tanuki-live -
 if KUBECTL="$TMP/kubectl" FAKE_LOG="$TMP/log" FAKE_READY=0 "$R" bluegreen-switch blue 2>/dev/null; then fail "switched to a colour with no ready pod"; fi
 check "no patch without ready pods" sh -c "! grep -q 'patch service' '$TMP/log'"
 run_rollout bluegreen-switch purple && fail "a bad colour was accepted"
+
+# 7. Log shipping examples against a real log line of `tanuki serve`
+mkdir -p "$TMP/srv"
+"$TANUKI_BIN" serve --listen 127.0.0.1:0 --data-dir "$TMP/srv" --addr-file "$TMP/srv/addr" 2>"$TMP/srv/log" &
+spid=$!
+for _ in $(seq 1 100); do [ -s "$TMP/srv/addr" ] && break; sleep 0.05; done
+kill -TERM "$spid" 2>/dev/null || true
+wait "$spid" 2>/dev/null || true
+check "log shipping configs" python3 - "$S" "$TMP/srv/log" <<'PY'
+import datetime, json, os, re, sys, yaml
+root, logfile = sys.argv[1:3]
+L = os.path.join(root, "deploy/logging")
+bad = []
+lines = [json.loads(l) for l in open(logfile) if l.startswith("{")]
+if not lines: bad.append("tanuki serve wrote no JSON log line")
+doc = open(os.path.join(root, "docs/logging.md")).read()
+for f in ("ts", "level", "severity", "msg", "component"):
+    if f"| `{f}` |" not in doc: bad.append(f"docs/logging.md no longer documents {f}")
+    if lines and f not in lines[0]: bad.append(f"a real log line lacks {f}: {lines[0]}")
+# fluent-bit: structure, and its time format reads a real ts
+fb = yaml.safe_load(open(os.path.join(L, "fluent-bit.yaml")))
+for part in ("inputs", "filters", "outputs"):
+    if not fb.get("pipeline", {}).get(part): bad.append(f"fluent-bit.yaml: no pipeline.{part}")
+parsers = open(os.path.join(L, "parsers.conf")).read()
+if fb["service"].get("parsers_file") != "parsers.conf": bad.append("fluent-bit.yaml does not load parsers.conf")
+tk = re.search(r"Time_Key\s+(\S+)", parsers).group(1)
+tf = re.search(r"Time_Format\s+(.+)", parsers).group(1).strip().replace("%L", "%f")
+if lines:
+    try: datetime.datetime.strptime(lines[0][tk], tf)
+    except (KeyError, ValueError) as e: bad.append(f"parsers.conf cannot read {tk} of a real line: {e}")
+for o in fb["pipeline"]["outputs"]:
+    if o.get("time_key") and lines and o["time_key"] not in lines[0]: bad.append(f"fluent-bit output time_key {o['time_key']} is not a log field")
+# vector: every input names an existing component; fields it reads exist
+v = yaml.safe_load(open(os.path.join(L, "vector.yaml")))
+names = set(v.get("sources", {})) | set(v.get("transforms", {}))
+for kind in ("transforms", "sinks"):
+    for n, c in v.get(kind, {}).items():
+        for i in c.get("inputs", []):
+            if i not in names: bad.append(f"vector.yaml: {n} reads unknown input {i}")
+types = {c["type"] for c in v.get("sinks", {}).values()}
+if not {"elasticsearch", "gcp_stackdriver_logs"} <= types: bad.append(f"vector.yaml sinks {types}: want Elasticsearch and Cloud Logging")
+for n, c in v.get("sinks", {}).items():
+    if c.get("severity_key") and lines and c["severity_key"] not in lines[0]: bad.append(f"vector.yaml {n}: severity_key {c['severity_key']} is not a log field")
+remap = "".join(c.get("source", "") for c in v["transforms"].values())
+for f in re.findall(r"parse_timestamp\(\.(\w+)", remap):
+    if lines and f not in lines[0]: bad.append(f"vector.yaml parses .{f}, not a log field")
+for b in bad: print("  " + b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
 
 if [ "$FAILS" -gt 0 ]; then echo "$FAILS check(s) failed" >&2; exit 1; fi
 echo "all checks passed"
