@@ -16,6 +16,7 @@ PACKAGES=(
   libsqlite3-dev      # store: task/key database (src/store/)
   libssl-dev          # store: SHA-256 of API key secrets (libcrypto)
   libmicrohttpd-dev   # server: HTTP (src/server/)
+  libcurl4-openssl-dev # llm: HTTP client of the ollama/openai backends (src/llm/)
   sqlite3             # store tests: integrity checks from the shell
   # tests
   libcmocka-dev       # unit-test framework

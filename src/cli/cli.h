@@ -51,6 +51,7 @@ int cli_cmd_logits(int argc, char **argv);
 int cli_cmd_generate(int argc, char **argv);
 int cli_cmd_perplexity(int argc, char **argv);
 int cli_cmd_adapters(int argc, char **argv);
+int cli_cmd_llm(int argc, char **argv);
 
 /* Parses a --tokens list ("1 300 273", spaces or commas) of at most
  * CLI_MAX_TOKENS non-negative ids into a malloc'd array (*out, caller frees).
