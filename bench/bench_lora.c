@@ -1,0 +1,211 @@
+/*
+ * bench_lora.c — LoRA adapter costs on a given base model: load time vs file
+ * size (MB/s), switch latency between resident adapters (context set and
+ * cache acquire/release), and decode tokens/s with 0, 1 and 2 adapters at
+ * several ranks. Adapters are written here with random values (F16 halves,
+ * on all seven weights of every layer), into a temporary directory.
+ *
+ * usage: bench_lora MODEL.gguf [N_DECODE=8] [THREADS=1] [RANKS=8,16,64]
+ * Prints numbers; never passes or fails on time. docs/benchmarks.md
+ * ("LoRA adapters") records results.
+ */
+#include "core/err.h"
+#include "engine/adapter_cache.h"
+#include "engine/context.h"
+#include "engine/fp16.h"
+#include "engine/gguf.h"
+#include "engine/lora.h"
+#include "engine/model.h"
+#include "engine/quant.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static uint64_t rng = 88172645463325252ull;
+
+static float rndf(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (float)((double)(rng >> 11) / (double)(1ull << 53) - 0.5) * 0.02f;
+}
+
+static int fill(void *ctx, size_t i, const struct tk_gguf_tensor *info, void *buf, size_t nbytes)
+{
+	(void)ctx;
+	(void)i;
+	(void)nbytes;
+	uint16_t *h = buf;
+	for (int64_t k = 0; k < info->n_elements; k++)
+		h[k] = tk_fp32_to_fp16(rndf());
+	return 0;
+}
+
+static int write_adapter(const struct engine_model *m, int64_t rank, const char *path)
+{
+	static const char *const w[] = { "attn_q", "attn_k", "attn_v", "attn_output",
+					 "ffn_gate", "ffn_up", "ffn_down" };
+	struct tk_gguf_writer *g = tk_gguf_writer_new();
+	if (!g)
+		return TK_ENOMEM;
+	tk_gguf_writer_set_str(g, "general.architecture", m->arch->name);
+	tk_gguf_writer_set_str(g, "general.type", "adapter");
+	tk_gguf_writer_set_str(g, "adapter.type", "lora");
+	tk_gguf_writer_set_f32(g, "adapter.lora.alpha", (float)rank);
+	for (int32_t il = 0; il < m->hp.n_layer; il++) {
+		const struct engine_layer *L = &m->layers[il];
+		const struct engine_weight *ws[] = { &L->wq, &L->wk, &L->wv, &L->wo,
+						     &L->w_gate, &L->w_up, &L->w_down };
+		for (int k = 0; k < 7; k++) {
+			char name[96];
+			int64_t nea[2] = { ws[k]->n_in, rank }, neb[2] = { rank, ws[k]->n_out };
+			snprintf(name, sizeof name, "blk.%d.%s.weight.lora_a", il, w[k]);
+			tk_gguf_writer_add_tensor(g, name, TK_TYPE_F16, 2, nea);
+			snprintf(name, sizeof name, "blk.%d.%s.weight.lora_b", il, w[k]);
+			tk_gguf_writer_add_tensor(g, name, TK_TYPE_F16, 2, neb);
+		}
+	}
+	int rc = tk_gguf_writer_write(g, path, fill, NULL);
+	tk_gguf_writer_free(g);
+	return rc;
+}
+
+/* decode tokens/s over n tokens after an 8-token prefill */
+static double decode_tps(struct engine_ctx *c, int n)
+{
+	const int32_t nv = engine_ctx_model(c)->hp.n_vocab;
+	int32_t prompt[8] = { 1, 450, 4996, 17354, 1701, 432, 17204, 975 };
+	for (int i = 0; i < 8; i++)
+		prompt[i] %= nv;
+	engine_ctx_rewind(c, 0);
+	if (engine_ctx_eval(c, prompt, 8, NULL))
+		return -1;
+	int32_t tok = 100;
+	double t0 = now_s();
+	for (int i = 0; i < n; i++) {
+		if (engine_ctx_eval(c, &tok, 1, NULL))
+			return -1;
+		tok = ((tok * 7 + 13) % 1000 + 2) % nv;
+	}
+	return n / (now_s() - t0);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: %s MODEL.gguf [N_DECODE] [THREADS] [RANKS]\n", argv[0]);
+		return 2;
+	}
+	int n_dec = argc > 2 ? atoi(argv[2]) : 8;
+	int threads = argc > 3 ? atoi(argv[3]) : 1;
+	const char *ranks_s = argc > 4 ? argv[4] : "8,16,64";
+	struct engine_model *m = engine_model_load(argv[1]);
+	if (!m) {
+		fprintf(stderr, "%s\n", tk_err_detail());
+		return 1;
+	}
+	char dir[] = "/tmp/bench-lora-XXXXXX";
+	if (!mkdtemp(dir))
+		return 1;
+	struct engine_ctx_params cp;
+	engine_ctx_params_default(&cp);
+	cp.n_ctx = 8 + n_dec + 1;
+	cp.n_threads = threads;
+	struct engine_ctx *c = engine_ctx_new(m, &cp);
+	if (!c)
+		return 1;
+	printf("model %s, %d threads, %d decode tokens\n", argv[1], threads, n_dec);
+	double base = decode_tps(c, n_dec);
+	printf("decode, no adapter: %.3f tok/s\n", base);
+	char rs[64];
+	snprintf(rs, sizeof rs, "%s", ranks_s);
+	for (char *tok = strtok(rs, ","); tok; tok = strtok(NULL, ",")) {
+		int64_t r = atoll(tok);
+		char p1[256], p2[256];
+		snprintf(p1, sizeof p1, "%s/r%lld-a.gguf", dir, (long long)r);
+		snprintf(p2, sizeof p2, "%s/r%lld-b.gguf", dir, (long long)r);
+		if (write_adapter(m, r, p1) || write_adapter(m, r, p2)) {
+			fprintf(stderr, "write: %s\n", tk_err_detail());
+			return 1;
+		}
+		struct stat st;
+		stat(p1, &st);
+		/* load (file in the page cache: it was just written) */
+		double t0 = now_s();
+		struct engine_lora *a = engine_lora_load(p1, m);
+		double t_load = now_s() - t0;
+		struct engine_lora *b = engine_lora_load(p2, m);
+		if (!a || !b) {
+			fprintf(stderr, "load: %s\n", tk_err_detail());
+			return 1;
+		}
+		printf("rank %lld: file %.1f MB (f16), resident %.1f MB (f32), load %.1f ms = %.0f MB/s "
+		       "of file\n", (long long)r, (double)st.st_size / 1e6,
+		       (double)engine_lora_bytes(a) / 1e6, t_load * 1e3,
+		       (double)st.st_size / 1e6 / t_load);
+		/* switch latency: set_adapters alternating a and b */
+		struct engine_lora_use ua = { a, 1.0f }, ub = { b, 1.0f };
+		const int n_sw = 200000;
+		t0 = now_s();
+		for (int i = 0; i < n_sw; i++)
+			engine_ctx_set_adapters(c, (i & 1) ? &ub : &ua, 1);
+		double sw = (now_s() - t0) / n_sw;
+		printf("rank %lld: switch (engine_ctx_set_adapters) %.0f ns\n", (long long)r, sw * 1e9);
+		engine_ctx_set_adapters(c, &ua, 1);
+		double one = decode_tps(c, n_dec);
+		struct engine_lora_use two[2] = { ua, ub };
+		engine_ctx_set_adapters(c, two, 2);
+		double tw = decode_tps(c, n_dec);
+		engine_ctx_set_adapters(c, NULL, 0);
+		double b2 = decode_tps(c, n_dec);
+		double b_avg = (base + b2) / 2;
+		printf("rank %lld: decode 0 adapters %.3f tok/s, 1 adapter %.3f (%+.1f%%), 2 adapters "
+		       "%.3f (%+.1f%%)\n", (long long)r, b2, one, (one / b_avg - 1) * 100, tw,
+		       (tw / b_avg - 1) * 100);
+		engine_lora_free(a);
+		engine_lora_free(b);
+		unlink(p2);
+	}
+	/* cache hit latency: acquire + release of resident adapters */
+	struct engine_adapter_cache_opts o;
+	engine_adapter_cache_opts_default(&o);
+	o.dir = dir;
+	o.preload_all = true;
+	struct engine_adapter_cache *ac = engine_adapter_cache_new(m, &o);
+	if (ac && engine_adapter_cache_count(ac) > 0) {
+		struct engine_adapter_info info;
+		engine_adapter_cache_info(ac, 0, &info);
+		const int n = 200000;
+		double t0 = now_s();
+		for (int i = 0; i < n; i++) {
+			const struct engine_lora *x;
+			if (engine_adapter_cache_acquire(ac, info.name, &x) == 0)
+				engine_adapter_cache_release(ac, x);
+		}
+		printf("cache hit (acquire + release, %zu adapters registered): %.0f ns\n",
+		       engine_adapter_cache_count(ac), (now_s() - t0) / n * 1e9);
+		for (size_t i = 0; i < engine_adapter_cache_count(ac); i++) {
+			engine_adapter_cache_info(ac, i, &info);
+			char p[300];
+			snprintf(p, sizeof p, "%s/%s.gguf", dir, info.name);
+			unlink(p);
+		}
+	}
+	engine_adapter_cache_free(ac);
+	rmdir(dir);
+	engine_ctx_free(c);
+	engine_model_free(m);
+	return 0;
+}
