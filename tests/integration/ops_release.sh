@@ -8,7 +8,8 @@
 #     bad, equal-and-tagged or lower versions, an existing tag, an empty
 #     Unreleased section and uncommitted changes are refused, changing nothing;
 #  2. .github/workflows/ci.yml parses, has the jobs the issue asks for, every
-#     repository script it runs exists, and the release job runs on tags only.
+#     repository script it runs exists, and the release job runs on tags only;
+#  3. the operations docs exist and every repository path or link they name exists.
 # Owner: operations.
 set -euo pipefail
 : "${TK_SOURCE_DIR:?}"
@@ -108,6 +109,29 @@ for s in set(re.findall(r"(?<![\w/.-])((?:scripts|tests|deploy|\.github)/[\w./-]
 for name, job in jobs.items():
     for st in job.get("steps", []):
         if "uses" in st and not re.search(r"@v?\d", st["uses"]): bad.append(f"{name}: action {st['uses']} not pinned to a version")
+for b in bad: print("  " + b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+
+# 3. Operations docs: every repository path and relative link they name exists.
+check "docs/operations references" python3 - "$S" <<'PY'
+import os, re, sys, glob
+root = sys.argv[1]
+bad = []
+files = glob.glob(os.path.join(root, "docs/operations/**/*.md"), recursive=True) + [os.path.join(root, "deploy/logging/README.md")]
+need = {"README.md", "incident-response.md", "postmortem-template.md", "release-process.md", "model-updates.md", "security-updates.md"}
+have = {os.path.basename(f) for f in files}
+for n in need - have: bad.append(f"docs/operations/{n} missing")
+for f in files:
+    text = open(f).read()
+    for m in re.finditer(r"(?<![\w/.-])((?:docs|deploy|scripts|tests|src|config|\.github)/[\w./-]*[\w/])", text):
+        p = m.group(1)
+        if any(x in text[m.end():m.end()+1] for x in "{*") or "YYYY" in p or "postmortems/" in p: continue
+        if p.startswith("deploy/alertmanager/secrets/") and p != "deploy/alertmanager/secrets/README.md": continue  # made by the operator, never committed
+        if not os.path.exists(os.path.join(root, p.rstrip("/"))): bad.append(f"{os.path.relpath(f, root)}: {p} does not exist")
+    for m in re.finditer(r"\]\(([^)#:]+)(#[^)]*)?\)", text):
+        p = os.path.normpath(os.path.join(os.path.dirname(f), m.group(1)))
+        if not os.path.exists(p): bad.append(f"{os.path.relpath(f, root)}: link {m.group(1)} does not exist")
 for b in bad: print("  " + b, file=sys.stderr)
 sys.exit(1 if bad else 0)
 PY
