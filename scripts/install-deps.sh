@@ -27,6 +27,9 @@ PACKAGES=(
   curl jq             # server integration tests drive the API over HTTP
   wrk                 # bench/server_wrk.sh: HTTP load generator
 )
+# Optional, from npm (not packaged in Debian): the Dockerfile linter that
+# tests/integration/ops_deploy.sh runs when present:
+#   npm install -g dockerfilelint@1.8.0
 
 missing=()
 for p in "${PACKAGES[@]}"; do
