@@ -13,6 +13,8 @@ case "$kind" in
   *) echo "usage: $0 [debug|release|asan] [cmake args...]" >&2; exit 2 ;;
 esac
 if [ -n "${CC:-}" ] && [ "$CC" != "cc" ] && [ "$CC" != "gcc" ]; then dir="$dir-$(basename "$CC")"; fi
+# cmake --build output goes to stderr so that stdout's last line is the
+# build directory, for scripts that call this one.
 cmake -S . -B "$dir" "${args[@]}" "$@" >/dev/null
-cmake --build "$dir" -j "$(nproc)"
+cmake --build "$dir" -j "$(nproc)" >&2
 echo "$dir"

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite: installs dependencies, builds the normal (debug) and
-# the AddressSanitizer/UBSan configurations, runs every registered test in
-# both, and ends with one summary line "N passed, N failed".
-#   scripts/test.sh            both configurations
-#   TANUKI_TEST_KINDS=debug scripts/test.sh   just one
+# The whole test suite: installs dependencies, builds the normal (debug,
+# gcc) and the AddressSanitizer/UBSan (clang) configurations, runs every
+# registered test in both, compiles the release configuration (gcc -O2,
+# whose optimiser finds warnings the others miss), and ends with one
+# summary line "N passed, N failed". Warnings are errors in all three, so
+# gcc and clang are both held to -Werror.
+#   scripts/test.sh            everything
+#   TANUKI_TEST_KINDS=debug scripts/test.sh   just one configuration's tests
+#   TANUKI_CHECK_RELEASE=0 scripts/test.sh    skip the release compile
 #   TANUKI_SLOW_TESTS=1 scripts/test.sh       also the opt-in slow tests
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +22,9 @@ jobs=$(nproc)
 passed=0; failed=0
 for kind in ${TANUKI_TEST_KINDS:-debug asan}; do
   echo "=== $kind build ==="
-  if ! dir=$(bash scripts/build.sh "$kind" -DTANUKI_SLOW_TESTS=$slow | tail -n 1); then
+  cc=gcc
+  if [ "$kind" = asan ]; then cc=clang; fi
+  if ! dir=$(CC=$cc bash scripts/build.sh "$kind" -DTANUKI_SLOW_TESTS=$slow | tail -n 1); then
     echo "build ($kind) failed"
     failed=$((failed + 1))
     continue
@@ -39,5 +45,13 @@ for kind in ${TANUKI_TEST_KINDS:-debug asan}; do
   t=$(echo "$line" | sed -E 's/.* failed out of ([0-9]+).*/\1/')
   passed=$((passed + t - f)); failed=$((failed + f))
 done
+if [ "${TANUKI_CHECK_RELEASE:-1}" = 1 ]; then
+  echo "=== release build (compile check) ==="
+  if CC=gcc bash scripts/build.sh release >/dev/null; then
+    passed=$((passed + 1)); echo "release build: ok"
+  else
+    failed=$((failed + 1)); echo "release build: FAILED"
+  fi
+fi
 echo "${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ]
