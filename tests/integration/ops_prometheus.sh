@@ -6,7 +6,8 @@
 #     critical -> pagerduty, warning -> slack-and-email;
 #  3. every alert has severity, summary, description and a runbook_url whose
 #     file exists in docs/operations/runbooks/, every alert the issue asks for
-#     exists, and every alert is exercised by rules_test.yml;
+#     exists, and every alert is exercised by rules_test.yml; the Grafana
+#     dashboards are well-formed and use the provisioned datasource;
 #  4. every metric the rules and the Grafana dashboards query is exported by a
 #     running `tanuki serve` (scraped after driving each labelled family), or
 #     on the documented lazy/planned lists of ops_metric_names.py;
@@ -79,6 +80,41 @@ for n, r in alerts.items():
             fail(f"{n}: runbook {path} does not exist")
     if n not in tested:
         fail(f"{n}: no firing case in rules_test.yml")
+sys.exit(1 if bad else 0)
+PY
+
+# 3b. Grafana: panels well-formed, datasource and provisioning paths agree with compose.
+check "grafana dashboard and provisioning" python3 - "$D" <<'PY'
+import glob, json, os, sys, yaml
+D = sys.argv[1]
+bad = []
+ds = yaml.safe_load(open(os.path.join(D, "grafana/provisioning/datasources/prometheus.yml")))["datasources"]
+uids = {d["uid"] for d in ds}
+prov = yaml.safe_load(open(os.path.join(D, "grafana/provisioning/dashboards/tanuki.yml")))["providers"]
+compose = yaml.safe_load(open(os.path.join(D, "compose.yaml")))
+mounts = compose["services"]["grafana"]["volumes"]
+for p in prov:
+    path = p["options"]["path"]
+    if not any(m.split(":")[1] == path and m.startswith("./grafana/dashboards") for m in mounts):
+        bad.append(f"provider path {path} is not where compose mounts deploy/grafana/dashboards")
+want = ["HTTP", "Tasks", "LLM", "Adapter", "Sandbox", "Process"]
+for f in glob.glob(os.path.join(D, "grafana/dashboards/*.json")):
+    d = json.load(open(f))
+    if not d.get("uid") or not d.get("title"): bad.append(f"{f}: no uid/title")
+    ids = [p["id"] for p in d["panels"]]
+    if len(ids) != len(set(ids)): bad.append(f"{f}: duplicate panel ids")
+    rows = [p["title"] for p in d["panels"] if p["type"] == "row"]
+    for w in want:
+        if not any(r.startswith(w) for r in rows): bad.append(f"{f}: no row for {w}")
+    for p in d["panels"]:
+        g = p.get("gridPos", {})
+        if not all(k in g for k in "hwxy") or g["x"] + g["w"] > 24: bad.append(f"{f}: panel {p['id']} gridPos {g}")
+        if p["type"] == "row": continue
+        if not p.get("targets"): bad.append(f"{f}: panel {p['title']} has no query")
+        for t in [p] + p.get("targets", []):
+            u = t.get("datasource", {}).get("uid")
+            if u not in uids: bad.append(f"{f}: panel {p['title']} uses datasource {u}, provisioned: {uids}")
+for b in bad: print("  " + b, file=sys.stderr)
 sys.exit(1 if bad else 0)
 PY
 
