@@ -25,7 +25,7 @@ static const char usage[] =
 	"                       [--json] [--metrics-out FILE] [COMMON]\n"
 	"       tanuki llm health [COMMON]\n"
 	"       tanuki llm models [COMMON]\n"
-	"COMMON: [--config FILE] [--set KEY=VALUE]... [--backend openai|ollama|scripted]\n"
+	"COMMON: [--config FILE] [--set KEY=VALUE]... [--backend openai|ollama|embedded|scripted]\n"
 	"        [--url URL] [--model NAME] [--script FILE]\n\n"
 	"chat    sends one user message (after an optional system message) to the\n"
 	"        configured backend and streams the reply to stdout; --json prints\n"

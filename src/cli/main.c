@@ -34,7 +34,7 @@ static const struct cli_command commands[] = {
 	{ "generate", cli_cmd_generate, "generate text from a prompt with a local GGUF model" },
 	{ "perplexity", cli_cmd_perplexity, "perplexity of a model on a text file (llama.cpp's method)" },
 	{ "adapters", cli_cmd_adapters, "LoRA adapters: list, info, load, unload, merge" },
-	{ "llm", cli_cmd_llm, "chat with the configured LLM backend (openai, ollama, scripted)" },
+	{ "llm", cli_cmd_llm, "chat with the configured LLM backend (openai, ollama, embedded, scripted)" },
 };
 
 static void print_usage(FILE *out)

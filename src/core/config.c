@@ -74,8 +74,9 @@ static const struct tk_cfg_setting settings[] = {
 	{ "sandbox.profiles", TK_CFG_JSON, "null", NOLIM, NULL, false,
 	  "extra or overriding sandbox profiles (object of name -> profile)" },
 	/* LLM backend (src/llm/, docs/llm.md) */
-	{ "llm.backend", TK_CFG_ENUM, "ollama", NOLIM, "openai|ollama|scripted", false,
-	  "which LLM backend answers: openai (compatible servers), ollama, scripted (tests)" },
+	{ "llm.backend", TK_CFG_ENUM, "ollama", NOLIM, "openai|ollama|embedded|scripted", false,
+	  "which LLM backend answers: openai (compatible servers), ollama, embedded (the engine, "
+	  "llm.model is a GGUF path), scripted (tests)" },
 	{ "llm.url", TK_CFG_STRING, "", NOLIM, NULL, false,
 	  "backend base URL; empty: http://127.0.0.1:11434 (ollama), http://127.0.0.1:8080/v1 (openai)" },
 	{ "llm.api_key", TK_CFG_STRING, "", NOLIM, NULL, true,
@@ -108,6 +109,12 @@ static const struct tk_cfg_setting settings[] = {
 	  "how long an open breaker fails calls fast" },
 	{ "llm.max_response_bytes", TK_CFG_INT, "8388608", 1024, 1073741824, NULL, false,
 	  "largest reply accepted from a backend" },
+	{ "llm.embedded_contexts", TK_CFG_INT, "1", 1, 256, NULL, false,
+	  "embedded: inference contexts, i.e. calls served at once" },
+	{ "llm.embedded_ctx", TK_CFG_INT, "0", 0, 1048576, NULL, false,
+	  "embedded: positions per context; 0: min(training context, 4096)" },
+	{ "llm.embedded_threads", TK_CFG_INT, "1", 1, 64, NULL, false,
+	  "embedded: threads of one call's matrix products" },
 };
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])

@@ -19,6 +19,7 @@
 static const struct llm_backend_ops *const backends[] = {
 	&llm_openai_ops,
 	&llm_ollama_ops,
+	&llm_embedded_ops,
 	&llm_scripted_ops,
 };
 
@@ -97,6 +98,9 @@ void llm_options_default(struct llm_options *o)
 	o->breaker_failures = 5;
 	o->breaker_cooldown_ms = 30000;
 	o->max_response_bytes = LLM_RESPONSE_MAX_DEFAULT;
+	o->embedded_contexts = 1;
+	o->embedded_n_ctx = 0;
+	o->embedded_threads = 1;
 }
 
 static const char *nonempty(const char *s)
@@ -125,6 +129,9 @@ void llm_options_from_config(const struct tk_config *c, struct llm_options *o)
 	o->breaker_failures = (int32_t)tk_config_int(c, "llm.breaker_failures");
 	o->breaker_cooldown_ms = tk_config_int(c, "llm.breaker_cooldown_ms");
 	o->max_response_bytes = (size_t)tk_config_int(c, "llm.max_response_bytes");
+	o->embedded_contexts = (int32_t)tk_config_int(c, "llm.embedded_contexts");
+	o->embedded_n_ctx = (int32_t)tk_config_int(c, "llm.embedded_ctx");
+	o->embedded_threads = (int32_t)tk_config_int(c, "llm.embedded_threads");
 }
 
 /* ---- metrics ---- */
@@ -210,7 +217,8 @@ struct llm_backend *llm_backend_new(const struct llm_options *o)
 		if (!strcmp(backends[i]->name, name))
 			ops = backends[i];
 	if (!ops) {
-		tk_errf(TK_EINVAL, "llm.backend: unknown backend '%s' (openai, ollama, scripted)",
+		tk_errf(TK_EINVAL, "llm.backend: unknown backend '%s' (openai, ollama, embedded, "
+			"scripted)",
 			name);
 		return NULL;
 	}

@@ -2,7 +2,7 @@
  * llm.h — the llm_backend interface: one way for agents to talk to a
  * language model, whether it answers from a scripted file, from Ollama or
  * from an OpenAI-compatible server (llama.cpp's llama-server, vLLM,
- * OpenRouter).
+ * OpenRouter), or from Tanuki's own engine in-process (embedded).
  *
  * A backend is a table of function pointers (struct llm_backend_ops, one per
  * file llm_<name>.c) behind an opaque struct llm_backend. Which backend runs
@@ -146,12 +146,14 @@ typedef int (*llm_token_cb)(void *ud, const char *text, size_t len);
 /* Everything a backend is built from. Strings are copied by
  * llm_backend_new. */
 struct llm_options {
-	const char *backend;         /* "openai", "ollama", "scripted" */
+	const char *backend;         /* "openai", "ollama", "embedded",
+				      * "scripted" */
 	const char *url;             /* base URL; NULL/"": the backend's default
 				      * (openai: http://127.0.0.1:8080/v1,
 				      * ollama: http://127.0.0.1:11434) */
 	const char *api_key;         /* openai: Bearer token; NULL/"": none */
-	const char *model;           /* default model name */
+	const char *model;           /* default model name; embedded: the
+				      * path of the GGUF file */
 	const char *script;          /* scripted: path of the script file */
 	const struct json_t *adapter_models; /* object adapter -> model name,
 				      * or NULL (borrowed; copied by
@@ -168,6 +170,11 @@ struct llm_options {
 				      * breaker; 0 disables; default 5 */
 	int64_t breaker_cooldown_ms; /* open time; default 30000 */
 	size_t max_response_bytes;   /* default LLM_RESPONSE_MAX_DEFAULT */
+	int32_t embedded_contexts;   /* embedded: contexts at most (calls at
+				      * once); default 1 */
+	int32_t embedded_n_ctx;      /* embedded: positions per context; 0:
+				      * min(training context, 4096) */
+	int32_t embedded_threads;    /* embedded: threads per call; default 1 */
 	struct tk_registry *metrics; /* NULL: the default registry */
 };
 
@@ -190,7 +197,7 @@ struct llm_backend *llm_backend_from_config(const struct tk_config *c);
 
 void llm_backend_free(struct llm_backend *b); /* NULL ok */
 
-/* "openai", "ollama", "scripted". */
+/* "openai", "ollama", "embedded", "scripted". */
 const char *llm_backend_name(const struct llm_backend *b);
 
 /* One chat completion (see the contract at the top). msgs[0..n) and params

@@ -29,6 +29,7 @@ struct llm_backend_ops {
 extern const struct llm_backend_ops llm_openai_ops;
 extern const struct llm_backend_ops llm_ollama_ops;
 extern const struct llm_backend_ops llm_scripted_ops;
+extern const struct llm_backend_ops llm_embedded_ops;
 
 /* Circuit breaker state; guarded by mu. */
 struct llm_breaker {
