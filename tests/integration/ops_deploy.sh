@@ -40,7 +40,8 @@ fi
 if command -v objdump >/dev/null && command -v dpkg >/dev/null; then
 	for so in $(objdump -p "$TANUKI_BIN" | awk '/NEEDED/ {print $2}'); do
 		case "$so" in libc.so* | libm.so* | ld-linux* | libasan* | libubsan* | libpthread* | libdl* | libgcc_s*) continue ;; esac
-		path=$(ldconfig -p | awk -v so="$so" '$1 == so && /x86-64|aarch64|64bit/ {print $NF; exit}')
+		# (awk reads all input: an early exit would SIGPIPE ldconfig under pipefail)
+		path=$(ldconfig -p | awk -v so="$so" '$1 == so && /x86-64|aarch64|64bit/ && !p {print $NF; p = 1}') || true
 		[ -n "$path" ] || { fail "cannot resolve $so"; continue; }
 		pkg=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -n 1 | cut -d: -f1) || true
 		[ -n "$pkg" ] || pkg=$(dpkg -S "$path" 2>/dev/null | head -n 1 | cut -d: -f1) || true

@@ -5,9 +5,11 @@ Grafana dashboards query is one Tanuki exports. Used by ops_prometheus.sh.
 usage: ops_metric_names.py SCRAPE_FILE SRC_DIR RULES.yml DASHBOARD.json...
 
 A queried name is accepted when it is
-  - a sample or family name in SCRAPE_FILE (a running server's /metrics), or
-  - on LAZY: registered by a module only when it first runs (the name must
-    appear as a string literal under SRC_DIR, so a typo still fails), or
+  - a sample or family name in SCRAPE_FILE (expositions of a running server's
+    /metrics and of `tanuki llm chat --metrics-out`), or
+  - on LAZY: registered by a module serve does not run yet, or only on first
+    use (the name must appear as a string literal under SRC_DIR, so a typo
+    still fails), or
   - on PLANNED: a metric DESIGN.md promises for a subsystem that has not
     landed; the rules and panels using it activate when it is exported, or
   - a recording rule of RULES.yml, or one of Prometheus' own series.
@@ -20,24 +22,26 @@ import sys
 
 import yaml
 
-# Registered on first use, so absent from a fresh server's scrape.
+# Registered by modules `tanuki serve` does not run yet, or on first use, so
+# absent from the scrapes; each name must still be registered under SRC_DIR.
 LAZY = {
     "tanuki_sandbox_runs_total": "src/sandbox/run.c, on the first sandbox run (the server's noop runner never runs one)",
     "tanuki_sandbox_wall_seconds": "src/sandbox/run.c, on the first sandbox run",
     "tanuki_sandbox_cpu_seconds": "src/sandbox/run.c, on the first sandbox run",
     "tanuki_sandbox_peak_memory_bytes": "src/sandbox/run.c, on the first sandbox run",
     "tanuki_metrics_label_overflow_total": "src/obs/metrics.c, on the first label-cap overflow",
+    "tanuki_adapter_evictions_total": "src/engine/adapter_cache.c, when an adapter cache is created (not by serve yet)",
+    "tanuki_adapter_resident": "src/engine/adapter_cache.c, with the adapter cache",
+    "tanuki_adapter_resident_bytes": "src/engine/adapter_cache.c, with the adapter cache",
+    "tanuki_adapter_budget_bytes": "src/engine/adapter_cache.c, with the adapter cache",
+    "tanuki_adapter_hits_total": "src/engine/adapter_cache.c, with the adapter cache",
+    "tanuki_adapter_misses_total": "src/engine/adapter_cache.c, with the adapter cache",
+    "tanuki_adapter_load_seconds": "src/engine/adapter_cache.c, with the adapter cache",
 }
-# Planned by DESIGN.md ("Observability contract"), not exported yet.
-PLANNED = {
-    "tanuki_llm_backend_up": "LLM backend up/down gauge {backend}: alert TanukiLLMBackendDown",
-    "tanuki_llm_tokens_total": "LLM tokens counter {backend,model}: dashboard tokens/s",
-    "tanuki_llm_time_to_first_token_seconds": "LLM time-to-first-token histogram {backend}: dashboard",
-    "tanuki_adapter_evictions_total": "adapter evictions counter: alert TanukiAdapterThrashing",
-    "tanuki_adapters_resident": "adapters resident gauge: dashboard adapter cache",
-    "tanuki_adapter_resident_bytes": "adapter bytes gauge: dashboard adapter cache",
-    "tanuki_adapter_budget_bytes": "adapter budget gauge: dashboard adapter cache",
-}
+# Planned by DESIGN.md but not registered anywhere yet: rules and panels using
+# them activate when they are exported. Empty since the LLM backends and the
+# adapter cache landed; keep it explicit so an addition is a reviewed choice.
+PLANNED = {}
 PROMETHEUS_OWN = {"up", "ALERTS", "ALERTS_FOR_STATE", "scrape_duration_seconds"}
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool",
             "and", "or", "unless", "offset", "inf", "nan", "Inf", "NaN", "atan2"}
