@@ -57,6 +57,8 @@ USER 10001:10001
 WORKDIR /var/lib/tanuki
 VOLUME ["/var/lib/tanuki"]
 EXPOSE 8080
+# The probe assumes the image's listen address; override it together with
+# TANUKI_SERVER_LISTEN (or rely on the orchestrator's probes, as k8s does).
 HEALTHCHECK --interval=15s --timeout=3s --retries=3 \
   CMD curl -fsS --max-time 2 http://127.0.0.1:8080/livez || exit 1
 STOPSIGNAL SIGTERM
