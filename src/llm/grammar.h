@@ -1,0 +1,65 @@
+/*
+ * grammar.h — a GBNF-like grammar engine for constrained decoding: parse a
+ * grammar, then follow a text code point by code point and say at each step
+ * whether the text so far can still grow into a sentence of the grammar.
+ *
+ * Syntax (a subset of llama.cpp's GBNF, written from its description):
+ *   rule     ::= NAME "::=" alts            (rules may span lines; '#' comments)
+ *   alts     ::= seq ("|" seq)*
+ *   seq      ::= (item ("*" | "+" | "?")?)*
+ *   item     ::= "literal" | [class] | [^class] | NAME | "(" alts ")" | "."
+ * Literals and classes take \n \r \t \\ \" \] \- \xHH \uHHHH; a class holds
+ * characters and ranges a-z. "." is any code point. The start rule is
+ * "root". Names are [a-zA-Z0-9-_]+. Every name used must be defined.
+ *
+ * Matching state: a set of stacks of positions in the rules (a pushdown
+ * automaton run on all alternatives at once). Repetitions become
+ * right-recursive helper rules and a rule reference that ends a sequence
+ * replaces its frame (tail call), so x* keeps a bounded stack. Left
+ * recursion is refused (it would never consume input): the expansion depth
+ * is capped at LLM_GRAMMAR_MAX_DEPTH and the number of stacks at
+ * LLM_GRAMMAR_MAX_STACKS; hitting a cap is TK_ELIMIT.
+ *
+ * Ownership: a grammar is immutable after llm_grammar_parse and may be
+ * shared by threads; a state belongs to one thread and borrows its grammar.
+ */
+#ifndef TK_LLM_GRAMMAR_H
+#define TK_LLM_GRAMMAR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define LLM_GRAMMAR_MAX_BYTES (1u << 20)
+#define LLM_GRAMMAR_MAX_DEPTH 512
+#define LLM_GRAMMAR_MAX_STACKS 4096
+
+struct llm_grammar;
+struct llm_gstate;
+
+/* Parses text[0..len). NULL with TK_EINVAL and a detail naming the line and
+ * what was expected, TK_ELIMIT (over LLM_GRAMMAR_MAX_BYTES) or TK_ENOMEM. */
+struct llm_grammar *llm_grammar_parse(const char *text, size_t len);
+void llm_grammar_free(struct llm_grammar *g); /* NULL ok */
+
+/* The state before any text. NULL with a detail (TK_ELIMIT, TK_ENOMEM). */
+struct llm_gstate *llm_gstate_new(const struct llm_grammar *g);
+/* A copy of s. NULL on TK_ENOMEM. */
+struct llm_gstate *llm_gstate_clone(const struct llm_gstate *s);
+void llm_gstate_free(struct llm_gstate *s); /* NULL ok */
+
+/* Follows bytes[0..n) (UTF-8). 0 when the text so far is still a prefix of
+ * some sentence (s is updated); TK_EINVAL when it is not or the bytes are not
+ * complete, valid UTF-8 (s is then unspecified: work on a clone);
+ * TK_ELIMIT/TK_ENOMEM. */
+int llm_gstate_advance(struct llm_gstate *s, const char *bytes, size_t n);
+
+/* True when the text so far is a whole sentence (generation may end). */
+bool llm_gstate_accepts(const struct llm_gstate *s);
+/* True when nothing more can follow (every continuation is finished). */
+bool llm_gstate_done(const struct llm_gstate *s);
+
+/* Whole-string check: 0 when text is a sentence of g, else TK_EINVAL. */
+int llm_grammar_match(const struct llm_grammar *g, const char *text, size_t len);
+
+#endif
