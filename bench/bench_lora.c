@@ -2,7 +2,9 @@
  * bench_lora.c — LoRA adapter costs on a given base model: load time vs file
  * size (MB/s), switch latency between resident adapters (context set and
  * cache acquire/release), and decode tokens/s with 0, 1 and 2 adapters at
- * several ranks. Adapters are written here with random values (F16 halves,
+ * several ranks (REPS rounds of an 8-token prefill and N_DECODE tokens
+ * decoded, the three set-ups interleaved token by token). Adapters are
+ * written here with random values (F16 halves,
  * on all seven weights of every layer), into a temporary directory.
  *
  * usage: bench_lora MODEL.gguf [N_DECODE=8] [THREADS=1] [RANKS=8,16,64] [REPS=3]
@@ -82,26 +84,6 @@ static int write_adapter(const struct engine_model *m, int64_t rank, const char 
 	return rc;
 }
 
-/* decode tokens/s over n tokens after an 8-token prefill */
-static double decode_tps(struct engine_ctx *c, int n)
-{
-	const int32_t nv = engine_ctx_model(c)->hp.n_vocab;
-	int32_t prompt[8] = { 1, 450, 4996, 17354, 1701, 432, 17204, 975 };
-	for (int i = 0; i < 8; i++)
-		prompt[i] %= nv;
-	engine_ctx_rewind(c, 0);
-	if (engine_ctx_eval(c, prompt, 8, NULL))
-		return -1;
-	int32_t tok = 100;
-	double t0 = now_s();
-	for (int i = 0; i < n; i++) {
-		if (engine_ctx_eval(c, &tok, 1, NULL))
-			return -1;
-		tok = ((tok * 7 + 13) % 1000 + 2) % nv;
-	}
-	return n / (now_s() - t0);
-}
-
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -124,13 +106,12 @@ int main(int argc, char **argv)
 		return 1;
 	struct engine_ctx_params cp;
 	engine_ctx_params_default(&cp);
-	cp.n_ctx = 8 + n_dec + 1;
+	cp.n_ctx = 8 + (n_dec > 0 ? n_dec : 1);
 	cp.n_threads = threads;
 	struct engine_ctx *c = engine_ctx_new(m, &cp);
 	if (!c)
 		return 1;
-	printf("model %s, %d threads, %d decode tokens, best of %d\n", argv[1], threads, n_dec,
-	       reps);
+	printf("model %s, %d threads, %d x %d decode tokens\n", argv[1], threads, reps, n_dec);
 	char rs[64];
 	snprintf(rs, sizeof rs, "%s", ranks_s);
 	for (char *tok = strtok(rs, ","); tok; tok = strtok(NULL, ",")) {
@@ -165,21 +146,49 @@ int main(int argc, char **argv)
 			engine_ctx_set_adapters(c, (i & 1) ? &ub : &ua, 1);
 		double sw = (now_s() - t0) / n_sw;
 		printf("rank %lld: switch (engine_ctx_set_adapters) %.0f ns\n", (long long)r, sw * 1e9);
-		/* decode: the three set-ups interleaved `reps` times, best of each
-		 * (the machine is shared: the best run is the least disturbed) */
+		/* decode: three contexts (0, 1, 2 adapters) fed one token each in
+		 * turn, so load from other processes on this shared machine falls
+		 * on all three alike; per set-up, the mean and the fastest token */
 		struct engine_lora_use two[2] = { ua, ub };
-		double best[3] = { 0, 0, 0 };
-		for (int rep = 0; rep < reps; rep++)
+		struct engine_ctx *cc[3] = { c, engine_ctx_new(m, &cp), engine_ctx_new(m, &cp) };
+		if (!cc[1] || !cc[2])
+			return 1;
+		engine_ctx_set_adapters(cc[0], NULL, 0);
+		engine_ctx_set_adapters(cc[1], two, 1);
+		engine_ctx_set_adapters(cc[2], two, 2);
+		double sum[3] = { 0, 0, 0 }, best[3] = { 1e9, 1e9, 1e9 };
+		const int32_t nv = m->hp.n_vocab;
+		for (int rep = 0; rep < reps; rep++) {
+			int32_t prompt[8];
 			for (int k = 0; k < 3; k++) {
-				engine_ctx_set_adapters(c, k == 0 ? NULL : two, (size_t)k);
-				double v = decode_tps(c, n_dec);
-				if (v > best[k])
-					best[k] = v;
+				for (int i = 0; i < 8; i++)
+					prompt[i] = (1 + 97 * i + 13 * rep) % nv;
+				engine_ctx_rewind(cc[k], 0);
+				if (engine_ctx_eval(cc[k], prompt, 8, NULL))
+					return 1;
 			}
+			for (int i = 0; i < n_dec; i++) {
+				int32_t tk = (int32_t)((100 + 37 * i + rep) % nv);
+				for (int k = 0; k < 3; k++) {
+					double t1 = now_s();
+					if (engine_ctx_eval(cc[k], &tk, 1, NULL))
+						return 1;
+					double dt = now_s() - t1;
+					sum[k] += dt;
+					if (dt < best[k])
+						best[k] = dt;
+				}
+			}
+		}
+		const double nn = (double)reps * n_dec;
+		printf("rank %lld: decode mean 0 adapters %.3f tok/s, 1 adapter %.3f (%+.1f%% time), "
+		       "2 adapters %.3f (%+.1f%% time); fastest token %.1f / %.1f / %.1f ms\n",
+		       (long long)r, nn / sum[0], nn / sum[1], (sum[1] / sum[0] - 1) * 100,
+		       nn / sum[2], (sum[2] / sum[0] - 1) * 100, best[0] * 1e3, best[1] * 1e3,
+		       best[2] * 1e3);
 		engine_ctx_set_adapters(c, NULL, 0);
-		printf("rank %lld: decode (best of %d) 0 adapters %.3f tok/s, 1 adapter %.3f (%+.1f%%), "
-		       "2 adapters %.3f (%+.1f%%)\n", (long long)r, reps, best[0], best[1],
-		       (best[1] / best[0] - 1) * 100, best[2], (best[2] / best[0] - 1) * 100);
+		engine_ctx_free(cc[1]);
+		engine_ctx_free(cc[2]);
 		engine_lora_free(a);
 		engine_lora_free(b);
 		unlink(p2);
