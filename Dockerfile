@@ -26,7 +26,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN scripts/build.sh release \
+# .git stays out of the context (.dockerignore): the commit comes in as a
+# build argument and is embedded in the binary (tanuki --version).
+ARG COMMIT=unknown
+RUN scripts/build.sh release -DTANUKI_COMMIT="${COMMIT}" \
  && install -D -m 0755 build-release/src/cli/tanuki /out/usr/local/bin/tanuki \
  && install -D -m 0755 deploy/docker-entrypoint.sh /out/usr/local/bin/docker-entrypoint.sh
 

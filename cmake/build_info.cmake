@@ -16,6 +16,11 @@ if(GIT AND EXISTS "${SRC}/.git")
     endif()
   endif()
 endif()
+# A build from an export (no .git, e.g. a container build) can be told its
+# commit with -DTANUKI_COMMIT=...; a git checkout always reports its own.
+if(commit STREQUAL "unknown" AND COMMIT_OVERRIDE)
+  set(commit "${COMMIT_OVERRIDE}")
+endif()
 if(DEFINED ENV{SOURCE_DATE_EPOCH})
   string(TIMESTAMP date "%Y-%m-%dT%H:%M:%SZ" UTC)
 else()
