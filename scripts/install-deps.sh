@@ -27,9 +27,10 @@ PACKAGES=(
   curl jq             # server integration tests drive the API over HTTP
   wrk                 # bench/server_wrk.sh: HTTP load generator
 )
-# Optional, from npm (not packaged in Debian): the Dockerfile linter that
-# tests/integration/ops_deploy.sh runs when present:
-#   npm install -g dockerfilelint@1.8.0
+# From npm (not packaged in Debian): the Dockerfile linter that
+# tests/integration/ops_deploy.sh runs. Installed below when npm is there;
+# without it that test still runs its own Dockerfile rules.
+NPM_PACKAGES=(dockerfilelint@1.8.0)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -38,8 +39,20 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
+install_npm() {
+  command -v npm >/dev/null || { echo "install-deps: npm not found; skipping ${NPM_PACKAGES[*]}"; return 0; }
+  for p in "${NPM_PACKAGES[@]}"; do
+    if ! npm ls -g "${p%@*}" >/dev/null 2>&1; then
+      echo "install-deps: npm install -g $p"
+      timeout 300 npm install -g --no-audit --no-fund "$p" >/dev/null 2>&1 \
+        || echo "install-deps: warning: npm install $p failed; continuing without it"
+    fi
+  done
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#PACKAGES[@]} packages present"
+  install_npm
   exit 0
 fi
 
@@ -48,3 +61,4 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 echo "install-deps: installing ${missing[*]}"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+install_npm
