@@ -62,4 +62,22 @@ bool llm_gstate_done(const struct llm_gstate *s);
 /* Whole-string check: 0 when text is a sentence of g, else TK_EINVAL. */
 int llm_grammar_match(const struct llm_grammar *g, const char *text, size_t len);
 
+/* ---- JSON Schema -> grammar (llm_schema.c) ----
+ *
+ * Converts a JSON Schema subset into grammar text (appended to out):
+ * "type" object (properties, required), string, number, integer, boolean,
+ * null, array (items); "enum" and "const" of any JSON values; nesting to
+ * depth 32; a schema without "type" (or {}) allows any JSON value. Objects
+ * allow only their listed properties (as with additionalProperties:
+ * false), in the declared order with the required ones first; each at most
+ * once. The output is compact JSON with at most one blank between tokens.
+ * Other keywords (minLength, pattern, minimum, anyOf, $ref, ...) are
+ * TK_EUNSUPPORTED, so a schema is never silently weakened — except
+ * "description", "title", "default", "$schema", "additionalProperties" and
+ * "examples", which are ignored. 0, TK_EINVAL (bad schema, with the path of
+ * the offending part), TK_EUNSUPPORTED, TK_ELIMIT (out's cap). */
+struct tk_buf;
+struct json_t;
+int llm_schema_to_grammar(const struct json_t *schema, struct tk_buf *out);
+
 #endif

@@ -1,12 +1,15 @@
 /* test_llm_grammar.c — the grammar engine (src/llm/grammar.h): parse
  * errors, and sentences accepted or rejected by sequences, alternatives,
  * repetition, classes (ranges, negation, escapes), UTF-8, groups, nested
- * rules, a JSON-like grammar; prefix states (accepts / done). */
+ * rules, a JSON-like grammar; prefix states (accepts / done); the JSON
+ * Schema converter (documents that do and do not fit a schema). */
 #include "testutil.h"
 
+#include "core/buf.h"
 #include "core/err.h"
 #include "llm/grammar.h"
 
+#include <jansson.h>
 #include <string.h>
 
 struct verdict {
@@ -146,6 +149,71 @@ static void test_parse_errors(void **state)
 	llm_grammar_free(g);
 }
 
+/* Converts a schema, then checks documents against the grammar. */
+static void check_schema(const char *schema, const struct verdict *v, size_t n)
+{
+	json_t *js = json_loads(schema, 0, NULL);
+	assert_non_null(js);
+	struct tk_buf gb = TK_BUF_INIT(1 << 20);
+	if (llm_schema_to_grammar(js, &gb))
+		fail_msg("schema not converted: %s", tk_err_detail());
+	json_decref(js);
+	check(gb.data, v, n);
+	tk_buf_free(&gb);
+}
+
+#define CHECK_SCHEMA(s, ...)                                                 \
+	do {                                                                 \
+		static const struct verdict v_[] = { __VA_ARGS__ };          \
+		check_schema((s), v_, sizeof v_ / sizeof v_[0]);             \
+	} while (0)
+
+static void test_schema(void **state)
+{
+	(void)state;
+	CHECK_SCHEMA("{\"type\": \"object\", \"properties\": {"
+		     "\"name\": {\"type\": \"string\"}, \"age\": {\"type\": \"integer\"},"
+		     "\"tags\": {\"type\": \"array\", \"items\": {\"enum\": [\"a\", \"b\", 3]}},"
+		     "\"ok\": {\"type\": \"boolean\"}}, \"required\": [\"name\", \"age\"],"
+		     "\"additionalProperties\": false}",
+		     { "{\"name\": \"Ann\", \"age\": 31}", true },
+		     { "{\"name\":\"A\\\"n\",\"age\":-2,\"tags\":[\"a\",3],\"ok\":true}", true },
+		     { "{\"name\": \"Ann\", \"age\": 31, \"ok\": false}", true },
+		     { "{\"name\": \"Ann\"}", false },
+		     { "{\"name\": \"Ann\", \"age\": 3.5}", false },
+		     { "{\"name\": \"Ann\", \"age\": 01}", false },
+		     { "{\"name\": \"Ann\", \"age\": 1, \"tags\": [\"c\"]}", false },
+		     { "{\"name\": \"Ann\", \"age\": 1, \"extra\": 1}", false },
+		     { "{\"name\": 5, \"age\": 1}", false });
+	/* only optional properties: any subset, in order, no stray commas */
+	CHECK_SCHEMA("{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"null\"},"
+		     "\"b\": {\"type\": \"number\"}}}",
+		     { "{}", true }, { "{\"b\": 1e5}", true }, { "{\"a\": null, \"b\": 2.5}", true },
+		     { "{\"b\": 1, \"a\": null}", false }, { "{,\"b\": 1}", false });
+	/* no type: any JSON value */
+	CHECK_SCHEMA("{}", { "[1, {\"x\": \"y\"}]", true }, { "nul", false });
+
+	static const struct { const char *schema; int code; const char *detail; } bad[] = {
+		{ "{\"type\": \"string\", \"pattern\": \"a+\"}", TK_EUNSUPPORTED, "'pattern'" },
+		{ "{\"type\": [\"string\", \"null\"]}", TK_EUNSUPPORTED, "single type" },
+		{ "{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"str\"}}}",
+		  TK_EINVAL, "$.a.type: unknown type 'str'" },
+		{ "{\"type\": \"object\", \"required\": [\"zz\"]}", TK_EINVAL, "required[0]" },
+		{ "{\"enum\": []}", TK_EINVAL, "non-empty" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		json_t *js = json_loads(bad[i].schema, 0, NULL);
+		assert_non_null(js);
+		struct tk_buf gb = TK_BUF_INIT(1 << 20);
+		int rc = llm_schema_to_grammar(js, &gb);
+		json_decref(js);
+		tk_buf_free(&gb);
+		if (rc != bad[i].code || !strstr(tk_err_detail(), bad[i].detail))
+			fail_msg("case %zu: rc %d '%s', want %d '%s'", i, rc, tk_err_detail(),
+				 bad[i].code, bad[i].detail);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -153,6 +221,7 @@ int main(void)
 		cmocka_unit_test(test_json),
 		cmocka_unit_test(test_states),
 		cmocka_unit_test(test_parse_errors),
+		cmocka_unit_test(test_schema),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
