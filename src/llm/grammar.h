@@ -54,6 +54,14 @@ void llm_gstate_free(struct llm_gstate *s); /* NULL ok */
  * TK_ELIMIT/TK_ENOMEM. */
 int llm_gstate_advance(struct llm_gstate *s, const char *bytes, size_t n);
 
+/* Would bytes[0..n) be allowed next? Leaves s unchanged. 0 (allowed; *next,
+ * when not NULL, gets the state after them: free it), TK_EINVAL (not
+ * allowed), TK_ELIMIT/TK_ENOMEM. Tokens whose first code point no stack can
+ * take are refused without copying the state (the common case when masking
+ * a vocabulary). */
+int llm_gstate_check(const struct llm_gstate *s, const char *bytes, size_t n,
+		     struct llm_gstate **next);
+
 /* True when the text so far is a whole sentence (generation may end). */
 bool llm_gstate_accepts(const struct llm_gstate *s);
 /* True when nothing more can follow (every continuation is finished). */

@@ -16,7 +16,12 @@
  * repetition penalties are primed with the evaluated suffix only (they are
  * off by default).
  *
- * Not yet: adapters and json_schema/grammar (TK_EUNSUPPORTED).
+ * Structured output: a grammar (grammar.h), or a JSON schema converted to
+ * one, constrains sampling in generate_constrained(): a sampled token is
+ * kept only when its text may come next; rejected ones are redrawn, and
+ * after GRAMMAR_LAZY_TRIES the whole vocabulary is masked at once.
+ *
+ * Not yet: adapters (TK_EUNSUPPORTED).
  *
  * Locking: mu guards every slot's busy flag; a busy slot's context and
  * history belong to the thread that took it.
@@ -32,8 +37,11 @@
 #include "engine/model.h"
 #include "engine/sampler.h"
 #include "engine/tokenizer.h"
+#include "llm/grammar.h"
 #include "obs/metrics.h"
 
+#include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,28 +259,206 @@ static int make_prompt(struct embedded *e, const struct llm_message *msgs, size_
 	return 0;
 }
 
+/* Grammar used by a call: from p->grammar or converted from p->json_schema;
+ * NULL *out when the call has neither. */
+static int call_grammar(const struct llm_params *p, struct llm_grammar **out)
+{
+	*out = NULL;
+	if (!p->grammar && !p->json_schema)
+		return 0;
+	struct tk_buf text = TK_BUF_INIT(LLM_GRAMMAR_MAX_BYTES);
+	const char *src = p->grammar;
+	size_t len = src ? strlen(src) : 0;
+	int rc = 0;
+	if (!src) {
+		json_t *schema;
+		json_error_t je;
+		if (!(schema = json_loads(p->json_schema, 0, &je))) {
+			rc = tk_errf(TK_EINVAL, "embedded: json_schema: %s (line %d)", je.text,
+				     je.line);
+			goto out;
+		}
+		rc = llm_schema_to_grammar(schema, &text);
+		json_decref(schema);
+		if (rc)
+			goto out;
+		src = text.data;
+		len = text.len;
+	}
+	if (!(*out = llm_grammar_parse(src, len)))
+		rc = tk_err_wrap(tk_err_last() ? tk_err_last() : TK_EINVAL, "embedded");
+out:
+	tk_buf_free(&text);
+	return rc;
+}
+
+/* Tries after which a sampled token is no longer redrawn one at a time but
+ * the whole vocabulary is masked at once. */
+#define GRAMMAR_LAZY_TRIES 16
+
+struct cgen {
+	int32_t *tokens; /* generated ids (malloc'd) */
+	int32_t n_tokens;
+	enum llm_finish finish;
+};
+
+/* Masks logits[0..n_vocab) to the tokens the grammar allows next (EOG ones
+ * only when the text so far is a sentence). */
+static int mask_all(const struct embedded *e, const struct llm_gstate *st, float *logits,
+		    int32_t n_vocab)
+{
+	bool can_end = llm_gstate_accepts(st);
+	for (int32_t t = 0; t < n_vocab; t++) {
+		if (logits[t] == -INFINITY)
+			continue;
+		if (tk_tokenizer_is_eog(e->tok, t)) {
+			if (!can_end)
+				logits[t] = -INFINITY;
+			continue;
+		}
+		const char *piece;
+		size_t len;
+		if (tk_tokenizer_piece(e->tok, t, 0, &piece, &len)) {
+			logits[t] = -INFINITY;
+			continue;
+		}
+		int rc = llm_gstate_check(st, piece, len, NULL);
+		if (rc == TK_EINVAL)
+			logits[t] = -INFINITY;
+		else if (rc)
+			return tk_err_wrap(rc, "embedded: grammar");
+	}
+	return 0;
+}
+
+/* The generation loop under a grammar: sample, and keep a token only when
+ * the grammar allows its text next (redraw the others: lazily first, then
+ * with the whole vocabulary masked). Ends at an end-of-generation token the
+ * grammar allows, when the grammar admits nothing more, at max_tokens or a
+ * full context. Stop strings do not apply. ids[k..n_ids) are evaluated
+ * first. */
+static int generate_constrained(struct embedded *e, struct slot *s, const int32_t *ids,
+				int32_t n_ids, int32_t k, const struct engine_gen_params *gp,
+				const struct llm_grammar *g, struct llm_acc *acc,
+				const atomic_bool *cancel, struct cgen *out)
+{
+	int32_t n_vocab = (int32_t)tk_tokenizer_n_vocab(e->tok);
+	struct engine_sampler *smp = NULL;
+	struct llm_gstate *st = NULL;
+	float *buf = NULL;
+	int rc = 0;
+	memset(out, 0, sizeof *out);
+	out->finish = LLM_FINISH_LENGTH;
+	if (n_ids - k > 0 && (rc = engine_ctx_eval(s->ctx, ids + k, n_ids - k, NULL))) {
+		rc = tk_err_wrap(rc, "embedded: prompt");
+		goto out;
+	}
+	if (!(smp = engine_sampler_new(&gp->sampling, n_vocab)) || !(st = llm_gstate_new(g))) {
+		rc = tk_err_last() ? tk_err_last() : TK_ENOMEM;
+		goto out;
+	}
+	buf = malloc((size_t)n_vocab * sizeof *buf);
+	out->tokens = malloc(((size_t)gp->max_tokens + 1) * sizeof *out->tokens);
+	if (!buf || !out->tokens) {
+		rc = tk_errf(TK_ENOMEM, "embedded: out of memory");
+		goto out;
+	}
+	for (int32_t i = 0; i < n_ids; i++)
+		engine_sampler_accept(smp, ids[i]);
+	while (out->n_tokens < gp->max_tokens) {
+		if (llm_cancelled(cancel)) {
+			rc = tk_errf(TK_ECANCELED, "embedded: cancelled");
+			goto out;
+		}
+		memcpy(buf, engine_ctx_logits(s->ctx), (size_t)n_vocab * sizeof *buf);
+		int32_t tok;
+		struct llm_gstate *next = NULL;
+		for (int tries = 0;; tries++) {
+			if (tries == GRAMMAR_LAZY_TRIES && (rc = mask_all(e, st, buf, n_vocab)))
+				goto out;
+			tok = engine_sampler_sample(smp, buf);
+			if (tok < 0) {
+				rc = tk_errf(TK_ESTATE, "embedded: no token of the vocabulary can "
+					     "continue the grammar here");
+				goto out;
+			}
+			if (tk_tokenizer_is_eog(e->tok, tok)) {
+				if (llm_gstate_accepts(st))
+					break;
+				buf[tok] = -INFINITY;
+				continue;
+			}
+			const char *piece;
+			size_t len;
+			int crc = tk_tokenizer_piece(e->tok, tok, 0, &piece, &len);
+			if (!crc)
+				crc = llm_gstate_check(st, piece, len, &next);
+			if (!crc)
+				break;
+			if (crc != TK_EINVAL) {
+				rc = tk_err_wrap(crc, "embedded: grammar");
+				goto out;
+			}
+			buf[tok] = -INFINITY;
+		}
+		if (!next) { /* an end-of-generation token */
+			out->finish = LLM_FINISH_STOP;
+			break;
+		}
+		llm_gstate_free(st);
+		st = next;
+		engine_sampler_accept(smp, tok);
+		out->tokens[out->n_tokens++] = tok;
+		const char *piece;
+		size_t len;
+		(void)tk_tokenizer_piece(e->tok, tok, 0, &piece, &len);
+		if ((rc = llm_acc_push(acc, piece, len)))
+			goto out;
+		if (llm_gstate_done(st)) {
+			out->finish = LLM_FINISH_STOP;
+			break;
+		}
+		if (out->n_tokens >= gp->max_tokens)
+			break;
+		if (engine_ctx_n_past(s->ctx) >= engine_ctx_n_ctx(s->ctx)) {
+			out->finish = LLM_FINISH_CONTEXT;
+			break;
+		}
+		if ((rc = engine_ctx_eval(s->ctx, &tok, 1, NULL)))
+			goto out;
+	}
+out:
+	llm_gstate_free(st);
+	engine_sampler_free(smp);
+	free(buf);
+	return rc;
+}
+
 static int embedded_chat(struct llm_backend *b, const struct llm_message *msgs, size_t n,
 			 const struct llm_params *p, llm_token_cb cb, void *ud,
 			 const atomic_bool *cancel, struct llm_result *out)
 {
 	struct embedded *e = b->impl;
-	if (p->json_schema || p->grammar)
-		return tk_errf(TK_EUNSUPPORTED, "embedded: constrained decoding (json_schema, "
-			       "grammar) is not implemented in the engine yet");
 	if (p->adapter)
 		return tk_errf(TK_EUNSUPPORTED, "embedded: adapters are not wired to this backend "
 			       "yet");
 	if (p->model && *p->model && strcmp(p->model, e->name) && strcmp(p->model, b->opt.model))
 		return tk_errf(TK_ENOENT, "embedded: model '%s' is not loaded (this backend serves "
 			       "'%s')", p->model, e->name);
-	int32_t *ids = NULL, n_ids = 0;
-	int rc = make_prompt(e, msgs, n, &ids, &n_ids);
+	struct llm_grammar *gram = NULL;
+	int rc = call_grammar(p, &gram);
 	if (rc)
 		return rc;
+	int32_t *ids = NULL, n_ids = 0;
+	if ((rc = make_prompt(e, msgs, n, &ids, &n_ids))) {
+		llm_grammar_free(gram);
+		return rc;
+	}
 	int64_t q0 = tk_time_mono_ns();
 	struct slot *s = NULL;
 	if ((rc = slot_take(e, ids, n_ids, cancel, &s))) {
 		free(ids);
+		llm_grammar_free(gram);
 		return rc;
 	}
 	out->timings.queue_ms = (double)(tk_time_mono_ns() - q0) / 1e6;
@@ -313,11 +499,27 @@ static int embedded_chat(struct llm_backend *b, const struct llm_message *msgs, 
 	gp.max_tokens = p->max_tokens > 0 ? p->max_tokens : engine_ctx_n_ctx(s->ctx);
 	gp.stop = p->stop;
 	gp.n_stop = p->n_stop;
-	struct gen_tap g = { &acc, cancel, 0 };
-	rc = engine_generate(s->ctx, e->tok, ids + k, n_ids - k, &gp, gen_piece, &g, &res);
-	if (rc) {
-		rc = tk_err_wrap(rc, "embedded");
-		goto out;
+	if (gram) {
+		struct cgen cg;
+		rc = generate_constrained(e, s, ids, n_ids, k, &gp, gram, &acc, cancel, &cg);
+		res.tokens = cg.tokens;
+		res.n_tokens = cg.n_tokens;
+		res.finish = cg.finish == LLM_FINISH_STOP     ? ENGINE_FINISH_STOP
+			     : cg.finish == LLM_FINISH_CONTEXT ? ENGINE_FINISH_CONTEXT
+							       : ENGINE_FINISH_LENGTH;
+		if (rc)
+			goto out;
+	} else {
+		struct gen_tap g = { &acc, cancel, 0 };
+		rc = engine_generate(s->ctx, e->tok, ids + k, n_ids - k, &gp, gen_piece, &g, &res);
+		if (rc) {
+			rc = tk_err_wrap(rc, "embedded");
+			goto out;
+		}
+		if (res.finish == ENGINE_FINISH_CANCEL) {
+			rc = g.rc ? g.rc : tk_errf(TK_ECANCELED, "embedded: cancelled");
+			goto out;
+		}
 	}
 	/* What the cache now holds: the prompt, then the generated tokens
 	 * (the last sampled one may not have been evaluated). */
@@ -330,10 +532,6 @@ static int embedded_chat(struct llm_backend *b, const struct llm_message *msgs, 
 	} else {
 		(void)engine_ctx_rewind(s->ctx, 0);
 		s->n_hist = 0;
-	}
-	if (res.finish == ENGINE_FINISH_CANCEL) {
-		rc = g.rc ? g.rc : tk_errf(TK_ECANCELED, "embedded: cancelled");
-		goto out;
 	}
 	out->finish = res.finish == ENGINE_FINISH_LENGTH    ? LLM_FINISH_LENGTH
 		      : res.finish == ENGINE_FINISH_CONTEXT ? LLM_FINISH_CONTEXT
@@ -355,6 +553,7 @@ out:
 	llm_acc_free(&acc);
 	slot_give(e, s);
 	free(ids);
+	llm_grammar_free(gram);
 	return rc;
 }
 

@@ -720,6 +720,31 @@ int llm_gstate_advance(struct llm_gstate *s, const char *bytes, size_t n)
 	return 0;
 }
 
+int llm_gstate_check(const struct llm_gstate *s, const char *bytes, size_t n,
+		     struct llm_gstate **next)
+{
+	if (next)
+		*next = NULL;
+	uint32_t cp;
+	if (!n || !utf8_next((const unsigned char *)bytes, n, &cp))
+		return TK_EINVAL;
+	bool any = false;
+	for (size_t i = 0; i < s->n && !any; i++)
+		any = s->s[i].n &&
+		      set_has(&s->g->sets[s->g->els[s->s[i].f[s->s[i].n - 1]].v], cp);
+	if (!any)
+		return TK_EINVAL;
+	struct llm_gstate *c = llm_gstate_clone(s);
+	if (!c)
+		return TK_ENOMEM;
+	int rc = llm_gstate_advance(c, bytes, n);
+	if (rc || !next)
+		llm_gstate_free(c);
+	else
+		*next = c;
+	return rc;
+}
+
 bool llm_gstate_accepts(const struct llm_gstate *s)
 {
 	for (size_t i = 0; i < s->n; i++)

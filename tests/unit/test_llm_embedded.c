@@ -2,7 +2,8 @@
  * the tiny llama fixture: its greedy reply equals engine_generate's on the
  * same rendered prompt, also when the second call reuses the cached prompt
  * prefix; calls from several threads share a bounded pool of contexts;
- * cancellation, unsupported features and a bad model path are errors. */
+ * cancellation, unsupported features and a bad model path are errors;
+ * sampling under a JSON schema or a grammar always gives text that fits. */
 #include "testutil.h"
 
 #include "core/buf.h"
@@ -16,6 +17,7 @@
 #include "llm/llm.h"
 #include "obs/metrics.h"
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,7 +182,7 @@ static void test_errors(void **state)
 	struct llm_params p;
 	greedy(&p);
 	struct llm_result r;
-	p.json_schema = "{\"type\":\"object\"}";
+	p.adapter = "fixer";
 	assert_int_equal(llm_chat(b, convo, 2, &p, NULL, NULL, NULL, &r), TK_EUNSUPPORTED);
 	greedy(&p);
 	p.model = "another.gguf";
@@ -211,6 +213,63 @@ static void test_errors(void **state)
 	assert_int_equal(tk_err_last(), TK_EINVAL);
 }
 
+/* Under a JSON schema, sampling at several seeds and temperatures always
+ * yields JSON that satisfies it (checked here with jansson, independently
+ * of the grammar). */
+static void test_json_schema_constrains(void **state)
+{
+	(void)state;
+	struct llm_backend *b = embedded(1);
+	assert_non_null(b);
+	static const char schema[] =
+		"{\"type\": \"object\", \"properties\": {\"ok\": {\"type\": \"boolean\"},"
+		"\"n\": {\"enum\": [1, 2, 3]}, \"m\": {\"type\": \"null\"}},"
+		"\"required\": [\"ok\", \"n\"]}";
+	static const double temps[] = { 0.7, 1.5 };
+	for (uint64_t seed = 1; seed <= 3; seed++) {
+		for (size_t t = 0; t < 2; t++) {
+			struct llm_params p;
+			llm_params_default(&p);
+			p.json_schema = schema;
+			p.sampling.temperature = temps[t];
+			p.has_seed = true;
+			p.seed = seed;
+			p.max_tokens = 64;
+			struct llm_result r;
+			assert_int_equal(llm_chat(b, convo, 2, &p, NULL, NULL, NULL, &r), 0);
+			assert_int_equal(r.finish, LLM_FINISH_STOP);
+			json_error_t je;
+			json_t *j = json_loads(r.text, 0, &je);
+			if (!json_is_object(j))
+				fail_msg("seed %d temp %g: not a JSON object: %s", (int)seed,
+					 temps[t], r.text);
+			assert_true(json_is_boolean(json_object_get(j, "ok")));
+			json_int_t n = json_integer_value(json_object_get(j, "n"));
+			assert_true(json_is_integer(json_object_get(j, "n")) && n >= 1 && n <= 3);
+			json_t *m = json_object_get(j, "m");
+			assert_true(!m || json_is_null(m));
+			assert_true(json_object_size(j) == (m ? 3u : 2u));
+			json_decref(j);
+			llm_result_free(&r);
+		}
+	}
+	/* a grammar: only the two words */
+	struct llm_params p;
+	llm_params_default(&p);
+	p.grammar = "root ::= \"yes\" | \"no\"";
+	p.sampling.temperature = 1.0;
+	struct llm_result r;
+	assert_int_equal(llm_chat(b, convo, 2, &p, NULL, NULL, NULL, &r), 0);
+	assert_true(!strcmp(r.text, "yes") || !strcmp(r.text, "no"));
+	llm_result_free(&r);
+	p.grammar = "root ::= undefined-rule";
+	assert_int_equal(llm_chat(b, convo, 2, &p, NULL, NULL, NULL, &r), TK_EINVAL);
+	llm_params_default(&p);
+	p.json_schema = "{\"type\": \"string\", \"format\": \"email\"}";
+	assert_int_equal(llm_chat(b, convo, 2, &p, NULL, NULL, NULL, &r), TK_EUNSUPPORTED);
+	llm_backend_free(b);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -231,6 +290,7 @@ int main(void)
 		cmocka_unit_test(test_matches_engine_and_reuses_prefix),
 		cmocka_unit_test(test_threads_share_the_pool),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_json_schema_constrains),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
