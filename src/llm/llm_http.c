@@ -9,8 +9,9 @@
  *      trial in flight) — else TK_EBUSY at once;
  *   2. an attempt runs: status 2xx bodies are split into lines for
  *      rq->on_line, other bodies are kept (64 KiB) for the error detail;
- *      a progress callback aborts on cancel, on read_timeout_ms of silence
- *      and past the call's deadline;
+ *      the transfer runs on a private multi handle polled every 25 ms, and
+ *      a watchdog aborts it on cancel, on read_timeout_ms of silence and
+ *      past the call's deadline;
  *   3. a failed attempt is classified: retryable (429, 500/502/503/504,
  *      connect/receive errors, silence, a stream cut before its end) or
  *      final; a retryable one sleeps backoff_ms * 2^k (jittered to
@@ -141,10 +142,10 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 	return n;
 }
 
-static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+/* The attempt's own clock: cancel flag, call deadline, read silence.
+ * Nonzero (with stop_rc set) when the transfer must stop. */
+static int watchdog(struct attempt *a)
 {
-	(void)dt, (void)dn, (void)ut, (void)un;
-	struct attempt *a = ud;
 	int64_t now = tk_time_mono_ns();
 	if (llm_cancelled(a->rq->cancel)) {
 		a->stop_rc = tk_errf(TK_ECANCELED, "%s: %s: cancelled", a->rq->who, a->rq->url);
@@ -162,6 +163,54 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
 		return 1;
 	}
 	return 0;
+}
+
+/* Runs the transfer on a private multi handle, waking at least every
+ * WATCH_MS to apply the watchdog (libcurl's own progress callback only
+ * runs about once a second on an idle connection). */
+#define WATCH_MS 25
+
+static CURLcode perform(struct attempt *a)
+{
+	CURLM *m = curl_multi_init();
+	if (!m)
+		return CURLE_OUT_OF_MEMORY;
+	if (curl_multi_add_handle(m, a->h) != CURLM_OK) {
+		curl_multi_cleanup(m);
+		return CURLE_OUT_OF_MEMORY;
+	}
+	CURLcode cc = CURLE_OK;
+	int running = 1;
+	while (running) {
+		if (curl_multi_perform(m, &running) != CURLM_OK) {
+			cc = CURLE_RECV_ERROR;
+			break;
+		}
+		if (a->stop_rc) { /* a write callback refused the data */
+			cc = CURLE_WRITE_ERROR;
+			break;
+		}
+		if (!running)
+			break;
+		if (watchdog(a)) {
+			cc = CURLE_ABORTED_BY_CALLBACK;
+			break;
+		}
+		if (curl_multi_poll(m, NULL, 0, WATCH_MS, NULL) != CURLM_OK) {
+			cc = CURLE_RECV_ERROR;
+			break;
+		}
+	}
+	if (!running && !a->stop_rc) {
+		int left;
+		CURLMsg *msg;
+		while ((msg = curl_multi_info_read(m, &left)))
+			if (msg->msg == CURLMSG_DONE && msg->easy_handle == a->h)
+				cc = msg->data.result;
+	}
+	curl_multi_remove_handle(m, a->h);
+	curl_multi_cleanup(m);
+	return cc;
 }
 
 /* Pulls a human message out of an error body: {"error":{"message":..}},
@@ -273,9 +322,6 @@ static int attempt_run(struct llm_backend *b, const struct llm_http_req *rq, int
 	curl_easy_setopt(a->h, CURLOPT_WRITEDATA, a);
 	curl_easy_setopt(a->h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(a->h, CURLOPT_HEADERDATA, a);
-	curl_easy_setopt(a->h, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(a->h, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(a->h, CURLOPT_XFERINFODATA, a);
 	curl_easy_setopt(a->h, CURLOPT_USERAGENT, "tanuki-llm");
 	if (rq->body) {
 		curl_easy_setopt(a->h, CURLOPT_POST, 1L);
@@ -283,7 +329,7 @@ static int attempt_run(struct llm_backend *b, const struct llm_http_req *rq, int
 		curl_easy_setopt(a->h, CURLOPT_POSTFIELDSIZE, (long)strlen(rq->body));
 	}
 
-	CURLcode cc = curl_easy_perform(a->h);
+	CURLcode cc = perform(a);
 	if (!a->status)
 		curl_easy_getinfo(a->h, CURLINFO_RESPONSE_CODE, &a->status);
 	if (cc == CURLE_OK && a->status >= 200 && a->status <= 299 && a->line.len) {
