@@ -8,6 +8,8 @@
  * on all seven weights of every layer), into a temporary directory.
  *
  * usage: bench_lora MODEL.gguf [N_DECODE=8] [THREADS=1] [RANKS=8,16,64] [REPS=3]
+ * With TK_BENCH_LORA_KEEP=1 in the environment the adapter files are kept
+ * (one per rank; the directory is printed) for running llama.cpp on them.
  * Prints numbers; never passes or fails on time. docs/benchmarks.md
  * ("LoRA adapters") records results.
  */
@@ -20,6 +22,7 @@
 #include "engine/model.h"
 #include "engine/quant.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +96,7 @@ int main(int argc, char **argv)
 	int n_dec = argc > 2 ? atoi(argv[2]) : 8;
 	int threads = argc > 3 ? atoi(argv[3]) : 1;
 	const char *ranks_s = argc > 4 ? argv[4] : "8,16,64";
+	const bool keep = getenv("TK_BENCH_LORA_KEEP") != NULL;
 	int reps = argc > 5 ? atoi(argv[5]) : 3;
 	if (reps < 1)
 		reps = 1;
@@ -191,7 +195,8 @@ int main(int argc, char **argv)
 		engine_ctx_free(cc[2]);
 		engine_lora_free(a);
 		engine_lora_free(b);
-		unlink(p2);
+		if (!keep)
+			unlink(p2);
 	}
 	/* cache hit latency: acquire + release of resident adapters */
 	struct engine_adapter_cache_opts o;
@@ -215,11 +220,15 @@ int main(int argc, char **argv)
 			engine_adapter_cache_info(ac, i, &info);
 			char p[300];
 			snprintf(p, sizeof p, "%s/%s.gguf", dir, info.name);
-			unlink(p);
+			if (!keep)
+				unlink(p);
 		}
 	}
 	engine_adapter_cache_free(ac);
-	rmdir(dir);
+	if (keep)
+		printf("adapters kept in %s\n", dir);
+	else
+		rmdir(dir);
 	engine_ctx_free(c);
 	engine_model_free(m);
 	return 0;
