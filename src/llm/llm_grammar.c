@@ -308,7 +308,7 @@ static int parse_item(struct parser *ps, struct seq *it)
 	if (c == '"') {
 		ps->p++;
 		while (ps->p < ps->end && *ps->p != '"') {
-			uint32_t cp, set;
+			uint32_t cp = 0, set = 0;
 			if ((rc = parse_char(ps, &cp)))
 				return rc;
 			uint32_t r[2] = { cp, cp };
@@ -328,7 +328,7 @@ static int parse_item(struct parser *ps, struct seq *it)
 		uint32_t *r = NULL;
 		size_t n = 0, cap = 0;
 		while (ps->p < ps->end && *ps->p != ']') {
-			uint32_t lo, hi;
+			uint32_t lo = 0, hi = 0;
 			if ((rc = parse_char(ps, &lo)))
 				goto class_out;
 			hi = lo;
@@ -352,7 +352,7 @@ static int parse_item(struct parser *ps, struct seq *it)
 			goto class_out;
 		}
 		ps->p++;
-		uint32_t set;
+		uint32_t set = 0;
 		if (!(rc = set_new(g, neg, r, n, &set)))
 			rc = seq_push(it, G_SET, set);
 class_out:
@@ -361,14 +361,14 @@ class_out:
 	}
 	if (c == '.') {
 		ps->p++;
-		uint32_t set;
+		uint32_t set = 0;
 		return (rc = set_new(g, true, NULL, 0, &set)) ? rc : seq_push(it, G_SET, set);
 	}
 	if (c == '(') {
 		ps->p++;
 		if (++ps->depth > 64)
 			return perr(ps, "groups nested deeper than 64");
-		uint32_t r;
+		uint32_t r = 0;
 		if ((rc = rule_new(g, NULL, 0, ps->line, &r)) || (rc = parse_alts(ps, r)))
 			return rc;
 		ps->depth--;
@@ -381,7 +381,7 @@ class_out:
 	size_t n = name_len(ps, ps->p);
 	if (!n)
 		return perr(ps, "expected a literal, a class, a name or '('");
-	uint32_t r;
+	uint32_t r = 0;
 	if ((rc = rule_find(g, ps->p, n, ps->line, &r)))
 		return rc;
 	ps->p += n;
@@ -391,7 +391,7 @@ class_out:
 /* Applies a repetition operator to it (turning it into one reference). */
 static int repeat(struct parser *ps, struct seq *it, char op)
 {
-	uint32_t x, r;
+	uint32_t x = 0, r = 0;
 	int rc;
 	if (it->n == 1) {
 		x = 0; /* use the element itself */
@@ -507,7 +507,7 @@ struct llm_grammar *llm_grammar_parse(const char *text, size_t len)
 			rc = perr(&ps, "expected 'name ::= ...'");
 			goto fail;
 		}
-		uint32_t r;
+		uint32_t r = 0;
 		if ((rc = rule_find(g, ps.p, n, ps.line, &r)))
 			goto fail;
 		if (g->rules[r].defined) {
@@ -707,7 +707,7 @@ int llm_gstate_advance(struct llm_gstate *s, const char *bytes, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)bytes;
 	while (n) {
-		uint32_t cp;
+		uint32_t cp = 0;
 		size_t k = utf8_next(p, n, &cp);
 		if (!k)
 			return tk_errf(TK_EINVAL, "grammar: text is not complete, valid UTF-8");
@@ -725,7 +725,7 @@ int llm_gstate_check(const struct llm_gstate *s, const char *bytes, size_t n,
 {
 	if (next)
 		*next = NULL;
-	uint32_t cp;
+	uint32_t cp = 0;
 	if (!n || !utf8_next((const unsigned char *)bytes, n, &cp))
 		return TK_EINVAL;
 	bool any = false;

@@ -108,7 +108,7 @@ static int object_rule(struct conv *c, const json_t *s, const char *path, int de
 	json_object_foreach((json_t *)props, k, v) {
 		char sub[512];
 		snprintf(sub, sizeof sub, "%s.%s", path, k);
-		int vr;
+		int vr = 0;
 		if ((rc = node(c, v, sub, depth + 1, &vr)))
 			return rc;
 		required[i] = false;
@@ -221,7 +221,7 @@ static int node(struct conv *c, const json_t *s, const char *path, int depth, in
 		const json_t *items = json_object_get(s, "items");
 		char sub[512];
 		snprintf(sub, sizeof sub, "%s[]", path);
-		int ir;
+		int ir = 0;
 		if (items) {
 			if ((rc = node(c, items, sub, depth + 1, &ir)))
 				return rc;
@@ -247,7 +247,7 @@ static int node(struct conv *c, const json_t *s, const char *path, int depth, in
 int llm_schema_to_grammar(const struct json_t *schema, struct tk_buf *out)
 {
 	struct conv c = { out, 1 };
-	int root;
+	int root = 0;
 	int rc = node(&c, (const json_t *)schema, "$", 0, &root);
 	if (!rc)
 		rc = tk_buf_printf(out, "root ::= ws n%d ws\n", root);
