@@ -115,6 +115,10 @@ static const struct tk_cfg_setting settings[] = {
 	  "embedded: positions per context; 0: min(training context, 4096)" },
 	{ "llm.embedded_threads", TK_CFG_INT, "1", 1, 64, NULL, false,
 	  "embedded: threads of one call's matrix products" },
+	{ "llm.adapter_dir", TK_CFG_STRING, "", NOLIM, NULL, false,
+	  "embedded: directory of <adapter>.gguf LoRA files; empty: no adapters" },
+	{ "llm.adapter_budget_bytes", TK_CFG_INT, "0", 0, 1099511627776.0, NULL, false,
+	  "embedded: resident adapter bytes before LRU eviction; 0: unlimited" },
 };
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])

@@ -132,6 +132,8 @@ void llm_options_from_config(const struct tk_config *c, struct llm_options *o)
 	o->embedded_contexts = (int32_t)tk_config_int(c, "llm.embedded_contexts");
 	o->embedded_n_ctx = (int32_t)tk_config_int(c, "llm.embedded_ctx");
 	o->embedded_threads = (int32_t)tk_config_int(c, "llm.embedded_threads");
+	o->adapter_dir = nonempty(tk_config_str(c, "llm.adapter_dir"));
+	o->adapter_budget_bytes = (uint64_t)tk_config_int(c, "llm.adapter_budget_bytes");
 }
 
 /* ---- metrics ---- */
@@ -189,6 +191,7 @@ static void free_opt_strings(struct llm_options *o)
 	free((char *)o->model);
 	free((char *)o->script);
 	free((char *)o->keep_alive);
+	free((char *)o->adapter_dir);
 }
 
 static int check_options(const struct llm_options *o)
@@ -239,6 +242,7 @@ struct llm_backend *llm_backend_new(const struct llm_options *o)
 	b->opt.script = dup_opt(o->script, &rc);
 	b->opt.adapter_models = NULL;
 	b->opt.keep_alive = dup_opt(o->keep_alive, &rc);
+	b->opt.adapter_dir = dup_opt(o->adapter_dir, &rc);
 	pthread_mutex_init(&b->breaker.mu, NULL);
 	if (rc) {
 		tk_errf(TK_ENOMEM, "llm: out of memory");

@@ -81,7 +81,8 @@ struct llm_sampling {
 struct llm_params {
 	const char *model;       /* NULL: the configured llm.model */
 	const char *adapter;     /* NULL: none; mapped to a model name by
-				  * llm.adapter_models for remote backends */
+				  * llm.adapter_models for remote backends;
+				  * embedded: a file in llm.adapter_dir */
 	const char *agent;       /* who asks (metrics label is not this; the
 				  * scripted backend matches on it); NULL ok */
 	int32_t turn;            /* scripted: the turn to replay; < 0: the
@@ -175,6 +176,10 @@ struct llm_options {
 	int32_t embedded_n_ctx;      /* embedded: positions per context; 0:
 				      * min(training context, 4096) */
 	int32_t embedded_threads;    /* embedded: threads per call; default 1 */
+	const char *adapter_dir;     /* embedded: directory of <adapter>.gguf
+				      * LoRA files; NULL: no adapters */
+	uint64_t adapter_budget_bytes; /* embedded: resident adapter bytes; 0:
+				      * unlimited */
 	struct tk_registry *metrics; /* NULL: the default registry */
 };
 

@@ -21,7 +21,10 @@
  * kept only when its text may come next; rejected ones are redrawn, and
  * after GRAMMAR_LAZY_TRIES the whole vocabulary is masked at once.
  *
- * Not yet: adapters (TK_EUNSUPPORTED).
+ * Adapters: with llm.adapter_dir, params.adapter names DIR/<name>.gguf in
+ * an engine adapter cache (engine/adapter_cache.h: loaded on first use,
+ * LRU under llm.adapter_budget_bytes); the context applies it for the
+ * call. A context's cached prefix only counts for the same adapter.
  *
  * Locking: mu guards every slot's busy flag; a busy slot's context and
  * history belong to the thread that took it.
@@ -30,6 +33,7 @@
 
 #include "core/err.h"
 #include "core/time.h"
+#include "engine/adapter_cache.h"
 #include "engine/chat.h"
 #include "engine/context.h"
 #include "engine/generate.h"
@@ -53,6 +57,8 @@ struct slot {
 	struct engine_ctx *ctx; /* NULL until first used */
 	int32_t *hist;          /* tokens in the KV cache: hist[0..n_hist) */
 	int32_t n_hist;
+	char adapter[ENGINE_ADAPTER_NAME_MAX + 1]; /* the adapter hist was
+						    * computed with; "" none */
 	bool busy;              /* guarded by embedded.mu */
 };
 
@@ -66,6 +72,7 @@ struct embedded {
 	struct slot *slots;
 	int32_t n_slots;
 	struct tk_series *reused; /* tanuki_llm_prompt_cache_tokens_total */
+	struct engine_adapter_cache *adapters; /* NULL without llm.adapter_dir */
 };
 
 static int embedded_init(struct llm_backend *b)
@@ -106,6 +113,22 @@ static int embedded_init(struct llm_backend *b)
 		gname = slash ? slash + 1 : path;
 	}
 	snprintf(e->name, sizeof e->name, "%s", gname);
+	if (b->opt.adapter_dir) {
+		struct engine_adapter_cache_opts ao;
+		engine_adapter_cache_opts_default(&ao);
+		ao.dir = b->opt.adapter_dir;
+		ao.budget_bytes = b->opt.adapter_budget_bytes;
+		ao.metrics = b->opt.metrics;
+		if (!(e->adapters = engine_adapter_cache_new(e->m, &ao))) {
+			int rc = tk_err_wrap(tk_err_last() ? tk_err_last() : TK_EIO,
+					     "embedded: llm.adapter_dir");
+			tk_tokenizer_free(e->tok);
+			engine_model_free(e->m);
+			free(e->slots);
+			free(e);
+			return rc;
+		}
+	}
 	pthread_mutex_init(&e->mu, NULL);
 	pthread_cond_init(&e->cv, NULL);
 	e->reused = tk_metric_series(
@@ -127,6 +150,7 @@ static void embedded_fini(struct llm_backend *b)
 		free(e->slots[i].hist);
 	}
 	free(e->slots);
+	engine_adapter_cache_free(e->adapters);
 	tk_tokenizer_free(e->tok);
 	engine_model_free(e->m);
 	pthread_cond_destroy(&e->cv);
@@ -135,8 +159,11 @@ static void embedded_fini(struct llm_backend *b)
 	b->impl = NULL;
 }
 
-static int32_t common_prefix(const struct slot *s, const int32_t *ids, int32_t n)
+static int32_t common_prefix(const struct slot *s, const char *adapter, const int32_t *ids,
+			     int32_t n)
 {
+	if (strcmp(s->adapter, adapter))
+		return 0; /* keys and values were computed with other weights */
 	int32_t k = 0;
 	while (k < s->n_hist && k < n && s->hist[k] == ids[k])
 		k++;
@@ -145,8 +172,8 @@ static int32_t common_prefix(const struct slot *s, const int32_t *ids, int32_t n
 
 /* Takes the free slot sharing the longest prefix with ids (a made one
  * before an unmade one), waiting while all are busy. */
-static int slot_take(struct embedded *e, const int32_t *ids, int32_t n, const atomic_bool *cancel,
-		     struct slot **out)
+static int slot_take(struct embedded *e, const char *adapter, const int32_t *ids, int32_t n,
+		     const atomic_bool *cancel, struct slot **out)
 {
 	pthread_mutex_lock(&e->mu);
 	for (;;) {
@@ -156,7 +183,7 @@ static int slot_take(struct embedded *e, const int32_t *ids, int32_t n, const at
 			struct slot *s = &e->slots[i];
 			if (s->busy)
 				continue;
-			int32_t k = s->ctx ? common_prefix(s, ids, n) : -1;
+			int32_t k = s->ctx ? common_prefix(s, adapter, ids, n) : -1;
 			if (!best || k > best_k || (k == best_k && s->ctx && !best->ctx)) {
 				best = s;
 				best_k = k;
@@ -439,9 +466,10 @@ static int embedded_chat(struct llm_backend *b, const struct llm_message *msgs, 
 			 const atomic_bool *cancel, struct llm_result *out)
 {
 	struct embedded *e = b->impl;
-	if (p->adapter)
-		return tk_errf(TK_EUNSUPPORTED, "embedded: adapters are not wired to this backend "
-			       "yet");
+	const char *adapter = p->adapter && *p->adapter ? p->adapter : "";
+	if (*adapter && !e->adapters)
+		return tk_errf(TK_EINVAL, "embedded: adapter '%s' asked for, but llm.adapter_dir "
+			       "is not set", adapter);
 	if (p->model && *p->model && strcmp(p->model, e->name) && strcmp(p->model, b->opt.model))
 		return tk_errf(TK_ENOENT, "embedded: model '%s' is not loaded (this backend serves "
 			       "'%s')", p->model, e->name);
@@ -456,7 +484,7 @@ static int embedded_chat(struct llm_backend *b, const struct llm_message *msgs, 
 	}
 	int64_t q0 = tk_time_mono_ns();
 	struct slot *s = NULL;
-	if ((rc = slot_take(e, ids, n_ids, cancel, &s))) {
+	if ((rc = slot_take(e, adapter, ids, n_ids, cancel, &s))) {
 		free(ids);
 		llm_grammar_free(gram);
 		return rc;
@@ -465,15 +493,30 @@ static int embedded_chat(struct llm_backend *b, const struct llm_message *msgs, 
 	struct llm_acc acc;
 	llm_acc_init(&acc, b, cb, ud);
 	struct engine_gen_result res = { 0 };
+	const struct engine_lora *lora = NULL;
 	if (llm_cancelled(cancel)) {
 		rc = tk_errf(TK_ECANCELED, "embedded: cancelled");
 		goto out;
 	}
 	if ((rc = slot_ready(b, e, s)))
 		goto out;
+	if (*adapter) {
+		if ((rc = engine_adapter_cache_acquire(e->adapters, adapter, &lora))) {
+			rc = tk_err_wrap(rc, "embedded: adapter '%s'", adapter);
+			goto out;
+		}
+		struct engine_lora_use use = { lora, 1.0f };
+		rc = engine_ctx_set_adapters(s->ctx, &use, 1);
+	} else {
+		rc = engine_ctx_set_adapters(s->ctx, NULL, 0);
+	}
+	if (rc) {
+		rc = tk_err_wrap(rc, "embedded: adapter");
+		goto out;
+	}
 	/* Reuse the cached prefix; at least one token is evaluated so the
 	 * sampler has fresh logits. */
-	int32_t k = common_prefix(s, ids, n_ids);
+	int32_t k = common_prefix(s, adapter, ids, n_ids);
 	if (k >= n_ids)
 		k = n_ids - 1;
 	if (k > engine_ctx_n_past(s->ctx))
@@ -481,6 +524,7 @@ static int embedded_chat(struct llm_backend *b, const struct llm_message *msgs, 
 	if ((rc = engine_ctx_rewind(s->ctx, k)))
 		goto out;
 	s->n_hist = k;
+	snprintf(s->adapter, sizeof s->adapter, "%s", adapter);
 	tk_counter_add(e->reused, (double)k);
 
 	struct engine_gen_params gp;
@@ -548,6 +592,11 @@ out:
 		/* The cache may hold anything now: forget it. */
 		(void)engine_ctx_rewind(s->ctx, 0);
 		s->n_hist = 0;
+	}
+	if (lora) {
+		/* The context must not point at an adapter we no longer hold. */
+		(void)engine_ctx_set_adapters(s->ctx, NULL, 0);
+		engine_adapter_cache_release(e->adapters, lora);
 	}
 	engine_gen_result_free(&res);
 	llm_acc_free(&acc);

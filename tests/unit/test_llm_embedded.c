@@ -11,6 +11,7 @@
 #include "engine/chat.h"
 #include "engine/context.h"
 #include "engine/generate.h"
+#include "engine/lora.h"
 #include "engine/gguf.h"
 #include "engine/model.h"
 #include "engine/tokenizer.h"
@@ -52,7 +53,7 @@ static void greedy(struct llm_params *p)
 }
 
 /* The reference: the engine's own loop on the same rendered prompt. */
-static char *reference_text(void)
+static char *reference_text_with(const char *adapter_path)
 {
 	struct engine_model *m = engine_model_load(MODEL);
 	assert_non_null(m);
@@ -74,6 +75,13 @@ static char *reference_text(void)
 	cp.n_ctx = 256;
 	struct engine_ctx *ctx = engine_ctx_new(m, &cp);
 	assert_non_null(ctx);
+	struct engine_lora *lora = NULL;
+	if (adapter_path) {
+		lora = engine_lora_load(adapter_path, m);
+		assert_non_null(lora);
+		struct engine_lora_use use = { lora, 1.0f };
+		assert_int_equal(engine_ctx_set_adapters(ctx, &use, 1), 0);
+	}
 	struct engine_gen_params gp;
 	memset(&gp, 0, sizeof gp);
 	engine_sampler_params_default(&gp.sampling);
@@ -84,11 +92,17 @@ static char *reference_text(void)
 	char *out = strdup(r.text);
 	engine_gen_result_free(&r);
 	engine_ctx_free(ctx);
+	engine_lora_free(lora);
 	free(ids);
 	tk_buf_free(&text);
 	tk_tokenizer_free(tok);
 	engine_model_free(m);
 	return out;
+}
+
+static char *reference_text(void)
+{
+	return reference_text_with(NULL);
 }
 
 static double reused_tokens(void)
@@ -182,8 +196,8 @@ static void test_errors(void **state)
 	struct llm_params p;
 	greedy(&p);
 	struct llm_result r;
-	p.adapter = "fixer";
-	assert_int_equal(llm_chat(b, convo, 2, &p, NULL, NULL, NULL, &r), TK_EUNSUPPORTED);
+	p.adapter = "fixer"; /* no llm.adapter_dir */
+	assert_int_equal(llm_chat(b, convo, 2, &p, NULL, NULL, NULL, &r), TK_EINVAL);
 	greedy(&p);
 	p.model = "another.gguf";
 	assert_int_equal(llm_chat(b, convo, 2, &p, NULL, NULL, NULL, &r), TK_ENOENT);
@@ -270,6 +284,42 @@ static void test_json_schema_constrains(void **state)
 	llm_backend_free(b);
 }
 
+/* An adapter from llm.adapter_dir changes the reply exactly as applying it
+ * to a context by hand does; the next call without it is not served from
+ * the adapter's cached keys and values. */
+static void test_adapter(void **state)
+{
+	(void)state;
+	char *plain = reference_text();
+	char *coder = reference_text_with(TK_FIXTURES "/models/tiny-llama-lora-coder.gguf");
+	assert_string_not_equal(plain, coder); /* else this test would prove nothing */
+	struct llm_options o;
+	llm_options_default(&o);
+	o.backend = "embedded";
+	o.model = MODEL;
+	o.embedded_n_ctx = 256;
+	o.adapter_dir = TK_FIXTURES "/models";
+	o.metrics = reg;
+	struct llm_backend *b = llm_backend_new(&o);
+	assert_non_null(b);
+	struct llm_params p;
+	greedy(&p);
+	p.adapter = "tiny-llama-lora-coder";
+	struct llm_result r;
+	assert_int_equal(llm_chat(b, convo, 2, &p, NULL, NULL, NULL, &r), 0);
+	assert_string_equal(r.text, coder);
+	llm_result_free(&r);
+	greedy(&p);
+	assert_int_equal(llm_chat(b, convo, 2, &p, NULL, NULL, NULL, &r), 0);
+	assert_string_equal(r.text, plain);
+	llm_result_free(&r);
+	p.adapter = "no-such-adapter";
+	assert_int_equal(llm_chat(b, convo, 2, &p, NULL, NULL, NULL, &r), TK_ENOENT);
+	llm_backend_free(b);
+	free(plain);
+	free(coder);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -291,6 +341,7 @@ int main(void)
 		cmocka_unit_test(test_threads_share_the_pool),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_json_schema_constrains),
+		cmocka_unit_test(test_adapter),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
