@@ -46,4 +46,13 @@ grep -q "unsupported.*use json_schema" "$T/err" || fail "grammar: $(cat "$T/err"
 expect_eq "health probes" "$(jq -r 'select(.body == null) | .path' "$LOG" | tr '\n' ' ')" "/ /api/tags "
 expect_eq models "$("$B" llm models "${O[@]}" | tr '\n' ' ')" "tiny:latest coder:7b "
 if "$B" llm health --backend ollama --url http://127.0.0.1:1 2>/dev/null; then fail "dead server healthy"; fi
+# switching backend is a configuration change only: one file, then the env
+cat >"$T/tanuki.json" <<JSON
+{"llm": {"backend": "openai", "url": "http://127.0.0.1:$P/v1", "model": "echo", "backoff_ms": 5}}
+JSON
+expect_eq "openai from the file" "$("$B" llm chat --config "$T/tanuki.json" -m "via file" 2>/dev/null)" "via file"
+expect_eq "ollama from the env" "$(TANUKI_LLM_BACKEND=ollama TANUKI_LLM_URL="http://127.0.0.1:$P" \
+  "$B" llm chat --config "$T/tanuki.json" -m "via env" 2>/dev/null)" "via env"
+expect_eq "paths used" "$(jq -r 'select(.body.messages[0].content | . == "via file" or . == "via env") | .path' "$LOG" | tr '\n' ' ')" \
+  "/v1/chat/completions /api/chat "
 echo "llm_ollama: ok"
