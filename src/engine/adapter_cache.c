@@ -32,6 +32,7 @@ struct entry {
 	uint64_t file_bytes, load_bytes;
 	struct engine_lora *lora; /* NULL: not resident */
 	bool pinned;
+	bool loading; /* a thread is loading it with the mutex released */
 	int32_t refs;
 	uint64_t last_used;
 	uint64_t hits, loads;
@@ -39,6 +40,7 @@ struct entry {
 
 struct engine_adapter_cache {
 	pthread_mutex_t mu;
+	pthread_cond_t loaded; /* broadcast when a load finishes (either way) */
 	const struct engine_model *m;
 	struct engine_adapter_cache_opts o;
 	char *dir;
@@ -46,6 +48,7 @@ struct engine_adapter_cache {
 	size_t n;
 	uint64_t clock;
 	uint64_t resident_bytes;
+	uint64_t reserved; /* bytes of loads in progress, counted against the budget */
 	size_t resident;
 	uint64_t loads, evictions, hits, misses;
 	struct tk_series *h_load, *h_unload, *c_loads, *c_evict, *c_hits, *c_miss;
@@ -227,8 +230,12 @@ static void entry_drop(struct engine_adapter_cache *c, struct entry *e, const ch
 		"adapter %s", strcmp(reason, "evicted") == 0 ? "evicted" : "unloaded");
 }
 
-/* Loads e (mutex held), evicting LRU unpinned unreferenced adapters first
- * when the budget needs it. reason goes to the log line. */
+/* Loads e (mutex held on entry and on return), evicting LRU unpinned
+ * unreferenced adapters first when the budget needs it. The file is read
+ * with the mutex released: its bytes are reserved against the budget and the
+ * entry is marked loading, so other threads wait for it (wait_loaded) instead
+ * of loading it twice, and hits on other adapters proceed meanwhile. reason
+ * goes to the log line. */
 static int entry_load(struct engine_adapter_cache *c, struct entry *e, const char *reason)
 {
 	const uint64_t budget = c->o.budget_bytes;
@@ -237,19 +244,19 @@ static int entry_load(struct engine_adapter_cache *c, struct entry *e, const cha
 		return tk_errf(TK_ELIMIT, "adapters: %s needs %llu bytes, more than the whole budget "
 			       "of %llu bytes", e->name, (unsigned long long)need,
 			       (unsigned long long)budget);
-	if (budget && c->resident_bytes + need > budget) {
+	if (budget && c->resident_bytes + c->reserved + need > budget) {
 		/* can enough be evicted? */
 		uint64_t freeable = 0;
 		for (size_t i = 0; i < c->n; i++)
 			if (c->e[i].lora && !c->e[i].pinned && c->e[i].refs == 0)
 				freeable += engine_lora_bytes(c->e[i].lora);
-		if (c->resident_bytes - freeable + need > budget)
+		if (c->resident_bytes + c->reserved - freeable + need > budget)
 			return tk_errf(TK_EBUSY, "adapters: no room for %s (%llu bytes): %llu of the "
-				       "%llu-byte budget are held by pinned or in-use adapters",
-				       e->name, (unsigned long long)need,
-				       (unsigned long long)(c->resident_bytes - freeable),
+				       "%llu-byte budget are held by pinned, in-use or loading "
+				       "adapters", e->name, (unsigned long long)need,
+				       (unsigned long long)(c->resident_bytes + c->reserved - freeable),
 				       (unsigned long long)budget);
-		while (c->resident_bytes + need > budget) {
+		while (c->resident_bytes + c->reserved + need > budget) {
 			struct entry *lru = NULL;
 			for (size_t i = 0; i < c->n; i++) {
 				struct entry *x = &c->e[i];
@@ -262,8 +269,15 @@ static int entry_load(struct engine_adapter_cache *c, struct entry *e, const cha
 			entry_drop(c, lru, "evicted");
 		}
 	}
+	c->reserved += need;
+	e->loading = true;
+	pthread_mutex_unlock(&c->mu);
 	const double t0 = now_s();
 	struct engine_lora *a = engine_lora_load(e->path, c->m);
+	pthread_mutex_lock(&c->mu);
+	c->reserved -= need;
+	e->loading = false;
+	pthread_cond_broadcast(&c->loaded);
 	if (!a) {
 		int rc = tk_err_last() < 0 ? tk_err_last() : TK_EIO;
 		tk_logf(TK_LOG_WARNING, "adapters",
@@ -290,6 +304,13 @@ static int entry_load(struct engine_adapter_cache *c, struct entry *e, const cha
 	return 0;
 }
 
+/* Waits (mutex held) until no thread is loading e. */
+static void wait_loaded(struct engine_adapter_cache *c, const struct entry *e)
+{
+	while (e->loading)
+		pthread_cond_wait(&c->loaded, &c->mu);
+}
+
 static struct entry *entry_find(struct engine_adapter_cache *c, const char *name)
 {
 	struct entry key;
@@ -314,6 +335,7 @@ void engine_adapter_cache_free(struct engine_adapter_cache *c)
 	}
 	free(c->e);
 	free(c->dir);
+	pthread_cond_destroy(&c->loaded);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
 }
@@ -331,6 +353,7 @@ struct engine_adapter_cache *engine_adapter_cache_new(const struct engine_model 
 		return NULL;
 	}
 	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->loaded, NULL);
 	c->m = m;
 	c->o = *o;
 	DIR *d = NULL;
@@ -405,11 +428,14 @@ struct engine_adapter_cache *engine_adapter_cache_new(const struct engine_model 
 				(unsigned long long)o->budget_bytes);
 			goto fail;
 		}
-		for (size_t i = 0; i < c->n; i++)
-			if (entry_load(c, &c->e[i], "preload") < 0) {
-				tk_err_wrap(tk_err_last(), "adapters: preload of %s", c->e[i].name);
-				goto fail;
-			}
+		int rc = 0;
+		pthread_mutex_lock(&c->mu); /* entry_load's contract; nobody else yet */
+		for (size_t i = 0; i < c->n && rc == 0; i++)
+			if ((rc = entry_load(c, &c->e[i], "preload")) < 0)
+				tk_err_wrap(rc, "adapters: preload of %s", c->e[i].name);
+		pthread_mutex_unlock(&c->mu);
+		if (rc < 0)
+			goto fail;
 	}
 	return c;
 fail:
@@ -430,6 +456,7 @@ int engine_adapter_cache_acquire(struct engine_adapter_cache *c, const char *nam
 			     c->dir);
 		goto out;
 	}
+	wait_loaded(c, e);
 	if (e->lora) {
 		e->hits++;
 		c->hits++;
@@ -475,6 +502,8 @@ int engine_adapter_cache_unload(struct engine_adapter_cache *c, const char *name
 	int rc = 0;
 	pthread_mutex_lock(&c->mu);
 	struct entry *e = entry_find(c, name);
+	if (e)
+		wait_loaded(c, e);
 	if (!e)
 		rc = tk_errf(TK_ENOENT, "adapters: no adapter named '%s'", name ? name : "");
 	else if (!e->lora)
@@ -497,6 +526,7 @@ int engine_adapter_cache_pin(struct engine_adapter_cache *c, const char *name, b
 	} else if (!pin) {
 		e->pinned = false;
 	} else {
+		wait_loaded(c, e);
 		if (!e->lora) {
 			c->misses++;
 			tk_counter_inc(c->c_miss);

@@ -31,9 +31,12 @@
  * load, unload and eviction: name, bytes, duration and reason.
  *
  * Thread safety: every function may be called from any thread at once; one
- * mutex guards the state. Loads run under that mutex (simple and safe; a hit
- * waits for a concurrent load to finish). The model is borrowed and must
- * outlive the cache; free the cache after every acquired adapter is released.
+ * mutex guards the state. A load reads its file with the mutex released (its
+ * bytes reserved against the budget, the entry marked loading): hits on other
+ * adapters go on meanwhile, and a second request for the adapter being loaded
+ * waits for that load instead of starting another. The model is borrowed and
+ * must outlive the cache; free the cache after every acquired adapter is
+ * released and no call is in progress.
  */
 #ifndef TK_ENGINE_ADAPTER_CACHE_H
 #define TK_ENGINE_ADAPTER_CACHE_H
