@@ -636,8 +636,8 @@ struct llm_gstate *llm_gstate_new(const struct llm_grammar *g)
 	st->g = g;
 	const struct grule *root = &g->rules[g->root];
 	for (size_t a = 0; a < root->n_alts; a++) {
-		uint32_t f = root->alts[a];
-		if (expand(st, &f, 1, 0)) {
+		const uint32_t f[1] = { root->alts[a] };
+		if (expand(st, f, 1, 0)) {
 			llm_gstate_free(st);
 			return NULL;
 		}

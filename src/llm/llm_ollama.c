@@ -223,6 +223,7 @@ out:
 
 static int get_tags(struct llm_backend *b, json_t **out)
 {
+	*out = NULL;
 	struct tk_buf url = TK_BUF_INIT(8192);
 	int rc = llm_url_join(&url, base_url(b), "/api/tags");
 	if (!rc)
@@ -256,7 +257,7 @@ static int ollama_health(struct llm_backend *b)
 	tk_buf_free(&url);
 	if (rc)
 		return rc;
-	json_t *j;
+	json_t *j = NULL;
 	rc = get_tags(b, &j);
 	json_decref(j);
 	return rc;
@@ -264,15 +265,17 @@ static int ollama_health(struct llm_backend *b)
 
 static int ollama_list_models(struct llm_backend *b, char ***names, size_t *n)
 {
-	json_t *j;
+	json_t *j = NULL;
 	int rc = get_tags(b, &j);
 	if (rc)
 		return rc;
 	json_t *models = json_object_get(j, "models");
 	size_t cnt = json_array_size(models), k = 0;
 	char **v = calloc(cnt ? cnt : 1, sizeof *v);
-	if (!v)
-		rc = tk_errf(TK_ENOMEM, "ollama: out of memory");
+	if (!v) {
+		json_decref(j);
+		return tk_errf(TK_ENOMEM, "ollama: out of memory");
+	}
 	for (size_t i = 0; !rc && i < cnt; i++) {
 		const char *name = tk_json_get_str(json_array_get(models, i), "name", NULL);
 		if (!name)

@@ -288,6 +288,7 @@ out:
 
 static int get_models(struct llm_backend *b, json_t **out)
 {
+	*out = NULL;
 	struct tk_buf url = TK_BUF_INIT(8192);
 	int rc = llm_url_join(&url, base_url(b), "/models");
 	if (!rc)
@@ -298,7 +299,7 @@ static int get_models(struct llm_backend *b, json_t **out)
 
 static int openai_health(struct llm_backend *b)
 {
-	json_t *j;
+	json_t *j = NULL;
 	int rc = get_models(b, &j);
 	json_decref(j);
 	return rc;
@@ -306,7 +307,7 @@ static int openai_health(struct llm_backend *b)
 
 static int openai_list_models(struct llm_backend *b, char ***names, size_t *n)
 {
-	json_t *j;
+	json_t *j = NULL;
 	int rc = get_models(b, &j);
 	if (rc)
 		return rc;
@@ -318,8 +319,10 @@ static int openai_list_models(struct llm_backend *b, char ***names, size_t *n)
 	size_t cnt = json_array_size(data);
 	char **v = calloc(cnt ? cnt : 1, sizeof *v);
 	size_t k = 0;
-	if (!v)
-		rc = tk_errf(TK_ENOMEM, "openai: out of memory");
+	if (!v) {
+		json_decref(j);
+		return tk_errf(TK_ENOMEM, "openai: out of memory");
+	}
 	for (size_t i = 0; !rc && i < cnt; i++) {
 		const char *id = tk_json_get_str(json_array_get(data, i), "id", NULL);
 		if (!id)

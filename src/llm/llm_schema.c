@@ -101,7 +101,7 @@ static int object_rule(struct conv *c, const json_t *s, const char *path, int de
 	if (n > 256)
 		return tk_errf(TK_ELIMIT, "schema: %s: more than 256 properties", path);
 	/* kv rules: n<me>k<i> ::= "\"name\"" ws ":" ws <value> ws */
-	bool required[256];
+	bool required[256] = { false };
 	size_t i = 0;
 	const char *k;
 	json_t *v;
