@@ -3,6 +3,7 @@
  * backend comes from the configuration; --backend/--url/--model/--script
  * are shorthands for --set llm.*=... . */
 #include "cli/cli.h"
+#include "cli/cli_llm.h"
 
 #include "core/buf.h"
 #include "core/config.h"
@@ -11,7 +12,6 @@
 #include "llm/llm.h"
 #include "obs/metrics.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -38,14 +38,9 @@ static const char usage[] =
 	"--script set llm.backend, llm.url, llm.model and llm.script.\n"
 	"--metrics-out writes the Prometheus exposition after the call.\n";
 
-#define MAX_SETS 64
-
 struct llm_cli {
 	const char *config_path;
-	char *sets[MAX_SETS];
-	int n_sets;
-	char *owned[MAX_SETS]; /* the sets we built from shorthand flags */
-	int n_owned;
+	struct cli_llm_sets sets; /* --set flags and the shorthands' settings */
 	const char *message, *system, *agent, *adapter, *schema_path, *grammar_path, *metrics_out;
 	long turn, max_tokens, top_k;
 	double temperature, top_p;
@@ -61,24 +56,6 @@ static void on_sigint(int sig)
 {
 	(void)sig;
 	atomic_store(&g_cancel, true);
-}
-
-static int add_set(const char *cmd, struct llm_cli *o, const char *key, const char *value)
-{
-	if (o->n_sets >= MAX_SETS)
-		return cli_usage_error(cmd, "too many --set flags (at most %d)", MAX_SETS);
-	if (!key) {
-		o->sets[o->n_sets++] = (char *)value;
-		return 0;
-	}
-	size_t n = strlen(key) + strlen(value) + 2;
-	char *s = malloc(n);
-	if (!s)
-		return cli_fail(cmd, "out of memory");
-	snprintf(s, n, "%s=%s", key, value);
-	o->owned[o->n_owned++] = s;
-	o->sets[o->n_sets++] = s;
-	return 0;
 }
 
 static int parse(const char *cmd, int argc, char **argv, struct llm_cli *o)
@@ -152,11 +129,11 @@ static int parse(const char *cmd, int argc, char **argv, struct llm_cli *o)
 		case O_JSON: o->json = true; break;
 		case O_METRICS: o->metrics_out = optarg; break;
 		case O_CONFIG: o->config_path = optarg; break;
-		case O_SET: rc = add_set(cmd, o, NULL, optarg); break;
-		case O_BACKEND: rc = add_set(cmd, o, "llm.backend", optarg); break;
-		case O_URL: rc = add_set(cmd, o, "llm.url", optarg); break;
-		case O_MODEL: rc = add_set(cmd, o, "llm.model", optarg); break;
-		case O_SCRIPT: rc = add_set(cmd, o, "llm.script", optarg); break;
+		case O_SET: rc = cli_llm_sets_add(cmd, &o->sets, NULL, optarg); break;
+		case O_BACKEND: rc = cli_llm_sets_add(cmd, &o->sets, "llm.backend", optarg); break;
+		case O_URL: rc = cli_llm_sets_add(cmd, &o->sets, "llm.url", optarg); break;
+		case O_MODEL: rc = cli_llm_sets_add(cmd, &o->sets, "llm.model", optarg); break;
+		case O_SCRIPT: rc = cli_llm_sets_add(cmd, &o->sets, "llm.script", optarg); break;
 		default: return cli_usage_error(cmd, "unknown option");
 		}
 		if (rc)
@@ -165,30 +142,6 @@ static int parse(const char *cmd, int argc, char **argv, struct llm_cli *o)
 	if (optind < argc)
 		return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
 	return 0;
-}
-
-static char *slurp(const char *cmd, const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	struct tk_buf b = TK_BUF_INIT(1u << 20);
-	if (!f) {
-		tk_errf_sys(TK_ENOENT, errno, "%s", path);
-		cli_fail(cmd, "cannot read");
-		return NULL;
-	}
-	char chunk[8192];
-	size_t n;
-	int rc = 0;
-	while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		rc = tk_buf_append(&b, chunk, n);
-	fclose(f);
-	if (rc) {
-		tk_buf_free(&b);
-		tk_errf(TK_ELIMIT, "%s: larger than 1 MiB", path);
-		cli_fail(cmd, "cannot read");
-		return NULL;
-	}
-	return tk_buf_detach(&b, NULL);
 }
 
 static int print_piece(void *ud, const char *text, size_t len)
@@ -242,14 +195,11 @@ static int do_chat(const char *cmd, struct llm_backend *be, const struct llm_cli
 {
 	if (!o->message)
 		return cli_usage_error(cmd, "chat needs -m TEXT");
-	if (o->schema_path && o->grammar_path)
-		return cli_usage_error(cmd, "--json-schema and --grammar are exclusive");
 	char *schema = NULL, *grammar = NULL;
-	if (o->schema_path && !(schema = slurp(cmd, o->schema_path)))
-		return CLI_FAIL;
-	if (o->grammar_path && !(grammar = slurp(cmd, o->grammar_path))) {
+	int crc = cli_llm_read_constraint(cmd, o->schema_path, o->grammar_path, &schema, &grammar);
+	if (crc) {
 		free(schema);
-		return CLI_FAIL;
+		return crc;
 	}
 	struct llm_message msgs[2];
 	size_t n = 0;
@@ -322,7 +272,7 @@ int cli_cmd_llm(int argc, char **argv)
 	struct llm_backend *be = NULL;
 	if (ret)
 		goto out;
-	if ((ret = cli_config_load(cmd, o.config_path, o.sets, o.n_sets, &cfg)))
+	if ((ret = cli_config_load(cmd, o.config_path, o.sets.sets, o.sets.n_sets, &cfg)))
 		goto out;
 	if (!(be = llm_backend_from_config(cfg))) {
 		ret = cli_fail(cmd, "cannot set up the LLM backend");
@@ -349,7 +299,6 @@ int cli_cmd_llm(int argc, char **argv)
 out:
 	llm_backend_free(be);
 	tk_config_free(cfg);
-	for (int i = 0; i < o.n_owned; i++)
-		free(o.owned[i]);
+	cli_llm_sets_free(&o.sets);
 	return ret;
 }

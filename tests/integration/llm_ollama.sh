@@ -55,4 +55,17 @@ expect_eq "ollama from the env" "$(TANUKI_LLM_BACKEND=ollama TANUKI_LLM_URL="htt
   "$B" llm chat --config "$T/tanuki.json" -m "via env" 2>/dev/null)" "via env"
 expect_eq "paths used" "$(jq -r 'select(.body.messages[0].content | . == "via file" or . == "via env") | .path' "$LOG" | tr '\n' ' ')" \
   "/v1/chat/completions /api/chat "
+# tanuki generate on the ollama backend
+G=(--backend ollama --base-url "http://127.0.0.1:$P" --set llm.backoff_ms=5)
+expect_eq "generate streamed" "$("$B" generate "${G[@]}" --model ok -p "hi there" 2>/dev/null)" "Hello, world!"
+"$B" generate "${G[@]}" --model echo -p "gen echo" -n 7 --top-k 5 --seed 3 --json >"$T/j"
+expect_eq "generate json" "$(jq -c '[.text, .backend]' "$T/j")" '["gen echo","ollama"]'
+req=$(jq -c 'select(.path == "/api/chat")' "$LOG" | tail -1)
+expect_eq "generate request" "$(jq -c '.body | [.model, .options.num_predict, .options.top_k, .options.seed, (.options | has("temperature")), .messages[0].content]' <<<"$req")" \
+  '["echo",7,5,3,false,"gen echo"]'
+fmt=$("$B" generate "${G[@]}" --model schema -p x --json-schema "$T/schema.json" --json | jq -r .text)
+expect_eq "generate format" "$(jq -c . <<<"$fmt")" '{"type":"object","properties":{"ok":{"type":"boolean"}}}'
+if "$B" generate "${G[@]}" --model ok -p x --grammar "$T/g.gbnf" 2>"$T/err"; then fail "generate grammar accepted"; fi
+grep -q "unsupported.*use json_schema" "$T/err" || fail "generate grammar: $(cat "$T/err")"
+if "$B" generate --backend ollama --model ok -p x 2>"$T/err"; then fail "ollama without --base-url"; fi
 echo "llm_ollama: ok"

@@ -96,4 +96,19 @@ grep -q '^tanuki_llm_request_duration_seconds_count{backend="openai",model="ok",
 chat --model bad-status --set log.level=debug >"$T/o" 2>"$T/err" || true
 if grep -rq "$KEY" "$T/o" "$T/err"; then fail "API key printed"; fi
 "$B" config show --set llm.api_key=$KEY | grep -q "$KEY" && fail "config show printed the key"
+# tanuki generate on the openai backend: flags become llm.* settings
+G=(--backend openai --base-url "http://127.0.0.1:$P/v1" --set llm.backoff_ms=5)
+expect_eq "generate streamed" "$("$B" generate "${G[@]}" --model ok -p "hi there" 2>/dev/null)" "Hello, world!"
+"$B" generate "${G[@]}" --model ok --chat "gen chat" -n 9 --temp 0.5 --seed 42 --stop END --json >"$T/j"
+expect_eq "generate json" "$(jq -c '[.text, .finish_reason, .usage.prompt_tokens, .usage.completion_tokens, .tokens, .backend]' "$T/j")" \
+  '["Hello, world!","stop",11,4,[],"openai"]'
+req=$(jq -c 'select(.path == "/v1/chat/completions")' "$LOG" | tail -1)
+expect_eq "generate request" "$(jq -c '.body | [.model, .max_tokens, .temperature, .seed, .stop, has("top_p"), has("top_k"), (.messages | map(.role + ":" + .content))]' <<<"$req")" \
+  '["ok",9,0.5,42,["END"],false,false,["user:gen chat"]]'
+rf=$("$B" generate "${G[@]}" --model schema -p x --json-schema "$T/schema.json" --json | jq -r .text)
+expect_eq "generate response_format" "$(jq -c '[.type, .json_schema.schema.required]' <<<"$rf")" '["json_schema",["a"]]'
+if "$B" generate --backend openai --model ok -p x 2>"$T/err"; then fail "openai without --base-url"; fi
+grep -q "needs --base-url" "$T/err" || fail "no base url: $(cat "$T/err")"
+if "$B" generate "${G[@]}" --model bad-status -p x >/dev/null 2>"$T/err"; then fail "generate 401 succeeded"; fi
+grep -q "generation failed (permission_denied)" "$T/err" || fail "generate 401: $(cat "$T/err")"
 echo "llm_openai: ok"
