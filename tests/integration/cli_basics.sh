@@ -9,7 +9,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 # --version and version agree and carry a semantic version and a commit.
 v1=$("$T" --version); v2=$("$T" version)
 [ "$v1" = "$v2" ] || fail "--version and version differ"
-echo "$v1" | grep -Eq '^tanuki [0-9]+\.[0-9]+\.[0-9]+ \(commit [0-9a-f]{7,}(-dirty)?|unknown' \
+grep -Eq '^tanuki [0-9]+\.[0-9]+\.[0-9]+ \(commit ([0-9a-f]{7,}(-dirty)?|unknown)' <<<"$v1" \
   || fail "version line: $v1"
 "$T" version --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["version"].count(".")==2 and d["commit"] and d["build_date"]'
 
@@ -18,7 +18,7 @@ cmds=$("$T" --help | awk '/^commands:/{f=1;next} f&&/^  [a-z]/{print $1} f&&/^$/
 [ -n "$cmds" ] || fail "no commands listed by --help"
 for c in $cmds; do
   out=$("$T" "$c" --help) || fail "$c --help exited $?"
-  echo "$out" | grep -qi 'usage' || fail "$c --help prints no usage"
+  grep -qi 'usage' <<<"$out" || fail "$c --help prints no usage"
   "$T" help "$c" >/dev/null || fail "help $c"
 done
 
@@ -44,9 +44,9 @@ assert d["server"]["workers"]==4, d["server"]["workers"]
 assert d["server"]["listen"]=="127.0.0.1:9999"
 assert d["server"]["queue_max"]==9
 assert d["server"]["admin_key"]=="********"'
-echo "$out" | grep -q "sk-hidden" && fail "secret printed"
-TANUKI_CONFIG="$tmp/t.json" "$T" config show | grep -q 9999 || fail "TANUKI_CONFIG not used"
-"$T" config check "$tmp/t.json" | grep -q ok || fail "config check ok"
+grep -q "sk-hidden" <<<"$out" && fail "secret printed"
+grep -q 9999 <<<"$(TANUKI_CONFIG="$tmp/t.json" "$T" config show)" || fail "TANUKI_CONFIG not used"
+grep -q ok <<<"$("$T" config check "$tmp/t.json")" || fail "config check ok"
 echo '{"server":{"workers":0}}' > "$tmp/bad.json"
 set +e
 "$T" config check "$tmp/bad.json" >/dev/null 2>"$tmp/err"; rc=$?

@@ -539,7 +539,7 @@ static void test_truncation(void **state)
 	/* Many big fields: the line stays under TK_LOG_LINE_MAX, the message
 	 * is kept, whole fields are left out and counted. */
 	struct tk_log_field fs[40];
-	char keys[40][8];
+	char keys[40][16];
 	for (int i = 0; i < 40; i++) {
 		snprintf(keys[i], sizeof keys[i], "f%d", i);
 		fs[i] = TK_LF_S(keys[i], ctl);
