@@ -477,6 +477,29 @@ void llm_models_free(char **names, size_t n)
 	free(names);
 }
 
+int llm_models_collect(const json_t *arr, const char *field, const char *who,
+		       char ***names, size_t *n)
+{
+	if (!json_is_array(arr))
+		return tk_errf(TK_EFORMAT, "%s: model list: no array", who);
+	size_t cnt = json_array_size(arr), k = 0;
+	char **v = calloc(cnt ? cnt : 1, sizeof *v);
+	if (!v)
+		return tk_errf(TK_ENOMEM, "%s: out of memory", who);
+	for (size_t i = 0; i < cnt; i++) {
+		const char *name = tk_json_get_str(json_array_get(arr, i), field, NULL);
+		if (!name)
+			continue;
+		if (!(v[k++] = strdup(name))) {
+			llm_models_free(v, k);
+			return tk_errf(TK_ENOMEM, "%s: out of memory", who);
+		}
+	}
+	*names = v;
+	*n = k;
+	return 0;
+}
+
 /* ---- health probe loop ---- */
 
 struct llm_probe {

@@ -66,6 +66,13 @@ bool llm_cancelled(const atomic_bool *cancel);
  * slash of the base. Appends to out. */
 int llm_url_join(struct tk_buf *out, const char *base, const char *path);
 
+/* The string member `field` of every object in arr (a model list answer),
+ * as malloc'd names for list_models (free with llm_models_free); objects
+ * without it are skipped. who prefixes errors. 0, TK_EFORMAT (arr is not an
+ * array) or TK_ENOMEM. */
+int llm_models_collect(const json_t *arr, const char *field, const char *who,
+		       char ***names, size_t *n);
+
 /* Reply text being streamed: appended (capped at the backend's
  * max_response_bytes) and handed to the caller's callback. */
 struct llm_acc {

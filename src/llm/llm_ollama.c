@@ -269,28 +269,17 @@ static int ollama_list_models(struct llm_backend *b, char ***names, size_t *n)
 	int rc = get_tags(b, &j);
 	if (rc)
 		return rc;
-	json_t *models = json_object_get(j, "models");
-	size_t cnt = json_array_size(models), k = 0;
-	char **v = calloc(cnt ? cnt : 1, sizeof *v);
-	if (!v) {
+	/* An answer without "models" is an empty list, as before. */
+	const json_t *models = json_object_get(j, "models");
+	if (!models) {
 		json_decref(j);
-		return tk_errf(TK_ENOMEM, "ollama: out of memory");
+		*names = calloc(1, sizeof **names);
+		*n = 0;
+		return *names ? 0 : tk_errf(TK_ENOMEM, "ollama: out of memory");
 	}
-	for (size_t i = 0; !rc && i < cnt; i++) {
-		const char *name = tk_json_get_str(json_array_get(models, i), "name", NULL);
-		if (!name)
-			continue;
-		if (!(v[k++] = strdup(name)))
-			rc = tk_errf(TK_ENOMEM, "ollama: out of memory");
-	}
+	rc = llm_models_collect(models, "name", "ollama: /api/tags", names, n);
 	json_decref(j);
-	if (rc) {
-		llm_models_free(v, k);
-		return rc;
-	}
-	*names = v;
-	*n = k;
-	return 0;
+	return rc;
 }
 
 const struct llm_backend_ops llm_ollama_ops = {

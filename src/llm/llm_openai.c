@@ -311,33 +311,9 @@ static int openai_list_models(struct llm_backend *b, char ***names, size_t *n)
 	int rc = get_models(b, &j);
 	if (rc)
 		return rc;
-	json_t *data = json_object_get(j, "data");
-	if (!json_is_array(data)) {
-		json_decref(j);
-		return tk_errf(TK_EFORMAT, "openai: /models: no data array");
-	}
-	size_t cnt = json_array_size(data);
-	char **v = calloc(cnt ? cnt : 1, sizeof *v);
-	size_t k = 0;
-	if (!v) {
-		json_decref(j);
-		return tk_errf(TK_ENOMEM, "openai: out of memory");
-	}
-	for (size_t i = 0; !rc && i < cnt; i++) {
-		const char *id = tk_json_get_str(json_array_get(data, i), "id", NULL);
-		if (!id)
-			continue;
-		if (!(v[k++] = strdup(id)))
-			rc = tk_errf(TK_ENOMEM, "openai: out of memory");
-	}
+	rc = llm_models_collect(json_object_get(j, "data"), "id", "openai: /models", names, n);
 	json_decref(j);
-	if (rc) {
-		llm_models_free(v, k);
-		return rc;
-	}
-	*names = v;
-	*n = k;
-	return 0;
+	return rc;
 }
 
 const struct llm_backend_ops llm_openai_ops = {
