@@ -269,15 +269,8 @@ static int ollama_list_models(struct llm_backend *b, char ***names, size_t *n)
 	int rc = get_tags(b, &j);
 	if (rc)
 		return rc;
-	/* An answer without "models" is an empty list, as before. */
-	const json_t *models = json_object_get(j, "models");
-	if (!models) {
-		json_decref(j);
-		*names = calloc(1, sizeof **names);
-		*n = 0;
-		return *names ? 0 : tk_errf(TK_ENOMEM, "ollama: out of memory");
-	}
-	rc = llm_models_collect(models, "name", "ollama: /api/tags", names, n);
+	/* get_tags has checked that "models" is an array. */
+	rc = llm_models_collect(json_object_get(j, "models"), "name", "ollama: /api/tags", names, n);
 	json_decref(j);
 	return rc;
 }
