@@ -4,15 +4,16 @@
 # 127.0.0.1:8080 (stop it with Ctrl-C; it drains and exits 0).
 #
 #   bash scripts/quickstart.sh            # as root on Debian 12 (or with sudo)
-#   TANUKI_LISTEN=127.0.0.1:9090 TANUKI_DATA=./data bash scripts/quickstart.sh
+#   TANUKI_SERVER_LISTEN=127.0.0.1:9090 TANUKI_SERVER_DATA_DIR=./data bash scripts/quickstart.sh
+# (those are the server.listen and server.data_dir settings, docs/configuration.md)
 #
 # A new admin key is printed once; keep it. Submit a task with it:
 #   curl -s -H "X-API-Key: $KEY" -d '{"task_description":"hello","wait":10}' \
 #        http://127.0.0.1:8080/run_task
 set -euo pipefail
 cd "$(dirname "$0")/.."
-listen="${TANUKI_LISTEN:-127.0.0.1:8080}"
-data="${TANUKI_DATA:-./tanuki-data}"
+listen="${TANUKI_SERVER_LISTEN:-127.0.0.1:8080}"
+data="${TANUKI_SERVER_DATA_DIR:-./tanuki-data}"
 
 bash scripts/install-deps.sh
 dir=$(bash scripts/build.sh release | tail -n 1)
