@@ -2,6 +2,7 @@
 #include "core/json.h"
 
 #include "core/err.h"
+#include "core/utf8.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -179,26 +180,8 @@ int tk_json_dump(const json_t *v, bool sort, struct tk_buf *out)
 /* Length of the valid UTF-8 sequence at p (1..4), or 0 if invalid. */
 static size_t utf8_valid_len(const unsigned char *p, size_t left)
 {
-	unsigned char c = p[0];
-	size_t n;
-	uint32_t cp;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) { n = 2; cp = c & 0x1f; }
-	else if (c >= 0xe0 && c <= 0xef) { n = 3; cp = c & 0x0f; }
-	else if (c >= 0xf0 && c <= 0xf4) { n = 4; cp = c & 0x07; }
-	else return 0;
-	if (left < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
+	int r = tk_utf8_check(p, left);
+	return r > 0 ? (size_t)r : 0;
 }
 
 int tk_json_quote(struct tk_buf *out, const char *s, size_t len)

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/utf8.h"
+
 enum tk_ucat {
 	TK_UCAT_UNASSIGNED = 0, /* Cn, and anything past U+10FFFF */
 	TK_UCAT_LETTER = 1,     /* L* */
@@ -63,14 +65,7 @@ uint32_t tk_utf8_decode(const char *s, size_t n, size_t *adv);
 /* Encodes cp (<= 0x10FFFF) into out; returns 1..4, or 0 for an invalid cp. */
 size_t tk_utf8_encode(uint32_t cp, char out[4]);
 
-/* Strict validation (RFC 3629: no overlongs, no surrogates, <= U+10FFFF).
- * Returns the length of the well-formed sequence at s[0..n): 1..4; 0 when
- * s[0..n) is a proper prefix of a well-formed sequence that needs more bytes
- * (only possible when the bytes so far are all acceptable); or -m when the
- * bytes at s are ill-formed: m >= 1 is the length of the maximal ill-formed
- * subpart, which the caller replaces with one U+FFFD before moving on (the
- * Unicode "maximal subpart" practice). n must be >= 1. */
-int tk_utf8_check(const unsigned char *s, size_t n);
+/* Strict checking of one sequence: tk_utf8_check() in core/utf8.h. */
 
 /* True when s[0..n) is entirely well-formed UTF-8. */
 bool tk_utf8_valid(const char *s, size_t n);

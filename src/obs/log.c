@@ -35,6 +35,7 @@
 #include "obs/log.h"
 
 #include "core/err.h"
+#include "core/utf8.h"
 #include "core/time.h"
 #include "obs/log_priv.h"
 
@@ -231,43 +232,12 @@ static size_t secret_match(const struct secret_set *set, const char *s, size_t a
  * when the sequence was only cut off by the end of the input. */
 static size_t utf8_check(const unsigned char *s, size_t avail, size_t *bad, bool *short_in)
 {
-	unsigned char c = s[0];
-	size_t need;
-	unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the 2nd byte */
-	*short_in = false;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF) {
-		need = 2;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		need = 3;
-		if (c == 0xE0)
-			lo = 0xA0; /* below: overlong */
-		else if (c == 0xED)
-			hi = 0x9F; /* above: UTF-16 surrogates */
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		need = 4;
-		if (c == 0xF0)
-			lo = 0x90; /* below: overlong */
-		else if (c == 0xF4)
-			hi = 0x8F; /* above: past U+10FFFF */
-	} else {
-		*bad = 1; /* continuation byte, C0/C1 (overlong) or F5..FF */
-		return 0;
-	}
-	for (size_t i = 1; i < need; i++) {
-		if (i >= avail) {
-			*bad = i;
-			*short_in = true;
-			return 0;
-		}
-		unsigned char min = i == 1 ? lo : 0x80, max = i == 1 ? hi : 0xBF;
-		if (s[i] < min || s[i] > max) {
-			*bad = i;
-			return 0;
-		}
-	}
-	return need;
+	int r = tk_utf8_check(s, avail);
+	*short_in = r == 0;
+	if (r > 0)
+		return (size_t)r;
+	*bad = r == 0 ? avail : (size_t)-r;
+	return 0;
 }
 
 /* A byte copied as is: printable ASCII other than '"' and '\\', and not

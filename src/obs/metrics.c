@@ -40,6 +40,7 @@
 #include "obs/metrics.h"
 
 #include "core/err.h"
+#include "core/utf8.h"
 #include "obs/log.h"
 
 #include <inttypes.h>
@@ -705,34 +706,8 @@ void tk_metric_set_max_series(struct tk_metric *m, size_t max_series)
 /* Length of the valid UTF-8 sequence at s[0..n), or 0 when it is not one. */
 static size_t utf8_seq(const unsigned char *s, size_t n)
 {
-	unsigned char c = s[0];
-	size_t len;
-	uint32_t cp;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF) {
-		len = 2;
-		cp = c & 0x1F;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		len = 3;
-		cp = c & 0x0F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		len = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3F);
-	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-		return 0; /* overlong, surrogate or out of range */
-	return len;
+	int r = tk_utf8_check(s, n);
+	return r > 0 ? (size_t)r : 0;
 }
 
 static bool utf8_valid(const char *v, size_t n)

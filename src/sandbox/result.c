@@ -5,6 +5,7 @@
 #include "sandbox/sandbox.h"
 
 #include "core/err.h"
+#include "core/utf8.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -32,34 +33,8 @@ const char *tk_sandbox_limit_name(enum tk_sandbox_limit l)
 /* Length of the valid UTF-8 sequence at p (n bytes left), 0 if invalid. */
 static size_t utf8_len(const unsigned char *p, size_t n)
 {
-	if (p[0] < 0x80)
-		return 1;
-	size_t len;
-	uint32_t cp;
-	if ((p[0] & 0xe0) == 0xc0) {
-		len = 2;
-		cp = p[0] & 0x1f;
-	} else if ((p[0] & 0xf0) == 0xe0) {
-		len = 3;
-		cp = p[0] & 0x0f;
-	} else if ((p[0] & 0xf8) == 0xf0) {
-		len = 4;
-		cp = p[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	/* overlong forms, surrogates, past U+10FFFF */
-	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return 0;
-	return len;
+	int r = tk_utf8_check(p, n);
+	return r > 0 ? (size_t)r : 0;
 }
 
 /* Program output is arbitrary bytes; JSON needs UTF-8: invalid bytes become
