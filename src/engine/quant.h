@@ -172,6 +172,17 @@ typedef void (*tk_from_float_fn)(const float *src, void *dst, int64_t n);
 /* *out = dot(x, y) over n elements: x a row of this type, y a row of this
  * type's vec_dot_type. */
 typedef void (*tk_vec_dot_fn)(int64_t n, float *out, const void *x, const void *y);
+/* A register-tiled block of dots for matrix-matrix products (prefill and
+ * batched decode): for r < nr and c < nc (1 <= nr, nc <= TK_TILE_MAX),
+ *     out[c * ldo + r] = dot(x row r, y row c)
+ * where x row r starts at (const char *)x + r * bx (a row of this type) and
+ * y row c at (const char *)y + c * by (a row of vec_dot_type), n elements
+ * each. Each weight block is loaded once for nc activation rows, which is
+ * what makes prefill compute-bound. Results equal vec_dot's up to float
+ * summation order. NULL: callers loop over vec_dot. */
+#define TK_TILE_MAX 4
+typedef void (*tk_vec_dot_tile_fn)(int64_t n, float *out, size_t ldo, const void *x, size_t bx,
+				   const void *y, size_t by, int nr, int nc);
 
 struct tk_type_traits {
 	const char *name;        /* ggml's name: "f32", "q4_0", "bf16", ... */
@@ -181,6 +192,7 @@ struct tk_type_traits {
 	tk_to_float_fn to_float;     /* NULL: not implemented in this build */
 	tk_from_float_fn from_float; /* NULL: not implemented in this build */
 	tk_vec_dot_fn vec_dot;       /* NULL: not usable as a weight type */
+	tk_vec_dot_tile_fn vec_dot_tile; /* NULL: no tiled kernel (see above) */
 	enum tk_type vec_dot_type;   /* encoding vec_dot expects for y */
 };
 
