@@ -119,6 +119,10 @@ static const struct tk_cfg_setting settings[] = {
 	  "embedded: directory of <adapter>.gguf LoRA files; empty: no adapters" },
 	{ "llm.adapter_budget_bytes", TK_CFG_INT, "0", 0, 1099511627776.0, NULL, false,
 	  "embedded: resident adapter bytes before LRU eviction; 0: unlimited" },
+	/* agents (src/agents/, docs/agents.md) */
+	{ "agents.team", TK_CFG_JSON, "null", NOLIM, NULL, false,
+	  "array of agent objects that override agents of the default team by name or add "
+	  "new ones (docs/agents.md)" },
 };
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
