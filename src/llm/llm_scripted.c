@@ -16,6 +16,18 @@
  * per-backend counter per agent name, starting at 0. The text streams as
  * its "chunks", else word by word; max_tokens counts chunks; stop strings
  * cut the text. Owns the parsed script and the counters (under mu).
+ *
+ * Replay: llm.script may instead be a `tanuki tasks export` file (JSONL, one
+ * event object {"seq", "type", "data", ...} a line; told apart by content:
+ * the first non-blank byte opens an object that has "type" and no
+ * "responses"). Every "agent_turn" event becomes a response of its agent
+ * ("agent"), in order: its reply text ("text", or "raw", "reply", "output"),
+ * as one chunk so that max_tokens never cuts a recorded reply, with its
+ * usage ("usage" {prompt_tokens, completion_tokens}, or those two fields at
+ * the top of data) and "finish_reason"; an event with "error" and no text
+ * replays as a failed call. In replay mode every call takes its agent's next
+ * recorded turn whatever params.turn says: the trajectory is replayed in the
+ * order it was recorded. Other event types are ignored.
  */
 #include "llm/llm_int.h"
 
@@ -32,6 +44,7 @@
 
 struct scripted {
 	json_t *responses; /* array, validated at load */
+	bool replay;       /* built from an events export: calls take turns in order */
 	pthread_mutex_t mu;
 	json_t *turns;     /* object agent -> next turn; guarded by mu */
 };
@@ -103,6 +116,164 @@ static int check_entry(const char *path, size_t i, json_t *e)
 	return 0;
 }
 
+/* ---- replay of an events export (JSONL) ---- */
+
+#define REPLAY_LINE_MAX (8u << 20) /* one event line */
+
+/* Whether text looks like an events export rather than a script: its first
+ * line is a JSON object with a "type" field and no "responses". */
+static bool looks_like_events(const char *text, size_t len)
+{
+	size_t i = 0;
+	while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n'))
+		i++;
+	if (i >= len || text[i] != '{')
+		return false;
+	const char *nl = memchr(text + i, '\n', len - i);
+	size_t end = nl ? (size_t)(nl - text) : len;
+	json_t *first = NULL;
+	bool yes = false;
+	if (tk_json_parse(text + i, end - i, REPLAY_LINE_MAX, &first) == 0)
+		yes = json_is_object(first) && json_is_string(json_object_get(first, "type")) &&
+		      !json_object_get(first, "responses");
+	json_decref(first);
+	tk_err_clear();
+	return yes;
+}
+
+static const char *replay_text(const json_t *data)
+{
+	static const char *const keys[] = { "text", "raw", "reply", "output" };
+	for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+		const json_t *v = json_object_get(data, keys[k]);
+		if (json_is_string(v))
+			return json_string_value(v);
+	}
+	return NULL;
+}
+
+/* The response entry for one agent_turn event's data (new reference). */
+static int replay_entry(const char *path, size_t line, const json_t *data, json_int_t turn,
+			json_t **out)
+{
+	const char *agent = tk_json_get_str(data, "agent", NULL);
+	if (!agent || !*agent)
+		return tk_errf(TK_EFORMAT, "scripted: %s: line %zu: agent_turn without \"agent\"",
+			       path, line);
+	const char *text = replay_text(data);
+	json_t *err = json_object_get(data, "error");
+	if (!text && !err)
+		return tk_errf(TK_EFORMAT, "scripted: %s: line %zu: agent_turn of '%s' records no "
+			       "reply text (\"text\")", path, line, agent);
+	json_t *e = json_pack("{s:s, s:I}", "agent", agent, "turn", turn);
+	if (!e)
+		return tk_errf(TK_ENOMEM, "scripted: out of memory");
+	int rc = 0;
+	if (text) {
+		json_t *chunks = json_pack("[s]", text);
+		if (!chunks || json_object_set_new(e, "chunks", chunks))
+			rc = tk_errf(TK_ENOMEM, "scripted: out of memory");
+		const char *fin = tk_json_get_str(data, "finish_reason", NULL);
+		if (!rc && fin && json_object_set_new(e, "finish_reason", json_string(fin)))
+			rc = tk_errf(TK_ENOMEM, "scripted: out of memory");
+		const json_t *u = json_object_get(data, "usage");
+		int64_t pt = tk_json_get_int(json_is_object(u) ? u : data, "prompt_tokens", -1);
+		int64_t ct = tk_json_get_int(json_is_object(u) ? u : data, "completion_tokens", -1);
+		json_t *usage = json_object();
+		if (!rc && (!usage || (pt >= 0 && json_object_set_new(usage, "prompt_tokens",
+									    json_integer(pt))) ||
+			    (ct >= 0 && json_object_set_new(usage, "completion_tokens",
+							    json_integer(ct))) ||
+			    json_object_set(e, "usage", usage)))
+			rc = tk_errf(TK_ENOMEM, "scripted: out of memory");
+		json_decref(usage);
+	} else {
+		/* A failed call: its code when it names one, else an I/O error. */
+		const char *code = json_is_object(err) ? tk_json_get_str(err, "code", "") : "";
+		const char *msg = json_is_string(err) ? json_string_value(err)
+			: json_is_object(err) ? tk_json_get_str(err, "message", "replayed error")
+			: "replayed error";
+		if (!error_code_of(code))
+			code = tk_err_name(TK_EIO);
+		if (json_object_set_new(e, "error", json_pack("{s:s, s:s}", "code", code,
+							      "message", msg)))
+			rc = tk_errf(TK_ENOMEM, "scripted: out of memory");
+	}
+	if (rc) {
+		json_decref(e);
+		return rc;
+	}
+	*out = e;
+	return 0;
+}
+
+/* Builds the responses array from an events export; turns are numbered per
+ * agent in the order of the file. */
+static int replay_parse(const char *path, const char *text, size_t len, json_t **out)
+{
+	json_t *resp = json_array(), *turns = json_object();
+	int rc = 0;
+	size_t line = 0;
+	if (!resp || !turns) {
+		rc = tk_errf(TK_ENOMEM, "scripted: out of memory");
+		goto out;
+	}
+	for (size_t pos = 0; pos < len;) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t end = nl ? (size_t)(nl - text) : len;
+		size_t a = pos, z = end;
+		pos = end + 1;
+		line++;
+		while (a < z && (text[a] == ' ' || text[a] == '\t' || text[a] == '\r'))
+			a++;
+		while (z > a && (text[z - 1] == ' ' || text[z - 1] == '\t' || text[z - 1] == '\r'))
+			z--;
+		if (a == z)
+			continue;
+		json_t *ev = NULL;
+		if (tk_json_parse(text + a, z - a, REPLAY_LINE_MAX, &ev)) {
+			rc = tk_err_wrap(TK_EFORMAT, "scripted: %s: line %zu", path, line);
+			goto out;
+		}
+		if (!json_is_object(ev) || !json_is_string(json_object_get(ev, "type"))) {
+			json_decref(ev);
+			rc = tk_errf(TK_EFORMAT, "scripted: %s: line %zu: not an event object with "
+				     "a \"type\"", path, line);
+			goto out;
+		}
+		if (strcmp(tk_json_get_str(ev, "type", ""), "agent_turn")) {
+			json_decref(ev);
+			continue;
+		}
+		json_t *data = json_object_get(ev, "data");
+		const char *agent = tk_json_get_str(data, "agent", "");
+		json_t *t = json_object_get(turns, agent);
+		json_int_t turn = t ? json_integer_value(t) : 0;
+		json_t *e = NULL;
+		if (!json_is_object(data))
+			rc = tk_errf(TK_EFORMAT, "scripted: %s: line %zu: agent_turn data is not an "
+				     "object", path, line);
+		else if (!(rc = replay_entry(path, line, data, turn, &e)) &&
+			 (json_object_set_new(turns, agent, json_integer(turn + 1)) ||
+			  json_array_append_new(resp, e)))
+			rc = tk_errf(TK_ENOMEM, "scripted: out of memory");
+		json_decref(ev);
+		if (rc)
+			goto out;
+	}
+	if (json_array_size(resp) == 0) {
+		rc = tk_errf(TK_EFORMAT, "scripted: %s: an events export without any agent_turn "
+			     "event", path);
+		goto out;
+	}
+	*out = resp;
+	resp = NULL;
+out:
+	json_decref(resp);
+	json_decref(turns);
+	return rc;
+}
+
 static int scripted_init(struct llm_backend *b)
 {
 	const char *path = b->opt.script;
@@ -111,16 +282,26 @@ static int scripted_init(struct llm_backend *b)
 	struct tk_buf text = TK_BUF_INIT(SCRIPT_MAX_BYTES);
 	json_t *doc = NULL;
 	int rc = read_file(path, &text);
+	bool replay = false;
+	json_t *resp;
 	if (rc)
 		goto out;
-	if ((rc = tk_json_parse(text.data ? text.data : "", text.len, SCRIPT_MAX_BYTES, &doc))) {
-		rc = tk_err_wrap(TK_EFORMAT, "scripted: %s", path);
-		goto out;
-	}
-	json_t *resp = json_object_get(doc, "responses");
-	if (!json_is_array(resp)) {
-		rc = tk_errf(TK_EFORMAT, "scripted: %s: needs a \"responses\" array", path);
-		goto out;
+	if (looks_like_events(text.data ? text.data : "", text.len)) {
+		replay = true;
+		if ((rc = replay_parse(path, text.data, text.len, &doc)))
+			goto out;
+		resp = doc;
+	} else {
+		if ((rc = tk_json_parse(text.data ? text.data : "", text.len, SCRIPT_MAX_BYTES,
+					&doc))) {
+			rc = tk_err_wrap(TK_EFORMAT, "scripted: %s", path);
+			goto out;
+		}
+		resp = json_object_get(doc, "responses");
+		if (!json_is_array(resp)) {
+			rc = tk_errf(TK_EFORMAT, "scripted: %s: needs a \"responses\" array", path);
+			goto out;
+		}
 	}
 	size_t i;
 	json_t *e;
@@ -134,6 +315,7 @@ static int scripted_init(struct llm_backend *b)
 		goto out;
 	}
 	s->responses = json_incref(resp);
+	s->replay = replay;
 	pthread_mutex_init(&s->mu, NULL);
 	b->impl = s;
 out:
@@ -209,7 +391,7 @@ static int scripted_chat(struct llm_backend *b, const struct llm_message *msgs, 
 	(void)msgs, (void)n;
 	struct scripted *s = b->impl;
 	const char *agent = p->agent ? p->agent : "";
-	json_int_t turn = p->turn;
+	json_int_t turn = s->replay ? -1 : p->turn;
 	int rc = 0;
 	if (turn < 0 && (rc = next_turn(s, agent, &turn)))
 		return rc;
