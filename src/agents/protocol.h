@@ -35,7 +35,8 @@
  *   write_file {path, content}
  *   edit_file  {path, search, replace}
  *   run        {command}
- *   finish     {summary}
+ *   finish     {summary, test_command}  test_command optional: the shell
+ *                                command that runs the tests the agent wrote
  * Paths are workspace-relative, validated (no absolute path, no "..", no
  * NUL, at most 255 bytes a component and 4096 in all). */
 struct agent_turn {
