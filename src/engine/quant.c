@@ -2,7 +2,8 @@
  * quant.c — the tensor type table and the portable reference kernels.
  *
  * Owns: ref_traits[] (layouts of every ggml type id, reference kernels for
- * F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q6_K, Q8_K) and active[] (the
+ * F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q6_K, Q8_K; the rows of
+ * Q2_K, Q3_K, Q4_K, Q5_K and IQ4_NL point at quant_k.c) and active[] (the
  * kernels in use, chosen once by tk_quant_init(); today a copy of the
  * reference table — Engine II's SIMD variants plug in there).
  *
@@ -29,6 +30,7 @@
 
 #include "core/err.h"
 #include "engine/fp16.h"
+#include "engine/quant_k.h"
 
 #include <strings.h>
 #include <math.h>
@@ -732,16 +734,17 @@ static const struct tk_type_traits ref_traits[TK_TYPE_COUNT] = {
 	[TK_TYPE_Q8_K] = { .name = "q8_K", .blck_size = 256, .type_size = 292, .is_quantized = true,
 			   .to_float = q8_k_to_float, .from_float = q8_k_from_float,
 			   .vec_dot_type = TK_TYPE_Q8_K },
-	/* layouts only (kernels come with Engine II) */
-	LAYOUT(TK_TYPE_Q2_K, "q2_K", 256, 84, true),
-	LAYOUT(TK_TYPE_Q3_K, "q3_K", 256, 110, true),
-	LAYOUT(TK_TYPE_Q4_K, "q4_K", 256, 144, true),
-	LAYOUT(TK_TYPE_Q5_K, "q5_K", 256, 176, true),
+	/* K-quants and IQ4_NL: reference kernels in quant_k.c */
+	KERNELS(TK_TYPE_Q2_K, "q2_K", 256, 84, true, tk_quant_q2_k, TK_TYPE_Q8_K),
+	KERNELS(TK_TYPE_Q3_K, "q3_K", 256, 110, true, tk_quant_q3_k, TK_TYPE_Q8_K),
+	KERNELS(TK_TYPE_Q4_K, "q4_K", 256, 144, true, tk_quant_q4_k, TK_TYPE_Q8_K),
+	KERNELS(TK_TYPE_Q5_K, "q5_K", 256, 176, true, tk_quant_q5_k, TK_TYPE_Q8_K),
+	KERNELS(TK_TYPE_IQ4_NL, "iq4_nl", 32, 18, true, tk_quant_iq4_nl, TK_TYPE_Q8_0),
+	/* layouts only */
 	LAYOUT(TK_TYPE_IQ2_XXS, "iq2_xxs", 256, 66, true),
 	LAYOUT(TK_TYPE_IQ2_XS, "iq2_xs", 256, 74, true),
 	LAYOUT(TK_TYPE_IQ3_XXS, "iq3_xxs", 256, 98, true),
 	LAYOUT(TK_TYPE_IQ1_S, "iq1_s", 256, 50, true),
-	LAYOUT(TK_TYPE_IQ4_NL, "iq4_nl", 32, 18, true),
 	LAYOUT(TK_TYPE_IQ3_S, "iq3_s", 256, 110, true),
 	LAYOUT(TK_TYPE_IQ2_S, "iq2_s", 256, 82, true),
 	LAYOUT(TK_TYPE_IQ4_XS, "iq4_xs", 256, 136, true),

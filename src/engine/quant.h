@@ -21,7 +21,7 @@
  *     for each row r of W: tr->vec_dot(n, &y[r], W_row(r), xq);
  * vec_dot_type per weight type:
  *     F32 -> F32, F16 -> F16, BF16 -> BF16, Q8_0/Q4_0/Q5_0 -> Q8_0,
- *     Q4_1/Q5_1 -> Q8_1, Q6_K -> Q8_K.
+ *     Q4_1/Q5_1 -> Q8_1, Q2_K/Q3_K/Q4_K/Q5_K/Q6_K -> Q8_K, IQ4_NL -> Q8_0.
  * See docs/engine.md ("GGUF and tensor types") for each block layout and the
  * exact arithmetic of every kernel.
  *
@@ -153,6 +153,63 @@ struct tk_block_q6_k {
 	uint8_t qh[64];  /* high 2 bits of the codes, four per byte */
 	int8_t scales[16]; /* per 16 elements */
 	uint16_t d;      /* half: super-block scale */
+};
+/* Q2_K (84 bytes): 16 sub-blocks of 16; scales[s] holds sub-block s's
+ * 4-bit scale (low nibble) and 4-bit min (high nibble);
+ *     x = d * (scales[s] & 15) * q - dmin * (scales[s] >> 4), q in 0..3.
+ * Element e = 128h + 32k + l (h = 0, 1; k = 0..3; l = 0..31) has its code in
+ * qs[32h + l] bits 2k, 2k + 1; s = e / 16. */
+struct tk_block_q2_k {
+	uint8_t scales[16]; /* scale | min << 4, per 16 elements */
+	uint8_t qs[64];     /* 2-bit codes, four per byte */
+	uint16_t d;         /* half: scale of the scales */
+	uint16_t dmin;      /* half: scale of the mins */
+};
+/* Q3_K (110 bytes): 16 sub-blocks of 16 with signed 6-bit scales;
+ *     x = d * (S_s - 32) * q, q in -4..3, S_s in 0..63 (s = e / 16).
+ * Element e = 128h + 32k + l: low 2 bits of (q + 4) in qs[32h + l] bits
+ * 2k, 2k + 1; the high bit (bit 2 of q + 4) is hmask[l] bit 4h + k.
+ * S_s: low 4 bits in scales[s] (s < 8, low nibble) or scales[s - 8]
+ * (s >= 8, high nibble); high 2 bits in scales[8 + s % 4] bits
+ * 2(s / 4), 2(s / 4) + 1. */
+struct tk_block_q3_k {
+	uint8_t hmask[32];  /* bit 2 of every code */
+	uint8_t qs[64];     /* low 2 bits of every code */
+	uint8_t scales[12]; /* 16 x 6-bit scales, packed as above */
+	uint16_t d;         /* half: super-block scale */
+};
+/* Q4_K (144 bytes): 8 sub-blocks of 32, each with a 6-bit scale sc_j and a
+ * 6-bit min m_j;  x = d * sc_j * q - dmin * m_j, q in 0..15, j = e / 32.
+ * Element e = 64g + 32t + l (g = 0..3, t = 0, 1, l = 0..31): q is
+ * qs[32g + l] low nibble (t = 0) or high nibble (t = 1).
+ * sc_j, m_j ("scale-min k4" packing of 12 bytes):
+ *     j < 4:  sc = scales[j] & 63,  m = scales[j + 4] & 63;
+ *     j >= 4: sc = (scales[j + 4] & 15) | (scales[j - 4] >> 6) << 4,
+ *             m  = (scales[j + 4] >> 4) | (scales[j] >> 6) << 4. */
+struct tk_block_q4_k {
+	uint16_t d;         /* half: scale of the sub-block scales */
+	uint16_t dmin;      /* half: scale of the sub-block mins */
+	uint8_t scales[12]; /* 8 x (6-bit scale, 6-bit min) */
+	uint8_t qs[128];    /* 4-bit codes */
+};
+/* Q5_K (176 bytes): Q4_K with 5-bit codes, q in 0..31: the low 4 bits as
+ * Q4_K's, the high bit of element e = 64g + 32t + l is qh[l] bit 2g + t. */
+struct tk_block_q5_k {
+	uint16_t d;
+	uint16_t dmin;
+	uint8_t scales[12];
+	uint8_t qh[32];  /* bit 4 of every code */
+	uint8_t qs[128]; /* low 4 bits of every code */
+};
+/* IQ4_NL (18 bytes, 32 elements; activation type Q8_0): a 4-bit index into
+ * a fixed non-uniform table of 16 int8 levels, TK_IQ4NL_LEVELS
+ * = {-127 -104 -83 -65 -49 -35 -22 -10 1 13 25 38 53 69 89 113};
+ *     x[j] = d * levels[idx_j]; nibbles as Q4_0's (qs[i] low nibble =
+ *     idx_i, high nibble = idx_{i+16}). */
+#define TK_QK4_NL 32
+struct tk_block_iq4_nl {
+	uint16_t d;     /* half: scale */
+	uint8_t qs[16]; /* 32 x 4-bit indices */
 };
 /* Q8_K (activation type for the K-quants; 292 bytes): x[j] = d * qs[j] with a
  * float (not half) d, and bsums[i] = sum of qs[16i .. 16i+15] so a dot can
