@@ -489,6 +489,12 @@ int agent_team_load_json(struct agent_team *t, const json_t *team)
 	if (!json_is_array(team))
 		return tk_errf(TK_EINVAL, "agents.team: expected an array of agent objects, got %s",
 			       tk_json_type_name(team));
+	/* Names must be distinct and a team holds at most AGENT_TEAM_MAX, so
+	 * a longer array cannot be valid (and the duplicate check below stays
+	 * small). */
+	if (json_array_size(team) > AGENT_TEAM_MAX)
+		return tk_errf(TK_EINVAL, "agents.team: %zu entries, more than the %d agents a team "
+			       "may have", json_array_size(team), AGENT_TEAM_MAX);
 	struct agent_team work;
 	int rc = team_copy(&work, t);
 	if (rc)

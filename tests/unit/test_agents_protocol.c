@@ -638,6 +638,124 @@ static void test_schema_others(void **state)
 	json_decref(is);
 }
 
+/* ---- robustness: truncations, byte mutations, token soup ------------------ */
+
+/* Runs every parser on text[0..n): each returns 0 or TK_EFORMAT, sets a
+ * repair exactly when it fails, and zeroes its outputs on failure. */
+static void parse_all(const char *text, size_t n)
+{
+	char *repair;
+	struct agent_turn t;
+	int rc = agent_parse_turn(text, n, AGENT_TOOLS_ALL, &t, &repair);
+	assert_true(rc == 0 || rc == TK_EFORMAT);
+	assert_true((rc == 0) == (repair == NULL));
+	if (rc)
+		assert_null(t.args);
+	agent_turn_clear(&t);
+	free(repair);
+
+	json_t *plans;
+	rc = agent_parse_plans(text, n, &team, 3, &plans, &repair);
+	assert_true(rc == 0 || rc == TK_EFORMAT);
+	assert_true((rc == 0) == (repair == NULL) && (rc == 0) == (plans != NULL));
+	json_decref(plans);
+	free(repair);
+
+	int32_t c;
+	char *reason;
+	rc = agent_parse_choice(text, n, 3, &c, &reason, &repair);
+	assert_true(rc == 0 || rc == TK_EFORMAT);
+	assert_true((rc == 0) == (repair == NULL) && (rc == 0) == (reason != NULL));
+	if (!rc)
+		assert_true(c >= 0 && c < 3);
+	free(reason);
+	free(repair);
+
+	bool ap;
+	json_t *issues;
+	rc = agent_parse_verdict(text, n, &ap, &issues, &repair);
+	assert_true(rc == 0 || rc == TK_EFORMAT);
+	assert_true((rc == 0) == (repair == NULL) && (rc == 0) == (issues != NULL));
+	json_decref(issues);
+	free(repair);
+}
+
+static void test_robustness(void **state)
+{
+	(void)state;
+	static const char *const valid[] = {
+		"ok: {\"thought\": \"t\", \"tool\": \"edit_file\", \"args\": {\"path\": \"a/b.c\", "
+		"\"search\": \"x {\\\"\", \"replace\": \"y\"}}",
+		"```json\n{\"plans\": [{\"title\": \"t\", \"steps\": [{\"agent\": \"coder\", "
+		"\"goal\": \"g\"}]}]}\n```",
+		"{\"reason\": \"r\", \"choice\": 2}",
+		"{\"issues\": [\"a\", \"b\"], \"verdict\": \"changes\"}",
+	};
+	static const char subst[] = { '{', '}', '[', ']', '"', '\\', '\0', (char)0xff, ' ', 'x' };
+	char buf[512];
+	size_t parsed_ok = 0;
+	for (size_t v = 0; v < sizeof valid / sizeof valid[0]; v++) {
+		size_t n = strlen(valid[v]);
+		assert_true(n < sizeof buf);
+		for (size_t cut = 0; cut <= n; cut++) {
+			memcpy(buf, valid[v], cut); /* not NUL-terminated on purpose */
+			parse_all(buf, cut);
+		}
+		for (size_t i = 0; i < n; i++)
+			for (size_t k = 0; k < sizeof subst; k++) {
+				memcpy(buf, valid[v], n);
+				buf[i] = subst[k];
+				parse_all(buf, n);
+			}
+		/* the untouched reply is accepted by its own parser */
+		char *repair;
+		if (v == 0) {
+			struct agent_turn t;
+			parsed_ok += agent_parse_turn(valid[v], n, AGENT_TOOLS_ALL, &t, &repair) == 0;
+			agent_turn_clear(&t);
+		} else if (v == 1) {
+			json_t *pl;
+			parsed_ok += agent_parse_plans(valid[v], n, &team, 1, &pl, &repair) == 0;
+			json_decref(pl);
+		} else if (v == 2) {
+			int32_t c;
+			char *r;
+			parsed_ok += agent_parse_choice(valid[v], n, 3, &c, &r, &repair) == 0 && c == 2;
+			free(r);
+		} else {
+			bool ap;
+			json_t *is;
+			parsed_ok += agent_parse_verdict(valid[v], n, &ap, &is, &repair) == 0 && !ap;
+			json_decref(is);
+		}
+	}
+	assert_int_equal(parsed_ok, 4);
+
+	/* token soup from a fixed xorshift sequence */
+	static const char *const tok[] = {
+		"{", "}", "[", "]", "\"", ":", ",", " ", "\\", "\"tool\"", "\"args\"", "\"path\"",
+		"\"run\"", "\"finish\"", "\"plans\"", "\"choice\"", "\"verdict\"", "\"issues\"",
+		"1", "-1", "null", "true", "```", "\n", "'", "\"..\"", "\"/\"",
+	};
+	uint64_t x = 0x9e3779b97f4a7c15u;
+	for (int iter = 0; iter < 3000; iter++) {
+		size_t len = 0;
+		int ntok = 1 + (int)(x % 40);
+		for (int i = 0; i < ntok; i++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			const char *t = tok[x % (sizeof tok / sizeof tok[0])];
+			size_t tl = strlen(t);
+			if (len + tl >= sizeof buf)
+				break;
+			memcpy(buf + len, t, tl);
+			len += tl;
+		}
+		parse_all(buf, len);
+	}
+}
+
 /* ---- prompts ---------------------------------------------------------------- */
 
 static void test_prompts(void **state)
@@ -686,6 +804,7 @@ int main(void)
 		cmocka_unit_test(test_verdict),
 		cmocka_unit_test(test_schema_turn),
 		cmocka_unit_test(test_schema_others),
+		cmocka_unit_test(test_robustness),
 		cmocka_unit_test(test_prompts),
 	};
 	return cmocka_run_group_tests(tests, team_setup, team_teardown);

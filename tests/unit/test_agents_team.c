@@ -261,6 +261,17 @@ static void test_team_max(void **state)
 	json_decref(one);
 	json_decref(arr);
 	agent_team_free(&t);
+
+	/* an array longer than a team can be is refused before any entry */
+	assert_int_equal(agent_team_default(&t), 0);
+	arr = json_array();
+	for (size_t i = 0; i < AGENT_TEAM_MAX + 1; i++)
+		json_array_append_new(arr, json_pack("{s:s,s:i}", "name", "coder", "max_turns", 3));
+	assert_int_equal(agent_team_load_json(&t, arr), TK_EINVAL);
+	assert_non_null(strstr(tk_err_detail(), "agents.team: 33 entries, more than the 32"));
+	assert_int_equal(agent_team_find(&t, "coder")->max_turns, 12);
+	json_decref(arr);
+	agent_team_free(&t);
 }
 
 static void test_from_config(void **state)
