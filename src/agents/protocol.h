@@ -38,7 +38,8 @@
  *   finish     {summary, test_command}  test_command optional: the shell
  *                                command that runs the tests the agent wrote
  * Paths are workspace-relative, validated (no absolute path, no "..", no
- * NUL, at most 255 bytes a component and 4096 in all). */
+ * NUL, at most 255 bytes a component and 4096 in all); args holds them
+ * normalised (a leading "./" dropped; list_files: "." -> "", "dir/" -> "dir"). */
 struct agent_turn {
 	char *thought;      /* owned; "" when absent */
 	enum agent_tool tool;
