@@ -40,6 +40,7 @@ _Static_assert(sizeof(struct tk_block_iq4_nl) == 18, "iq4_nl block is 18 bytes")
 #define Q3K_BYTES 110
 #define Q4K_BYTES 144
 #define Q5K_BYTES 176
+#define Q6K_BYTES 210
 #define Q8K_BYTES 292
 #define IQ4NL_BYTES 18
 #define Q80_BYTES 34
@@ -662,6 +663,109 @@ void tk_quant_q3_k_vec_dot(int64_t n, float *out, const void *vx, const void *vy
 		sum += (rd16(x + 108) * rdf32(y)) * (float)sumi;
 	}
 	*out = sum;
+}
+
+/* ================= Q6_K quantizer ================= */
+
+/* Codes for x ~ scale * c, c in -nmax..nmax-1, weights x^2: the grid that
+ * maps the extreme element to -nmax, then 18 more grids (extreme element at
+ * -(nmax + k/10), k = -9..9, k != 0); for each, the least-squares scale of
+ * its codes; the grid with the largest sum(w x c)^2 / sum(w c^2) (the least
+ * weighted error) wins. Stores c + nmax in L and returns the scale; a block
+ * below ZERO_EPS gets L = 0 and scale 0. */
+static float fit_signed_grid(int n, int nmax, const float *x, int8_t *L)
+{
+	float amax = 0, max = 0;
+	for (int i = 0; i < n; i++)
+		if (fabsf(x[i]) > amax) {
+			amax = fabsf(x[i]);
+			max = x[i];
+		}
+	if (amax < ZERO_EPS) {
+		memset(L, 0, (size_t)n);
+		return 0.0f;
+	}
+	float inv = (float)-nmax / max;
+	float sxl = 0, sl2 = 0;
+	for (int i = 0; i < n; i++) {
+		const int l = clampi(nearest(inv * x[i]), -nmax, nmax - 1);
+		L[i] = (int8_t)(l + nmax);
+		const float w = x[i] * x[i];
+		sxl += w * x[i] * (float)l;
+		sl2 += w * (float)l * (float)l;
+	}
+	float scale = sl2 != 0.0f ? sxl / sl2 : 0.0f;
+	float best = scale * sxl;
+	for (int k = -9; k <= 9; k++) {
+		if (k == 0)
+			continue;
+		inv = -((float)nmax + 0.1f * (float)k) / max;
+		sxl = sl2 = 0;
+		for (int i = 0; i < n; i++) {
+			const int l = clampi(nearest(inv * x[i]), -nmax, nmax - 1);
+			const float w = x[i] * x[i];
+			sxl += w * x[i] * (float)l;
+			sl2 += w * (float)l * (float)l;
+		}
+		if (sl2 > 0 && sxl * sxl > best * sl2) {
+			for (int i = 0; i < n; i++)
+				L[i] = (int8_t)(clampi(nearest(inv * x[i]), -nmax, nmax - 1) + nmax);
+			scale = sxl / sl2;
+			best = scale * sxl;
+		}
+	}
+	return scale;
+}
+
+/* Q6_K (layout in quant.h): each sub-block of 16 gets its weighted
+ * least-squares scale from fit_signed_grid (nmax 32); the scale of largest
+ * magnitude maps to -128 (d = scale / -128, as half), the others to
+ * nearest(scale / d) capped at 127; then every code is re-rounded against
+ * its stored d * scales[s], clamped to -32..31 and stored + 32. */
+void tk_quant_q6_k_from_float(const float *src, void *dst, int64_t n)
+{
+	uint8_t *b = dst;
+	int8_t L[QK];
+	float scales[16];
+	for (int64_t i = 0; i < n / QK; i++, b += Q6K_BYTES) {
+		const float *x = src + i * QK;
+		float amax = 0, max_scale = 0;
+		for (int s = 0; s < 16; s++) {
+			scales[s] = fit_signed_grid(16, 32, x + 16 * s, L + 16 * s);
+			if (fabsf(scales[s]) > amax) {
+				amax = fabsf(scales[s]);
+				max_scale = scales[s];
+			}
+		}
+		if (amax < ZERO_EPS) {
+			memset(b, 0, Q6K_BYTES);
+			continue;
+		}
+		const float inv = -128.0f / max_scale;
+		const float d = wr16(b + 208, 1.0f / inv);
+		int8_t *sc = (int8_t *)(b + 192);
+		for (int s = 0; s < 16; s++) {
+			const int l = nearest(inv * scales[s]);
+			/* a signed byte, as ggml stores it */
+			sc[s] = (int8_t)(uint8_t)((l > 127 ? 127 : l) & 255);
+		}
+		for (int s = 0; s < 16; s++) {
+			const float ds = d * (float)sc[s];
+			if (ds == 0.0f)
+				continue;
+			for (int l = 0; l < 16; l++)
+				L[16 * s + l] = (int8_t)(clampi(nearest(x[16 * s + l] / ds), -32, 31) + 32);
+		}
+		for (int h = 0; h < 2; h++) {
+			const int8_t *c = L + 128 * h;
+			for (int l = 0; l < 32; l++) {
+				b[64 * h + l] = (uint8_t)((c[l] & 15) | (c[l + 64] & 15) << 4);
+				b[64 * h + l + 32] = (uint8_t)((c[l + 32] & 15) | (c[l + 96] & 15) << 4);
+				b[128 + 32 * h + l] = (uint8_t)((c[l] >> 4) | (c[l + 32] >> 4) << 2 |
+								(c[l + 64] >> 4) << 4 | (c[l + 96] >> 4) << 6);
+			}
+		}
+	}
 }
 
 /* ================= IQ4_NL: 32, non-linear 4-bit levels ================= */

@@ -39,6 +39,10 @@ void tk_quant_iq4_nl_to_float(const void *src, float *dst, int64_t n);
 void tk_quant_iq4_nl_from_float(const float *src, void *dst, int64_t n);
 void tk_quant_iq4_nl_vec_dot(int64_t n, float *out, const void *x, const void *y);
 
+/* Q6_K's quantizer (its other kernels are in quant.c): llama-quantize's
+ * least-squares scale search, bytes equal to its output. */
+void tk_quant_q6_k_from_float(const float *src, void *dst, int64_t n);
+
 /* The 16 levels of IQ4_NL, index order (quant.h). */
 extern const int8_t tk_iq4nl_levels[16];
 

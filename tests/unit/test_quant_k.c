@@ -456,9 +456,10 @@ static void test_vec_dot(void **state)
 
 /* tests/fixtures/models/tiny-{llama,qwen2}-Q4_K_M.gguf and
  * tiny-llama-Q5_K_M.gguf were written by llama.cpp's llama-quantize from the
- * f32 models next to them. Every Q4_K and Q5_K tensor in them must equal
- * what our from_float makes of the f32 tensor, byte for byte; and decoding
- * their tensors must give the f32 values within the type's RMS bound. */
+ * f32 models next to them. Every quantized tensor in them (Q4_K or Q5_K,
+ * and Q6_K) must equal what our from_float makes of the f32 tensor, byte
+ * for byte; and decoding their Q4_K/Q5_K tensors must give the f32 values
+ * within the type's RMS bound. */
 static void test_matches_llama_quantize(void **state)
 {
 	(void)state;
@@ -501,18 +502,20 @@ static void test_matches_llama_quantize(void **state)
 					fail_msg("%s %s: llama.cpp's %s decodes with rms %g", pairs[k][1],
 						 t->name, tr->name, r);
 				decoded++;
-				tr->from_float(src, ours, (int64_t)n);
-				if (memcmp(ours, t->data, t->nbytes))
-					fail_msg("%s: tensor %s (%s) differs from llama-quantize's",
-						 pairs[k][1], t->name, tr->name);
-				same++;
 			}
+			/* Q6_K too: its quantizer (quant_k.c) is llama-quantize's */
+			tr->from_float(src, ours, (int64_t)n);
+			if (memcmp(ours, t->data, t->nbytes))
+				fail_msg("%s: tensor %s (%s) differs from llama-quantize's", pairs[k][1],
+					 t->name, tr->name);
+			same++;
 			free(src);
 			free(y);
 			free(ours);
 		}
-		printf("%s: %zu K-quant tensors equal llama-quantize's bytes\n", pairs[k][1], same);
-		assert_true(same >= 13 && decoded == same); /* all but the Q6_K ones */
+		printf("%s: %zu quantized tensors equal llama-quantize's bytes\n", pairs[k][1], same);
+		assert_int_equal(same, 16); /* every 2-D weight */
+		assert_int_equal(decoded, 13); /* all but the three Q6_K ones */
 		tk_gguf_close(q);
 		tk_gguf_close(f32);
 	}
