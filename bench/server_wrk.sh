@@ -32,7 +32,7 @@ trap cleanup EXIT
 KEY=$("$BIN" keys create --data-dir "$TMP" --name bench --role user | tail -n 1)
 "$BIN" serve --listen 127.0.0.1:0 --data-dir "$TMP" --addr-file "$TMP/addr" \
 	--rate-limit-per-min 0 --read-rate-per-min 0 --workers 4 --queue-max 10000 \
-	--http-threads 4 --set log.level=warning 2>"$TMP/server.log" &
+	--http-threads 4 --runner noop --set log.level=warning 2>"$TMP/server.log" &
 PID=$!
 for _ in $(seq 1 100); do [ -s "$TMP/addr" ] && break; sleep 0.05; done
 ADDR=$(cat "$TMP/addr")

@@ -1,15 +1,20 @@
 /*
  * cmd_tasks.c — `tanuki tasks list|show|cancel|events`: a client of the
  * HTTP API (not of the store), so it works against any running server,
- * with any key, exactly as a program would.
+ * with any key, exactly as a program would. `tanuki tasks export` is the
+ * exception: it reads a task's events straight from the store of a data
+ * directory (an operator's tool, no key), as JSONL for replay.
  */
 #include "cli/cli.h"
 
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/id.h"
+#include "core/config.h"
 #include "server/client.h"
+#include "store/store.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -22,10 +27,18 @@ static const char usage[] =
 	"       tanuki tasks cancel ID\n"
 	"       tanuki tasks events ID [--last-event-id N]\n"
 	"common options: --url URL (default $TANUKI_URL or http://127.0.0.1:8080)\n"
-	"                --key KEY (default $TANUKI_API_KEY)\n\n"
+	"                --key KEY (default $TANUKI_API_KEY)\n"
+	"       tanuki tasks export ID [--out FILE] [--data-dir DIR] [--config FILE]\n"
+	"                               [--set KEY=VALUE]...\n\n"
 	"Prints the server's JSON answer on stdout (events: the raw Server-Sent\n"
 	"Events stream until the task ends). Exit 0 on a 2xx answer, 1 otherwise\n"
-	"(the server's detail goes to stderr).\n";
+	"(the server's detail goes to stderr).\n\n"
+	"export reads the store of the data directory (--data-dir, default\n"
+	"server.data_dir) directly, no server or key needed, and writes the task's\n"
+	"events as JSONL, one {\"seq\", \"type\", \"data\", \"created_at\"} a line, to\n"
+	"stdout or --out FILE; input file contents the \"task\" event had to leave\n"
+	"out (store event cap) are filled in from the store. 'tanuki run --replay\n"
+	"FILE' replays it.\n";
 
 static int print_chunk(const char *data, size_t len, void *arg)
 {
@@ -56,6 +69,151 @@ static int report(int status, struct tk_buf *body)
 	return CLI_FAIL;
 }
 
+/* Fills the contents of a "task" event's files that were left out (the
+ * runner stores an over-cap event reduced to the paths) from the task's
+ * input files in the store. */
+static int fill_task_files(struct tk_store *st, const char *id, json_t *data)
+{
+	json_t *files = json_object_get(data, "files");
+	size_t i;
+	json_t *f;
+	json_array_foreach(files, i, f) {
+		const char *path = json_string_value(json_object_get(f, "path"));
+		if (!path || json_is_string(json_object_get(f, "content")))
+			continue;
+		struct tk_task_file tf = { 0 };
+		int rc = tk_store_file_get(st, id, TK_FILE_INPUT, path, &tf);
+		if (rc < 0)
+			return rc;
+		json_t *c = json_stringn(tf.content, tf.size);
+		tk_task_file_clear(&tf);
+		if (!c)
+			return tk_errf(TK_EFORMAT, "input file %s: not UTF-8 text", path);
+		json_object_set_new(f, "content", c);
+	}
+	return 0;
+}
+
+static int tasks_export(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "out", required_argument, NULL, 'o' },
+		{ "data-dir", required_argument, NULL, 'd' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "set", required_argument, NULL, 's' },
+		{ 0 },
+	};
+	const char *out_path = NULL, *dir = NULL, *config = NULL;
+	char **sets = calloc((size_t)argc + 1, sizeof *sets);
+	int n_sets = 0, c, rc = CLI_USAGE;
+	struct tk_config *cfg = NULL;
+	struct tk_store *st = NULL;
+	FILE *out = stdout;
+	if (!sets)
+		return cli_fail("tasks", "out of memory");
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o': out_path = optarg; break;
+		case 'd': dir = optarg; break;
+		case 'c': config = optarg; break;
+		case 's': sets[n_sets++] = optarg; break;
+		default: rc = cli_usage_error("tasks", "unknown option"); goto done;
+		}
+	}
+	if (optind >= argc) {
+		rc = cli_usage_error("tasks", "export: missing task ID");
+		goto done;
+	}
+	const char *id = argv[optind++];
+	if (!tk_id_valid(id)) {
+		rc = cli_usage_error("tasks", "'%s' is not a task id", id);
+		goto done;
+	}
+	if (optind < argc) {
+		rc = cli_usage_error("tasks", "unexpected argument '%s'", argv[optind]);
+		goto done;
+	}
+	if ((rc = cli_config_load("tasks", config, sets, n_sets, &cfg)) != 0)
+		goto done;
+	rc = CLI_FAIL;
+	if (!dir)
+		dir = tk_config_str(cfg, "server.data_dir");
+	/* tk_store_open_dir would create a missing directory: an export of a
+	 * mistyped directory must fail instead. */
+	char db[4096];
+	snprintf(db, sizeof db, "%s/tanuki.db", dir);
+	FILE *probe = fopen(db, "rb");
+	if (!probe) {
+		rc = cli_fail("tasks", "export: no store at %s", db);
+		goto done;
+	}
+	fclose(probe);
+	if (!(st = tk_store_open_dir(dir, NULL))) {
+		rc = cli_fail("tasks", "export: cannot open the store in %s", dir);
+		goto done;
+	}
+	struct tk_task t;
+	if (tk_store_task_get(st, id, &t) < 0) {
+		rc = cli_fail("tasks", "export: task %s", id);
+		goto done;
+	}
+	tk_task_clear(&t);
+	if (out_path && !(out = fopen(out_path, "w"))) {
+		out = stdout;
+		rc = cli_fail("tasks", "export: %s: %s", out_path, strerror(errno));
+		goto done;
+	}
+	int64_t after = 0;
+	for (;;) {
+		struct tk_task_event *ev = NULL;
+		size_t n = 0;
+		if (tk_store_events_since(st, id, after, TK_STORE_LIST_MAX, &ev, &n) < 0) {
+			rc = cli_fail("tasks", "export: events of %s", id);
+			goto done;
+		}
+		int erc = 0;
+		for (size_t i = 0; i < n && !erc; i++) {
+			json_t *data = json_loads(ev[i].data_json ? ev[i].data_json : "null",
+						  JSON_DECODE_ANY, NULL);
+			if (!strcmp(ev[i].type, "task") && json_is_object(data) &&
+			    (erc = fill_task_files(st, id, data)) < 0) {
+				json_decref(data);
+				break;
+			}
+			json_t *o = json_pack("{s:I, s:s, s:o?, s:s}", "seq", (json_int_t)ev[i].seq,
+					      "type", ev[i].type, "data", data, "created_at", ev[i].ts);
+			char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+			if (!line)
+				erc = tk_errf(TK_ENOMEM, "event %lld", (long long)ev[i].seq);
+			else if (fprintf(out, "%s\n", line) < 0)
+				erc = tk_errf_sys(TK_EIO, errno, "write");
+			free(line);
+			json_decref(o);
+			after = ev[i].seq;
+		}
+		tk_task_events_free(ev, n);
+		if (erc < 0) {
+			rc = cli_fail("tasks", "export");
+			goto done;
+		}
+		if (n < TK_STORE_LIST_MAX)
+			break;
+	}
+	if (fflush(out) != 0) {
+		rc = cli_fail("tasks", "export: write: %s", strerror(errno));
+		goto done;
+	}
+	rc = CLI_OK;
+done:
+	if (out != stdout && fclose(out) != 0 && rc == CLI_OK)
+		rc = cli_fail("tasks", "export: %s: %s", out_path, strerror(errno));
+	tk_store_close(st);
+	tk_config_free(cfg);
+	free(sets);
+	return rc;
+}
+
 int cli_cmd_tasks(int argc, char **argv)
 {
 	const char *url_s = getenv("TANUKI_URL"), *key = getenv("TANUKI_API_KEY");
@@ -75,6 +233,8 @@ int cli_cmd_tasks(int argc, char **argv)
 		return argc < 2 ? CLI_USAGE : CLI_OK;
 	}
 	const char *sub = argv[1];
+	if (!strcmp(sub, "export"))
+		return tasks_export(argc, argv);
 	optind = 2;
 	int c;
 	/* GNU permutation (no '+'): options may follow the task id. */

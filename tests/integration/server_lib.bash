@@ -4,6 +4,7 @@
 # srv_start DIR [serve flags...]   starts `tanuki serve` on 127.0.0.1, a free
 #                                  port (port 0 + --addr-file), sets SRV_PID
 #                                  and SRV (host:port); waits for /livez.
+#                                  Runner noop unless the flags say --runner.
 # srv_stop                          SIGTERM, waits (bounded), then SIGKILL.
 # mkkey DIR NAME ROLE               prints a new API key.
 # api METHOD PATH KEY [BODY]        curl; prints "STATUS BODY" into $RESP_CODE/$RESP_BODY.
@@ -51,7 +52,10 @@ srv_start() {
 	shift
 	SRV_DIR=$dir
 	rm -f "$dir/addr"
-	"$TANUKI_BIN" serve --listen 127.0.0.1:0 --data-dir "$dir" --addr-file "$dir/addr" "$@" \
+	# The noop runner unless the test picks another (--runner later wins):
+	# these tests are about the server, not the agents.
+	"$TANUKI_BIN" serve --listen 127.0.0.1:0 --data-dir "$dir" --addr-file "$dir/addr" \
+		--runner noop "$@" \
 		2>>"$dir/server.log" &
 	SRV_PID=$!
 	for _ in $(seq 1 200); do
