@@ -623,61 +623,8 @@ static void q6_k_to_float(const void *src, float *dst, int64_t n)
 	}
 }
 
-/* A straightforward quantizer, NOT llama-quantize's: llama.cpp searches
- * each sub-block's scale for the least weighted squared error; this one
- * takes it from the sub-block's extreme value. Files it writes decode with
- * any Q6_K reader, but their bytes differ from llama-quantize's.
- *   1. per sub-block s (16 elements): the element of largest magnitude m_s
- *      (sign kept) gives the ideal scale t_s = m_s / -32, so m_s would map
- *      to code -32 exactly (the signed trick of Q4_0: 64 levels, -32..31);
- *   2. the super-block scale d = max |t_s| / 127 (stored as half), and
- *      scales[s] = nearest(t_s / d) in -127..127;
- *   3. every element's code: q = nearest(x / (d_half * scales[s])) clamped
- *      to -32..31 (0 where that effective scale is 0), stored as q + 32. */
-static void q6_k_from_float(const float *src, void *dst, int64_t n)
-{
-	uint8_t *b = dst;
-	for (int64_t i = 0; i < n / TK_QK_K; i++, b += Q6K_BYTES) {
-		const float *x = src + i * TK_QK_K;
-		float t[16], tmax = 0.0f;
-		for (int s = 0; s < 16; s++) {
-			float amax = 0.0f, m = 0.0f;
-			for (int j = 0; j < 16; j++) {
-				if (fabsf(x[16 * s + j]) > amax) {
-					amax = fabsf(x[16 * s + j]);
-					m = x[16 * s + j];
-				}
-			}
-			t[s] = m / -32.0f;
-			if (fabsf(t[s]) > tmax)
-				tmax = fabsf(t[s]);
-		}
-		const float d = tmax / 127.0f;
-		const float id = d != 0.0f ? 127.0f / tmax : 0.0f;
-		wr16(b + 208, d);
-		const float dh = rd16(b + 208);
-		int8_t *sc = (int8_t *)(b + 192);
-		uint8_t codes[TK_QK_K];
-		for (int s = 0; s < 16; s++) {
-			sc[s] = (int8_t)round_even_clamp(t[s] * id, -127, 127);
-			const float eff = dh * (float)sc[s];
-			for (int j = 0; j < 16; j++) {
-				int q = eff != 0.0f ? round_even_clamp(x[16 * s + j] / eff, -32, 31) : 0;
-				codes[16 * s + j] = (uint8_t)(q + 32);
-			}
-		}
-		/* pack: see the layout above */
-		for (int h = 0; h < 2; h++) {
-			const uint8_t *c = codes + 128 * h;
-			for (int l = 0; l < 32; l++) {
-				b[64 * h + l] = (uint8_t)((c[l] & 15) | (c[l + 64] & 15) << 4);
-				b[64 * h + l + 32] = (uint8_t)((c[l + 32] & 15) | (c[l + 96] & 15) << 4);
-				b[128 + 32 * h + l] = (uint8_t)((c[l] >> 4) | (c[l + 32] >> 4) << 2 |
-								(c[l + 64] >> 4) << 4 | (c[l + 96] >> 4) << 6);
-			}
-		}
-	}
-}
+/* Q6_K's quantizer is tk_quant_q6_k_from_float (quant_k.c): llama-quantize's
+ * least-squares scale search, the same bytes as its files. */
 
 /* x: Q6_K row, y: Q8_K row. Per super-block, exact integers as llama.cpp's
  * CPU kernels compute them: the codes are used unsigned (0..63) and the -32
@@ -730,7 +677,9 @@ static const struct tk_type_traits ref_traits[TK_TYPE_COUNT] = {
 	[TK_TYPE_Q8_1] = { .name = "q8_1", .blck_size = 32, .type_size = 36, .is_quantized = true,
 			   .to_float = q8_1_to_float, .from_float = q8_1_from_float,
 			   .vec_dot_type = TK_TYPE_Q8_1 },
-	KERNELS(TK_TYPE_Q6_K, "q6_K", 256, 210, true, q6_k, TK_TYPE_Q8_K),
+	[TK_TYPE_Q6_K] = { .name = "q6_K", .blck_size = 256, .type_size = 210, .is_quantized = true,
+			   .to_float = q6_k_to_float, .from_float = tk_quant_q6_k_from_float,
+			   .vec_dot = q6_k_vec_dot, .vec_dot_type = TK_TYPE_Q8_K },
 	/* Q8_K is an activation encoding only, like Q8_1 */
 	[TK_TYPE_Q8_K] = { .name = "q8_K", .blck_size = 256, .type_size = 292, .is_quantized = true,
 			   .to_float = q8_k_to_float, .from_float = q8_k_from_float,
@@ -810,7 +759,6 @@ int tk_quant_isa_active(void)
 	tk_quant_init();
 	return active_isa;
 }
-
 
 void tk_quant_init(void)
 {
