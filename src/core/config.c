@@ -123,6 +123,31 @@ static const struct tk_cfg_setting settings[] = {
 	{ "agents.team", TK_CFG_JSON, "null", NOLIM, NULL, false,
 	  "array of agent objects that override agents of the default team by name or add "
 	  "new ones (docs/agents.md)" },
+	{ "agents.plans", TK_CFG_INT, "2", 1, 8, NULL, false,
+	  "candidate plans the planner proposes (the critic picks one when more than 1)" },
+	{ "agents.max_iterations", TK_CFG_INT, "6", 1, 100, NULL, false,
+	  "verification rounds (build, test, review, fix) per task before it fails" },
+	{ "agents.max_tokens", TK_CFG_INT, "200000", 1, 1000000000, NULL, false,
+	  "LLM tokens (prompt + completion) per task before it times out" },
+	{ "agents.wall_s", TK_CFG_INT, "1800", 1, 604800, NULL, false,
+	  "wall-clock seconds per task before it times out" },
+	{ "agents.sandbox_s", TK_CFG_INT, "600", 1, 604800, NULL, false,
+	  "seconds of sandbox runs (tools and tests together) per task before it times out" },
+	{ "agents.context_tokens", TK_CFG_INT, "8192", 256, 10485760, NULL, false,
+	  "the model's context window every briefing (plus the reply) must fit in" },
+	{ "agents.max_repairs", TK_CFG_INT, "2", 0, 20, NULL, false,
+	  "malformed replies in a row that get a repair message before the agent's turn ends" },
+	{ "agents.tool_output_bytes", TK_CFG_INT, "4096", 256, 1048576, NULL, false,
+	  "bytes of each tool or test output kept in briefings and results" },
+	{ "agents.profile", TK_CFG_STRING, "", NOLIM, NULL, false,
+	  "sandbox profile for every task; empty: the task language's, else "
+	  "sandbox.default_profile" },
+	{ "agents.work_dir", TK_CFG_STRING, "", NOLIM, NULL, false,
+	  "parent directory of task workspaces; empty: $TMPDIR or /tmp" },
+	{ "agents.keep_workspace", TK_CFG_BOOL, "false", NOLIM, NULL, false,
+	  "keep each task's workspace directory after the task (debugging)" },
+	{ "agents.seed", TK_CFG_INT, "0", 0, 9007199254740991.0, NULL, false,
+	  "base of the sampling seed of every model call (0: no seed is sent)" },
 };
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
