@@ -430,8 +430,8 @@ int orch_review_step(struct orch *o, const struct agent_def *a, const char *goal
 	int rc = orch_ask(o, &q, sys, agent_schema_verdict(), parse_verdict, &vc, &why);
 	free(sys);
 	if (rc == ASK_GAVE_UP) {
-		orch_emit(o, "review", json_pack("{s:s, s:n, s:s}", "agent", a->name, "verdict",
-						 "error", why));
+		orch_emit(o, "review", json_pack("{s:s, s:s, s:s}", "agent", a->name, "verdict",
+						 "error", "reason", why));
 		rc = orch_end(o, AGENT_FAILED, "no review verdict: %s", why);
 		free(why);
 		return rc;

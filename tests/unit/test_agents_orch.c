@@ -474,6 +474,44 @@ static void test_c_task_completes(void **state)
 	assert_int_equal(tk_json_get_int(j, "iterations", -1), 4);
 	assert_true(json_is_array(json_object_get(j, "files")));
 	json_decref(j);
+
+	/* (7) the events, exported as JSONL, replay the same task */
+	char path[700];
+	snprintf(path, sizeof path, "%s/export-c.jsonl", g_dir);
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	size_t i;
+	json_t *e;
+	json_array_foreach(r.sink.events, i, e) {
+		json_t *line = json_pack("{s:I, s:O, s:O}", "seq", (json_int_t)i + 1, "type",
+					 json_object_get(e, "type"), "data", json_object_get(e, "data"));
+		char *txt = json_dumps(line, JSON_COMPACT);
+		fprintf(fp, "%s\n", txt);
+		free(txt);
+		json_decref(line);
+	}
+	fclose(fp);
+	struct run rp;
+	run_init(&rp);
+	struct llm_options lo;
+	llm_options_default(&lo);
+	lo.backend = "scripted";
+	lo.script = path;
+	lo.metrics = rp.reg;
+	rp.llm = llm_backend_new(&lo);
+	assert_non_null(rp.llm);
+	rp.env.llm = rp.llm;
+	rp.rc = agent_run_task(&rp.env, &t, &rp.res);
+	assert_int_equal(rp.rc, 0);
+	assert_int_equal(rp.res.outcome, r.res.outcome);
+	assert_int_equal(rp.res.iterations, r.res.iterations);
+	assert_true(json_equal(rp.res.files, r.res.files));
+	assert_string_equal(rp.res.diff, r.res.diff);
+	assert_int_equal(usage(&rp, "llm_calls"), usage(&r, "llm_calls"));
+	assert_int_equal(usage(&rp, "prompt_tokens"), usage(&r, "prompt_tokens"));
+	assert_int_equal(usage(&rp, "completion_tokens"), usage(&r, "completion_tokens"));
+	assert_int_equal(count(&rp, "test_run"), count(&r, "test_run"));
+	run_free(&rp);
 	run_free(&r);
 }
 
@@ -792,6 +830,98 @@ static void test_hostile_contained(void **state)
 	run_free(&r);
 }
 
+/* ---- no test command, turn limits, failures --------------------------------- */
+
+/* With no test command anywhere, the approval alone completes the task and
+ * the result says the tests were not run; a worker out of turns ends its
+ * step with that reason. */
+static void test_no_tests_and_turn_limit(void **state)
+{
+	(void)state;
+	struct script s;
+	s_init(&s);
+	s_add(&s, "planner-critic",
+	      plans1(json_pack("{s:s, s:[o, o]}", "title", "t", "steps", step("coder", "write"),
+			       step("code-reviewer", "review"))));
+	s_add(&s, "coder", t_write("README", "hello\n"));
+	s_add(&s, "coder", tool("read_file", json_pack("{s:s}", "path", "README")));
+	s_add(&s, "code-reviewer", approve());
+	struct run r;
+	run_init(&r);
+	r.set.plans = 1;
+	for (size_t i = 0; i < r.team.n; i++)
+		if (!strcmp(r.team.agents[i].name, "coder"))
+			r.team.agents[i].max_turns = 2;
+	struct agent_task t = { .description = "Write a README." };
+	run_task(&r, &s, &t);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(agent_outcome_name(r.res.outcome), "completed");
+	assert_true(json_is_null(r.res.tests));
+	assert_non_null(strstr(r.res.summary, "tests were not run"));
+	assert_int_equal(count(&r, "test_run"), 0);
+	const json_t *st = nth(&r, "step", 0);
+	assert_string_equal(tk_json_get_str(st, "end", ""), "turn_limit");
+	assert_int_equal(tk_json_get_int(st, "turns", -1), 2);
+	assert_string_equal(tk_json_get_str(changed(&r, "README"), "content", ""), "hello\n");
+	assert_false(tk_json_get_bool(last(&r, "status"), "tests_run", true));
+	run_free(&r);
+}
+
+/* A backend error ends the task failed, and the agent_turn event records
+ * the error (replay fails the same call the same way). */
+static void test_backend_error(void **state)
+{
+	(void)state;
+	struct script s;
+	s_init(&s);
+	s_add(&s, "planner-critic",
+	      plans1(json_pack("{s:s, s:[o]}", "title", "t", "steps", step("coder", "write"))));
+	json_array_append_new(s.responses,
+			      json_pack("{s:s, s:{s:s, s:s}}", "agent", "coder", "error", "code",
+					"timeout", "message", "the model went away"));
+	struct run r;
+	run_init(&r);
+	r.set.plans = 1;
+	struct agent_task t = { .description = "Write x.", .test_command = "true" };
+	run_task(&r, &s, &t);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(agent_outcome_name(r.res.outcome), "failed");
+	assert_non_null(strstr(r.res.reason, "model call failed"));
+	assert_non_null(strstr(r.res.reason, "the model went away"));
+	const json_t *turn = last(&r, "agent_turn");
+	assert_string_equal(tk_json_get_str(turn, "agent", ""), "coder");
+	const json_t *err = json_object_get(turn, "error");
+	assert_string_equal(tk_json_get_str(err, "code", ""), "timeout");
+	assert_null(json_object_get(turn, "text"));
+	assert_true(counter(r.reg, "tanuki_agent_invocations_total", "agent", "outcome", "coder",
+			    "error") == 1.0);
+	run_free(&r);
+}
+
+/* A reviewer that never gives a verdict ends the task: nothing could ever
+ * be approved. */
+static void test_reviewer_no_verdict(void **state)
+{
+	(void)state;
+	struct script s;
+	s_init(&s);
+	s_add(&s, "planner-critic",
+	      plans1(json_pack("{s:s, s:[o]}", "title", "t", "steps", step("code-reviewer", "r"))));
+	for (int i = 0; i < 3; i++)
+		s_add(&s, "code-reviewer", json_pack("{s:s}", "verdict", "maybe"));
+	struct run r;
+	run_init(&r);
+	r.set.plans = 1;
+	struct agent_task t = { .description = "Review." };
+	run_task(&r, &s, &t);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(agent_outcome_name(r.res.outcome), "failed");
+	assert_non_null(strstr(r.res.reason, "no review verdict"));
+	assert_string_equal(tk_json_get_str(nth(&r, "review", 0), "verdict", ""), "error");
+	assert_int_equal(usage(&r, "llm_calls"), 4);
+	run_free(&r);
+}
+
 /* ---- cancel, deadline, a sink that stops ------------------------------------- */
 
 static void cancel_case(int which)
@@ -1069,6 +1199,9 @@ int main(void)
 		cmocka_unit_test(test_budget_iterations),
 		cmocka_unit_test(test_budget_wall),
 		cmocka_unit_test(test_hostile_contained),
+		cmocka_unit_test(test_no_tests_and_turn_limit),
+		cmocka_unit_test(test_backend_error),
+		cmocka_unit_test(test_reviewer_no_verdict),
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_deadline),
 		cmocka_unit_test(test_sink_stops),
