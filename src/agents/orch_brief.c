@@ -23,6 +23,7 @@
 #define TREE_MAX_BYTES 4096       /* the file tree part of a briefing */
 #define FILE_SHOWN_MAX (64u << 10) /* one file's content in a briefing */
 #define BRIEF_MAX (8u << 20)      /* one briefing, whatever the window */
+#define ORCH_MSG_OVERHEAD_TOKENS 8 /* a chat template's tokens per message */
 
 int64_t orch_tokens_of(size_t n_bytes)
 {
@@ -149,6 +150,7 @@ struct item {
 	enum item_class cls;
 	char *text;   /* owned: the whole section, title included */
 	char *label;  /* owned: what it is, for the drop note and event */
+	size_t bytes; /* of the section as made (0: a file not even read) */
 	bool dropped;
 };
 
@@ -191,7 +193,7 @@ static int add(struct items *it, enum item_class cls, const char *label, const c
 			free(t);
 		return tk_errf(TK_ENOMEM, "agents: briefing: out of memory");
 	}
-	it->v[it->n++] = (struct item){ .cls = cls, .text = t, .label = l };
+	it->v[it->n++] = (struct item){ .cls = cls, .text = t, .label = l, .bytes = (size_t)n };
 	return 0;
 }
 
@@ -199,7 +201,7 @@ static size_t items_bytes(const struct items *it)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < it->n; i++)
-		n += it->v[i].dropped ? 0 : strlen(it->v[i].text);
+		n += it->v[i].dropped ? 0 : it->v[i].bytes;
 	return n;
 }
 
@@ -296,12 +298,22 @@ static int add_files(struct orch *o, struct items *it)
 	json_object_foreach(o->touched, k, v)
 		if (!json_object_get(o->input, k) && json_array_append_new(order, json_string(k)))
 			goto nomem;
+	/* A file bigger than the whole window is dropped at once, and past
+	 * a few windows' worth of kept file text the rest is not even read:
+	 * it could never fit. Both are listed as left out, like every drop. */
+	size_t window_bytes = (size_t)o->set->context_tokens * 3, shown_bytes = 0;
 	size_t i;
 	json_array_foreach(order, i, v) {
 		const char *path = json_string_value(v);
 		if (!path || json_object_get(seen, path))
 			continue;
 		json_object_set_new(seen, path, json_true());
+		if (shown_bytes >= 4 * window_bytes) {
+			if ((rc = add(it, IC_FILE, path, "%s", "")))
+				goto out;
+			it->v[it->n - 1].dropped = true; /* bytes 0: not read */
+			continue;
+		}
 		struct tk_buf b = TK_BUF_INIT(ORCH_FILE_MAX);
 		int r = tk_sandbox_workspace_read(agent_ws_path(o->ws), path, &b);
 		if (r == TK_ENOENT) {
@@ -318,6 +330,13 @@ static int add_files(struct orch *o, struct items *it)
 		free(shown);
 		if (rc)
 			goto out;
+		struct item *last = &it->v[it->n - 1];
+		if (last->bytes > window_bytes) {
+			last->dropped = true; /* bytes stays: the note says how big */
+			last->text[0] = '\0';
+		} else {
+			shown_bytes += last->bytes;
+		}
 	}
 	goto out;
 nomem:
@@ -511,12 +530,18 @@ int orch_brief_build(struct orch *o, const struct orch_brief_req *q, const char 
 	json_array_foreach(q->repairs, i, r)
 		fixed_bytes += strlen(tk_json_get_str(r, "bad", "")) +
 			       strlen(tk_json_get_str(r, "repair", ""));
-	/* Room for the note that lists what was dropped. */
-	const size_t note_reserve = 512;
+	/* Room for the note that lists what was dropped (6 entries of at
+	 * most ~120 bytes, a title and a count). */
+	const size_t note_reserve = 1024;
 	int64_t window = o->set->context_tokens;
-	int64_t reply = q->agent->max_tokens;
-	int64_t need = orch_tokens_of(fixed_bytes + items_bytes(&it)) + reply;
+	/* the reply, plus the chat template's few tokens around each message */
+	int64_t reply = q->agent->max_tokens + ORCH_MSG_OVERHEAD_TOKENS *
+						       (int64_t)(2 + 2 * json_array_size(q->repairs));
 	size_t n_dropped = 0;
+	for (i = 0; i < it.n; i++)
+		n_dropped += it.v[i].dropped;
+	int64_t need = orch_tokens_of(fixed_bytes + items_bytes(&it) +
+				      (n_dropped ? note_reserve : 0)) + reply;
 	for (int cls = IC_TOOL; cls <= IC_DIFF && need > window; cls++)
 		for (i = 0; i < it.n && need > window; i++) {
 			if (it.v[i].cls != (enum item_class)cls || it.v[i].dropped)
@@ -546,14 +571,16 @@ int orch_brief_build(struct orch *o, const struct orch_brief_req *q, const char 
 		for (i = 0; i < it.n && !rc; i++) {
 			if (!it.v[i].dropped)
 				continue;
-			size_t bytes = strlen(it.v[i].text);
+			size_t bytes = it.v[i].bytes;
 			json_array_append_new(dropped,
 					      json_pack("{s:s, s:s, s:I}", "kind",
 							class_name(it.v[i].cls), "what",
 							it.v[i].label, "bytes", (json_int_t)bytes));
 			/* the note is short: the first few, then a count */
-			if (shown++ < 6)
+			if (shown++ < 6 && bytes)
 				rc = tk_buf_printf(&b, "- %.100s (%zu bytes)\n", it.v[i].label, bytes);
+			else if (shown <= 6)
+				rc = tk_buf_printf(&b, "- %.100s (not read)\n", it.v[i].label);
 		}
 		if (!rc && n_dropped > 6)
 			rc = tk_buf_printf(&b, "- and %zu more\n", n_dropped - 6);

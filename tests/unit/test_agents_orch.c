@@ -1007,11 +1007,11 @@ static void test_context_drops_files(void **state)
 	r.set.context_tokens = 6000; /* 18 KB: the 30 KB file cannot fit */
 	for (size_t i = 0; i < r.team.n; i++)
 		r.team.agents[i].max_tokens = 512;
-	struct agent_file in[] = { { "big.txt", big, big_n } };
+	struct agent_file in[] = { { "big.txt", big, big_n }, { "small.txt", "tiny\n", 5 } };
 	/* iterations 1 and an impossible test: ends after the coder */
 	struct agent_task t = { .description = "Look at big.txt.",
 				.files = in,
-				.n_files = 1,
+				.n_files = 2,
 				.test_command = "false",
 				.budget = { .max_iterations = 1 } };
 	run_task(&r, &s, &t);
@@ -1024,6 +1024,8 @@ static void test_context_drops_files(void **state)
 	assert_string_equal(tk_json_get_str(d, "what", ""), "big.txt");
 	assert_true(tk_json_get_int(c, "estimated_tokens", 999999) <= 6000);
 	assert_true(tk_json_get_int(d, "bytes", 0) > (json_int_t)big_n);
+	/* the small file after it still fits: only the big one is dropped */
+	assert_int_equal(json_array_size(json_object_get(c, "dropped")), 1);
 
 	/* a window too small for even the bare briefing: a clear failure */
 	struct script s2;
@@ -1041,6 +1043,50 @@ static void test_context_drops_files(void **state)
 	run_free(&r2);
 	run_free(&r);
 	free(big);
+}
+
+/* Tool outputs are dropped oldest first, and the briefing says so. */
+static void test_context_drops_oldest_output(void **state)
+{
+	(void)state;
+	NEED_SANDBOX();
+	const char *cmds[] = { "head -c 12000 /dev/zero | tr '\\0' a",
+			       "head -c 12000 /dev/zero | tr '\\0' b",
+			       "head -c 12000 /dev/zero | tr '\\0' c" };
+	struct script s;
+	s_init(&s);
+	s_add(&s, "planner-critic",
+	      plans1(json_pack("{s:s, s:[o]}", "title", "t", "steps", step("coder", "run"))));
+	for (int i = 0; i < 3; i++)
+		s_add(&s, "coder", t_run(cmds[i]));
+	s_add(&s, "coder", t_finish("ran three commands"));
+	s_add(&s, "code-reviewer", approve());
+	struct run r;
+	run_init(&r);
+	r.set.plans = 1;
+	r.set.tool_output_bytes = 12288;
+	/* ~4000 tokens an output: one fits beside the bare briefing (about
+	 * 1000 tokens) and the reply, two do not */
+	r.set.context_tokens = 7500;
+	for (size_t i = 0; i < r.team.n; i++)
+		r.team.agents[i].max_tokens = 256;
+	struct agent_task t = { .description = "Run three commands.", .test_command = "true" };
+	run_task(&r, &s, &t);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(agent_outcome_name(r.res.outcome), "completed");
+	assert_int_equal(count(&r, "context"), 2); /* before coder turns 2 and 3 */
+	const json_t *c0 = nth(&r, "context", 0), *c1 = nth(&r, "context", 1);
+	assert_int_equal(tk_json_get_int(c0, "turn", -1), 2);
+	const json_t *d0 = json_object_get(c0, "dropped");
+	assert_int_equal(json_array_size(d0), 1);
+	assert_string_equal(tk_json_get_str(json_array_get(d0, 0), "kind", ""), "tool_output");
+	assert_non_null(strstr(tk_json_get_str(json_array_get(d0, 0), "what", ""), "' a`"));
+	const json_t *d1 = json_object_get(c1, "dropped");
+	assert_int_equal(json_array_size(d1), 2);
+	assert_non_null(strstr(tk_json_get_str(json_array_get(d1, 0), "what", ""), "' a`"));
+	assert_non_null(strstr(tk_json_get_str(json_array_get(d1, 1), "what", ""), "' b`"));
+	assert_true(tk_json_get_int(c1, "estimated_tokens", 999999) <= 7500);
+	run_free(&r);
 }
 
 /* ---- ingress ---------------------------------------------------------------------- */
@@ -1206,6 +1252,7 @@ int main(void)
 		cmocka_unit_test(test_deadline),
 		cmocka_unit_test(test_sink_stops),
 		cmocka_unit_test(test_context_drops_files),
+		cmocka_unit_test(test_context_drops_oldest_output),
 		cmocka_unit_test(test_ingress),
 		cmocka_unit_test(test_sanitize_and_budget),
 		cmocka_unit_test(test_settings_from_config),
