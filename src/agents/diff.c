@@ -103,7 +103,7 @@ struct myers {
  * and last elements differing): the snake from (*xs,*ys) to (*xe,*ye), in
  * coordinates relative to (a0,b0). false when the effort budget ran out. */
 static bool middle_snake(struct myers *m, long a0, long a1, long b0, long b1, long *xs,
-			 long *ys, long *xe, long *ye)
+			 long *ys, long *xe, long *ye, bool *fwd)
 {
 	const uint32_t *a = m->a + a0, *b = m->b + b0;
 	long N = a1 - a0, M = b1 - b0, delta = N - M;
@@ -115,7 +115,7 @@ static bool middle_snake(struct myers *m, long a0, long a1, long b0, long b1, lo
 		if (m->effort < (uint64_t)(2 * d + 2))
 			return false;
 		m->effort -= (uint64_t)(2 * d + 2);
-		for (long k = -d; k <= d; k += 2) {
+		for (long k = d; k >= -d; k -= 2) {
 			long x = (k == -d || (k != d && vf[k - 1] < vf[k + 1])) ? vf[k + 1]
 									     : vf[k - 1] + 1;
 			long y = x - k, sx = x, sy = y;
@@ -131,6 +131,7 @@ static bool middle_snake(struct myers *m, long a0, long a1, long b0, long b1, lo
 				*ys = sy;
 				*xe = x;
 				*ye = y;
+				*fwd = true;
 				return true;
 			}
 		}
@@ -181,44 +182,94 @@ static void compare(struct myers *m, long a0, long a1, long b0, long b1)
 			return;
 		}
 		long xs, ys, xe, ye;
-		if (!middle_snake(m, a0, a1, b0, b1, &xs, &ys, &xe, &ye) ||
+		bool fwd = false;
+		if (!middle_snake(m, a0, a1, b0, b1, &xs, &ys, &xe, &ye, &fwd) ||
 		    (xs == a1 - a0 && ys == b1 - b0) || (xe == 0 && ye == 0)) {
 			/* Out of effort (or no progress, which a correct snake
 			 * never gives): the region is replaced whole. */
 			mark_all(m, a0, a1, b0, b1);
 			return;
 		}
-		compare(m, a0, a0 + xs, b0, b0 + ys);
-		a0 += xe;
-		b0 += ye;
+		/* Split where GNU diff does: at the end of a forward snake, at
+		 * the start of a backward one; the snake itself is then common
+		 * suffix or prefix of a half (ties between equal lines resolve
+		 * the same way as there). */
+		long xm = fwd ? xe : xs, ym = fwd ? ye : ys;
+		if ((xm == a1 - a0 && ym == b1 - b0) || (xm == 0 && ym == 0)) {
+			xm = xs;
+			ym = ys;
+		}
+		compare(m, a0, a0 + xm, b0, b0 + ym);
+		a0 += xm;
+		b0 += ym;
 	}
 }
 
 /* ---- sliding runs over equal lines ------------------------------------- */
 
-/* Moves each run of changed lines of v (flags ch) down while the line after
- * it equals its first line: the same edit, reported lower, which joins runs
- * and puts a repeated closing line ("}") at the end of an insertion, as
- * `diff -u` does. The other side's alignment is not affected: the lines
- * swapped are equal. */
-static void slide_down(const struct dline *v, char *ch, size_t n)
+/* A run of changed lines in v (flags ch, n lines) may move by one line
+ * when the line it would take in equals the line it would give up: the
+ * same edit, reported elsewhere. Like GNU diff, each run is first moved up
+ * as far as it goes (joining earlier runs), then down as far as it goes
+ * (joining later ones), repeated while it grows; then it is moved back up
+ * to the lowest place where it sits next to a run of changes of the other
+ * file (flags och, m lines), so that deletions and insertions meet in one
+ * block. j tracks the other file's line paired with v[i], the first
+ * unchanged line after the run. */
+static bool changed_at(const char *ch, long n, long k)
 {
-	size_t i = 0;
-	while (i < n) {
-		if (!ch[i]) {
+	return k >= 0 && k < n && ch[k];
+}
+
+static void shift_runs(const struct dline *v, char *ch, long n, const char *och, long m)
+{
+	long i = 0, j = 0;
+	for (;;) {
+		while (i < n && !ch[i]) { /* an unchanged line and its partner */
+			while (changed_at(och, m, j))
+				j++;
 			i++;
-			continue;
+			j++;
 		}
-		size_t s = i, e = i;
-		while (e < n && ch[e])
-			e++;
-		while (e < n && v[s].id == v[e].id) {
-			ch[s++] = 0;
-			ch[e++] = 1;
-			while (e < n && ch[e])
-				e++;
+		if (i >= n)
+			break;
+		long start = i;
+		while (changed_at(ch, n, i))
+			i++;
+		while (changed_at(och, m, j))
+			j++;
+		long len, corr;
+		do {
+			len = i - start;
+			while (start > 0 && v[start - 1].id == v[i - 1].id) {
+				ch[--start] = 1;
+				ch[--i] = 0;
+				while (changed_at(ch, n, start - 1))
+					start--;
+				do
+					j--;
+				while (changed_at(och, m, j));
+			}
+			corr = changed_at(och, m, j - 1) ? i : n;
+			while (i < n && v[start].id == v[i].id) {
+				ch[start++] = 0;
+				ch[i++] = 1;
+				while (changed_at(ch, n, i))
+					i++;
+				j++;
+				while (changed_at(och, m, j)) {
+					j++;
+					corr = i;
+				}
+			}
+		} while (len != i - start);
+		while (corr < i) {
+			ch[--start] = 1;
+			ch[--i] = 0;
+			do
+				j--;
+			while (changed_at(och, m, j));
 		}
-		i = e;
 	}
 }
 
@@ -386,8 +437,8 @@ int agent_diff_unified(const char *path, const char *old_text, size_t old_len,
 	for (size_t j = 0; j < n_rb; j++)
 		if (rib[j])
 			ib[mb[j]] = 1;
-	slide_down(A, da, na);
-	slide_down(B, ib, nb);
+	shift_runs(A, da, (long)na, ib, (long)nb);
+	shift_runs(B, ib, (long)nb, da, (long)na);
 
 	/* Blocks of changes between matched lines. */
 	size_t nbl = 0, capbl = 16;
