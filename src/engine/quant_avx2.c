@@ -7,7 +7,7 @@
  * Owns: tk_quant_avx2_install() and the kernels it installs:
  *   Q8_0, Q8_K from_float   bytes identical to the reference quantizers;
  *   Q8_0, Q4_0 x Q8_0       vec_dot and vec_dot_tile;
- *   Q6_K x Q8_K             vec_dot and vec_dot_tile;
+ *   Q4_K, Q5_K, Q6_K x Q8_K vec_dot and vec_dot_tile;
  *   F16                     to_float, vec_dot (F16 x F16) and vec_dot_tile
  *                           with float32 activations (ops.h's scheme);
  *   BF16                    vec_dot (BF16 x BF16).
@@ -20,9 +20,10 @@
  *     partial sums, summed once at the end. Activation codes must lie in
  *     -127..127 (the quantizers guarantee it): then no 16-bit pair sum can
  *     saturate, even for a weight code of -128.
- *   - Q6_K: each super-block's integer sum is exact and the float step is
- *     the reference's, sum += (d_x * d_y) * sumi in order, so Q6_K results
- *     are bit-identical to the reference.
+ *   - K-quants (Q4_K, Q5_K, Q6_K): each super-block's integer sums are
+ *     exact and the float step is the reference's, in the same order
+ *     (sum += (d_x * d_y) * sumi [- (dmin_x * d_y) * summ]), so results are
+ *     bit-identical to the reference.
  *   - F16/BF16: float products (exact) summed with FMA in 8-lane partial
  *     sums (the reference sums in double).
  * vec_dot of a quantized type is its tile kernel with one row and one
@@ -397,6 +398,117 @@ static void q6_k_vec_dot_avx2(int64_t n, float *out, const void *x, const void *
 	q6_k_kern(n, out, 0, x, 0, y, 0, 1, 1);
 }
 
+/* ================= Q4_K, Q5_K x Q8_K ================= */
+
+/* The 8 six-bit scales and mins of a Q4_K/Q5_K block (packing in quant.h). */
+AINL void k45_scales(const uint8_t *q, int16_t sc[8], int16_t m[8])
+{
+	for (int j = 0; j < 4; j++) {
+		sc[j] = (int16_t)(q[j] & 63);
+		m[j] = (int16_t)(q[j + 4] & 63);
+		sc[j + 4] = (int16_t)((q[j + 8] & 15) | (q[j] >> 6) << 4);
+		m[j + 4] = (int16_t)((q[j + 8] >> 4) | (q[j + 4] >> 6) << 4);
+	}
+}
+
+/* Codes of elements 64g + 32t .. +31 (sub-block 2g + t): low nibbles from
+ * qs[32g ..] (nibble t), for Q5_K bit 4 from qh[l] bit 2g + t. */
+AINL __m256i k45_codes(const uint8_t *qs, const uint8_t *qh, int g, int t, const int BITS)
+{
+	const __m256i q = ld256(qs + 32 * g);
+	__m256i c = t ? _mm256_and_si256(_mm256_srli_epi16(q, 4), _mm256_set1_epi8(15))
+		      : _mm256_and_si256(q, _mm256_set1_epi8(15));
+	if (BITS == 5) {
+		const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(ld256(qh), 2 * g + t),
+						    _mm256_set1_epi8(1));
+		c = _mm256_or_si256(c, _mm256_slli_epi16(hb, 4));
+	}
+	return c;
+}
+
+/* Per super-block: sumi = sum_j sc_j * (codes . y over sub-block j) and
+ * summ = sum_s bsums_s * m_{s/2}, both exact in int32, then
+ * sum += (d_x d_y) sumi - (dmin_x d_y) summ as the reference does it. */
+AINL void k45_kern(int64_t n, float *out, size_t ldo, const uint8_t *x, size_t bx,
+		   const uint8_t *y, size_t by, const int R, const int C, const int BITS)
+{
+	const size_t xbs = BITS == 5 ? 176 : 144, qs_off = BITS == 5 ? 48 : 16;
+	float sum[2][4] = { { 0 } };
+	for (int64_t i = 0; i < n / TK_QK_K; i++) {
+		__m256i acc[2][4];
+		int32_t summ[2][4];
+		const uint8_t *xb[2];
+		int16_t sc[2][8];
+		for (int r = 0; r < R; r++) {
+			int16_t m[8];
+			xb[r] = x + (size_t)r * bx + (size_t)i * xbs;
+			k45_scales(xb[r] + 4, sc[r], m);
+			const __m128i m8 = _mm_loadu_si128((const __m128i *)m);
+			const __m256i m16 = _mm256_set_m128i(_mm_unpackhi_epi16(m8, m8),
+							     _mm_unpacklo_epi16(m8, m8));
+			for (int c = 0; c < C; c++) {
+				const uint8_t *yb = y + (size_t)c * by + (size_t)i * 292;
+				summ[r][c] = hsum_epi32(_mm256_madd_epi16(m16, ld256(yb + 260)));
+				acc[r][c] = _mm256_setzero_si256();
+			}
+		}
+		for (int g = 0; g < 4; g++) {
+			for (int t = 0; t < 2; t++) {
+				__m256i code[2], scv[2];
+				for (int r = 0; r < R; r++) {
+					code[r] = k45_codes(xb[r] + qs_off, xb[r] + 16, g, t, BITS);
+					scv[r] = _mm256_set1_epi16(sc[r][2 * g + t]);
+				}
+				for (int c = 0; c < C; c++) {
+					const __m256i yv = ld256(y + (size_t)c * by + (size_t)i * 292 + 4 +
+								 64 * g + 32 * t);
+					for (int r = 0; r < R; r++) {
+						const __m256i p = _mm256_maddubs_epi16(code[r], yv);
+						acc[r][c] = _mm256_add_epi32(acc[r][c],
+									     _mm256_madd_epi16(p, scv[r]));
+					}
+				}
+			}
+		}
+		for (int r = 0; r < R; r++) {
+			const float d = ld_half(xb[r]), dmin = ld_half(xb[r] + 2);
+			for (int c = 0; c < C; c++) {
+				const float dy = ld_f32(y + (size_t)c * by + (size_t)i * 292);
+				sum[r][c] += (d * dy) * (float)hsum_epi32(acc[r][c]) -
+					     (dmin * dy) * (float)summ[r][c];
+			}
+		}
+	}
+	for (int r = 0; r < R; r++)
+		for (int c = 0; c < C; c++)
+			out[(size_t)c * ldo + r] = sum[r][c];
+}
+
+AINL void q4_k_kern(int64_t n, float *out, size_t ldo, const uint8_t *x, size_t bx,
+		    const uint8_t *y, size_t by, const int R, const int C)
+{
+	k45_kern(n, out, ldo, x, bx, y, by, R, C, 4);
+}
+
+AINL void q5_k_kern(int64_t n, float *out, size_t ldo, const uint8_t *x, size_t bx,
+		    const uint8_t *y, size_t by, const int R, const int C)
+{
+	k45_kern(n, out, ldo, x, bx, y, by, R, C, 5);
+}
+
+TILE_FN(q4_k_tile_avx2, q4_k_kern)
+TILE_FN(q5_k_tile_avx2, q5_k_kern)
+
+static void q4_k_vec_dot_avx2(int64_t n, float *out, const void *x, const void *y)
+{
+	q4_k_kern(n, out, 0, x, 0, y, 0, 1, 1);
+}
+
+static void q5_k_vec_dot_avx2(int64_t n, float *out, const void *x, const void *y)
+{
+	q5_k_kern(n, out, 0, x, 0, y, 0, 1, 1);
+}
+
 /* ================= F16, BF16 ================= */
 
 static void f16_to_float_avx2(const void *src, float *dst, int64_t n)
@@ -497,6 +609,10 @@ void tk_quant_avx2_install(struct tk_type_traits *tab)
 	tab[TK_TYPE_Q8_K].from_float = q8_k_from_float_avx2;
 	tab[TK_TYPE_Q6_K].vec_dot = q6_k_vec_dot_avx2;
 	tab[TK_TYPE_Q6_K].vec_dot_tile = q6_k_tile_avx2;
+	tab[TK_TYPE_Q4_K].vec_dot = q4_k_vec_dot_avx2;
+	tab[TK_TYPE_Q4_K].vec_dot_tile = q4_k_tile_avx2;
+	tab[TK_TYPE_Q5_K].vec_dot = q5_k_vec_dot_avx2;
+	tab[TK_TYPE_Q5_K].vec_dot_tile = q5_k_tile_avx2;
 	tab[TK_TYPE_F16].to_float = f16_to_float_avx2;
 	tab[TK_TYPE_F16].vec_dot = f16_vec_dot_avx2;
 	tab[TK_TYPE_F16].vec_dot_tile = f16_tile_avx2;

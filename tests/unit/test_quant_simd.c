@@ -224,7 +224,7 @@ static void check_close(const char *what, int type, int64_t n, float got, float 
 /* Types whose SIMD vec_dot is documented bit-identical to the reference. */
 static bool exact_type(int type)
 {
-	return type == TK_TYPE_Q6_K;
+	return type == TK_TYPE_Q4_K || type == TK_TYPE_Q5_K || type == TK_TYPE_Q6_K;
 }
 
 /* Lengths to test for a block size. */
