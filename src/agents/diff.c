@@ -11,9 +11,15 @@
  * divide and conquer: E. Myers, "An O(ND) Difference Algorithm and Its
  * Variations", 1986). The work is bounded: past DIFF_EFFORT_MAX steps the
  * remaining region is reported as deleted and inserted whole (correct, not
- * minimal). Runs of changes are then slid down over equal lines (like GNU
- * diff does), so that an inserted block that starts and ends with the same
- * line, e.g. "}" or a blank line, is reported after the existing one.
+ * minimal). Where several minimal diffs exist (repeated lines such as "}"
+ * or blank lines), the choice follows GNU diff's: the same furthest-reaching
+ * tie-breaking, diagonals scanned in the same order, the split made at the
+ * same end of the middle snake, and runs of changes shifted over equal lines
+ * the same way (as far down as they go, then back up to meet a change of
+ * the other file). On generated files with repeated lines the output is
+ * byte-identical to `diff -u`'s (tests/unit/test_agents_diff.c); on long
+ * ones GNU diff's "confusing lines" heuristic sometimes gives a longer,
+ * non-minimal diff where ours stays minimal.
  *
  * Owns nothing beyond the call; pure function, any thread.
  */
