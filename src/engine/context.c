@@ -1,20 +1,43 @@
 /*
- * context.c — KV cache, scratch and the forward pass (context.h).
+ * context.c — KV cache, scratch, the worker pool and the forward pass
+ * (context.h).
  *
  * Owns every buffer of a context, all allocated in engine_ctx_new():
- *   k_cache, v_cache  [n_layer][n_ctx][n_head_kv * head_dim]  kv_type elements
+ *   k_cache, v_cache  [n_layer][n_seq_max][n_ctx][n_head_kv * head_dim]
+ *                     kv_type elements (sequence s of layer il is one
+ *                     contiguous region of n_ctx positions)
  *   x    [n_batch][n_embd]     residual stream
- *   h    [n_batch][n_embd]     normed input of a sub-block
+ *   h    [n_batch][n_embd]     normed input of a sub-block (for the output:
+ *                              the wanted rows, gathered to the front)
  *   q    [n_batch][n_head * head_dim]
  *   k, v [n_batch][n_head_kv * head_dim]
  *   att_out [n_batch][n_head * head_dim]
  *   gate, up [n_batch][n_ff]
  *   tmp  [n_batch][n_embd]     output of Wo / Wdown before the residual add
  *   xq   [n_batch][encoded row] activations in a weight's vec_dot_type
- *   att  [n_ctx]  qbuf [head_dim]   attention scratch
- *   logits [n_vocab]          last position
+ *   att_scratch [n_threads][engine_op_attention_scratch()] per-thread
+ *                              attention blocks
+ *   tok_seq, tok_pos, out_idx [n_batch]   sequence, position and wanted rows
+ *                              of the current step
+ *   seq_n_past, seq_count, seq_last [n_seq_max]
+ *   logits [n_vocab]          last wanted position
  *   lora_r [n_batch][max rank], lora_y [n_batch][widest output]: LoRA
  *        scratch, allocated by engine_ctx_set_adapters (grows only)
+ *   pool  n_threads - 1 persistent workers (pool.h)
+ *
+ * Parallel structure of one step (every phase is one pool dispatch; phases
+ * too small to pay for one run on the caller): per layer
+ *   [x += tmp;] h = rmsnorm(x)      tokens split over threads
+ *   q, k, v = W h                   one dispatch, rows of each weight split
+ *   bias, rope, cache store         tokens split
+ *   attention                       (token, KV head) pairs dealt round-robin
+ *   tmp = Wo att                    rows split
+ *   x += tmp; h = rmsnorm(x)        tokens split
+ *   gate, up = W h; silu(gate)*up   one dispatch; each thread applies SiLU to
+ *                                   the rows it computed (no LoRA active)
+ *   tmp = Wdown gate                rows split
+ * and the activation encoding of a product with many tokens is split by
+ * tokens first (one more dispatch).
  */
 #include "engine/context.h"
 
@@ -24,24 +47,27 @@
 #include "obs/log.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct engine_ctx {
 	const struct engine_model *m; /* borrowed */
-	struct engine_ctx_params p;   /* n_ctx, n_batch, n_threads resolved */
+	struct engine_ctx_params p;   /* every field resolved */
 	struct engine_rope rope;
-	int32_t n_past;
 	int32_t kv_dim;  /* n_head_kv * head_dim */
 	int32_t q_dim;   /* n_head * head_dim */
 	size_t kv_esz;   /* bytes per cache element */
 	void *k_cache, *v_cache;
-	float *x, *h, *q, *k, *v, *att_out, *gate, *up, *tmp, *att, *qbuf, *logits;
+	float *x, *h, *q, *k, *v, *att_out, *gate, *up, *tmp, *logits;
+	float *att_scratch;
+	size_t att_scratch_floats; /* per thread */
+	int32_t *tok_seq, *tok_pos, *out_idx;
+	int32_t *seq_n_past, *seq_count, *seq_last;
 	void *xq;
 	size_t xq_row_bytes; /* largest encoded activation row */
 	bool have_logits;
 	size_t kv_bytes, scratch_bytes;
+	struct engine_pool *pool;
 	struct engine_lora_use lora[ENGINE_LORA_MAX_ACTIVE]; /* adapters borrowed */
 	size_t n_lora;
 	float *lora_r, *lora_y;
@@ -50,8 +76,8 @@ struct engine_ctx {
 
 void engine_ctx_params_default(struct engine_ctx_params *p)
 {
-	*p = (struct engine_ctx_params){ .n_ctx = 0, .n_batch = 0, .n_threads = 1,
-					 .kv_type = ENGINE_KV_F16 };
+	*p = (struct engine_ctx_params){ .n_ctx = 0, .n_batch = 0, .n_threads = 0,
+					 .kv_type = ENGINE_KV_F16, .n_seq_max = 1 };
 }
 
 /* calloc counting bytes, with an overflow check on n * size */
@@ -76,12 +102,15 @@ struct engine_ctx *engine_ctx_new(const struct engine_model *m,
 	if (p.n_batch == 0)
 		p.n_batch = p.n_ctx < 512 ? p.n_ctx : 512;
 	if (p.n_threads == 0)
-		p.n_threads = 1;
+		p.n_threads = engine_default_threads();
+	if (p.n_seq_max == 0)
+		p.n_seq_max = 1;
 	if (p.n_ctx < 1 || p.n_ctx > (1 << 24) || p.n_batch < 1 || p.n_batch > p.n_ctx ||
-	    p.n_threads < 1 || p.n_threads > ENGINE_MAX_THREADS ||
+	    p.n_threads < 1 || p.n_threads > ENGINE_MAX_THREADS || p.n_seq_max < 1 ||
+	    p.n_seq_max > ENGINE_MAX_SEQ ||
 	    (p.kv_type != ENGINE_KV_F16 && p.kv_type != ENGINE_KV_F32)) {
-		tk_errf(TK_EINVAL, "context: bad parameters (n_ctx %d, n_batch %d, n_threads %d)",
-			p.n_ctx, p.n_batch, p.n_threads);
+		tk_errf(TK_EINVAL, "context: bad parameters (n_ctx %d, n_batch %d, n_threads %d, "
+			"n_seq_max %d)", p.n_ctx, p.n_batch, p.n_threads, p.n_seq_max);
 		return NULL;
 	}
 	struct engine_ctx *c = calloc(1, sizeof *c);
@@ -95,6 +124,8 @@ struct engine_ctx *engine_ctx_new(const struct engine_model *m,
 	c->kv_dim = hp->n_head_kv * hp->head_dim;
 	c->q_dim = hp->n_head * hp->head_dim;
 	c->kv_esz = p.kv_type == ENGINE_KV_F32 ? sizeof(float) : sizeof(uint16_t);
+	c->att_scratch_floats = engine_op_attention_scratch(hp->n_head, hp->n_head_kv,
+							    hp->head_dim);
 
 	/* the largest encoded activation row over every weight's input width
 	 * (layers may differ in type: mixed quantizations) */
@@ -110,8 +141,12 @@ struct engine_ctx *engine_ctx_new(const struct engine_model *m,
 		}
 	}
 
-	const size_t B = (size_t)p.n_batch;
-	const size_t cache_elems = (size_t)hp->n_layer * (size_t)p.n_ctx * (size_t)c->kv_dim;
+	const size_t B = (size_t)p.n_batch, S = (size_t)p.n_seq_max;
+	size_t cache_elems = (size_t)hp->n_layer * (size_t)p.n_ctx * (size_t)c->kv_dim;
+	if (cache_elems > SIZE_MAX / S)
+		cache_elems = SIZE_MAX; /* ctx_alloc refuses it */
+	else
+		cache_elems *= S;
 	size_t *sc = &c->scratch_bytes;
 	if (!(c->k_cache = ctx_alloc(cache_elems, c->kv_esz, &c->kv_bytes)) ||
 	    !(c->v_cache = ctx_alloc(cache_elems, c->kv_esz, &c->kv_bytes)) ||
@@ -125,17 +160,28 @@ struct engine_ctx *engine_ctx_new(const struct engine_model *m,
 	    !(c->gate = ctx_alloc(B * (size_t)hp->n_ff, sizeof(float), sc)) ||
 	    !(c->up = ctx_alloc(B * (size_t)hp->n_ff, sizeof(float), sc)) ||
 	    !(c->xq = ctx_alloc(B, c->xq_row_bytes, sc)) ||
-	    !(c->att = ctx_alloc((size_t)p.n_ctx, sizeof(float), sc)) ||
-	    !(c->qbuf = ctx_alloc((size_t)hp->head_dim, sizeof(float), sc)) ||
+	    !(c->att_scratch = ctx_alloc((size_t)p.n_threads * c->att_scratch_floats,
+					 sizeof(float), sc)) ||
+	    !(c->tok_seq = ctx_alloc(B, sizeof(int32_t), sc)) ||
+	    !(c->tok_pos = ctx_alloc(B, sizeof(int32_t), sc)) ||
+	    !(c->out_idx = ctx_alloc(B, sizeof(int32_t), sc)) ||
+	    !(c->seq_n_past = ctx_alloc(S, sizeof(int32_t), sc)) ||
+	    !(c->seq_count = ctx_alloc(S, sizeof(int32_t), sc)) ||
+	    !(c->seq_last = ctx_alloc(S, sizeof(int32_t), sc)) ||
 	    !(c->logits = ctx_alloc((size_t)hp->n_vocab, sizeof(float), sc))) {
-		tk_errf(TK_ENOMEM, "context: out of memory (n_ctx %d: KV cache %zu bytes so far, "
-			"scratch %zu bytes so far)", p.n_ctx, c->kv_bytes, c->scratch_bytes);
+		tk_errf(TK_ENOMEM, "context: out of memory (n_ctx %d x %d sequences: KV cache %zu "
+			"bytes so far, scratch %zu bytes so far)", p.n_ctx, p.n_seq_max,
+			c->kv_bytes, c->scratch_bytes);
 		engine_ctx_free(c);
 		return NULL;
 	}
+	if (!(c->pool = engine_pool_new(p.n_threads))) {
+		engine_ctx_free(c);
+		return NULL; /* detail set */
+	}
 	tk_logf(TK_LOG_DEBUG, "engine",
 		TK_FIELDS(TK_LF_I("n_ctx", p.n_ctx), TK_LF_I("n_batch", p.n_batch),
-			  TK_LF_I("n_threads", p.n_threads),
+			  TK_LF_I("n_threads", p.n_threads), TK_LF_I("n_seq_max", p.n_seq_max),
 			  TK_LF_S("kv_type", p.kv_type == ENGINE_KV_F16 ? "f16" : "f32"),
 			  TK_LF_I("weights_bytes", (int64_t)m->weights_bytes),
 			  TK_LF_I("kv_bytes", (int64_t)c->kv_bytes),
@@ -148,6 +194,7 @@ void engine_ctx_free(struct engine_ctx *c)
 {
 	if (!c)
 		return;
+	engine_pool_free(c->pool);
 	free(c->k_cache);
 	free(c->v_cache);
 	free(c->x);
@@ -160,70 +207,141 @@ void engine_ctx_free(struct engine_ctx *c)
 	free(c->gate);
 	free(c->up);
 	free(c->xq);
-	free(c->att);
-	free(c->qbuf);
+	free(c->att_scratch);
+	free(c->tok_seq);
+	free(c->tok_pos);
+	free(c->out_idx);
+	free(c->seq_n_past);
+	free(c->seq_count);
+	free(c->seq_last);
 	free(c->logits);
 	free(c->lora_r);
 	free(c->lora_y);
 	free(c);
 }
 
-/* ------------------------------------------------ threaded matmul */
-
-struct mm_share {
-	float *y;
-	const struct engine_weight *w;
-	const void *xq;
-	int32_t n_tok;
-	int64_t row_begin, row_end;
-};
-
-static void *mm_worker(void *arg)
+/* Runs fn over the pool with at most one thread per `per` items (a phase
+ * smaller than that runs on the caller alone). */
+static void ctx_par(struct engine_ctx *c, int64_t n_items, int64_t per, engine_pool_fn fn,
+		    void *arg)
 {
-	struct mm_share *s = arg;
-	engine_op_matmul_run(s->y, s->w, s->xq, s->n_tok, s->row_begin, s->row_end);
-	return NULL;
+	int64_t nth = n_items / (per > 0 ? per : 1);
+	if (nth > c->p.n_threads)
+		nth = c->p.n_threads;
+	engine_pool_run_n(c->pool, nth < 1 ? 1 : (int)nth, fn, arg);
 }
 
-/* y[n_tok][w->n_out] = W x[n_tok][w->n_in], rows split over the threads.
- * Falls back to the calling thread alone when a thread cannot start. */
+/* ------------------------------------------------ matrix products */
+
+/* Encoding of n_tok activation rows, split by tokens. */
+struct enc_job {
+	const struct engine_weight *w;
+	const float *x;
+	int32_t n_tok;
+	void *xq;
+	size_t row;
+};
+
+static void enc_task(void *arg, int ith, int nth)
+{
+	struct enc_job *j = arg;
+	int64_t b, e;
+	engine_pool_split(j->n_tok, ith, nth, 1, &b, &e);
+	if (e > b)
+		(void)engine_op_matmul_prepare(j->w, j->x + (size_t)b * (size_t)j->w->n_in,
+					       (int32_t)(e - b), (char *)j->xq + (size_t)b * j->row);
+}
+
+/* Up to three products of the same encoded input, one dispatch; with silu,
+ * y[0] = silu(y[0]) * y[1] on the rows each thread computed. */
+#define MM_MAX_W 3
+struct mm_job {
+	const void *xq;
+	int32_t n_tok;
+	int n_w;
+	const struct engine_weight *w[MM_MAX_W];
+	float *y[MM_MAX_W];
+	bool silu;
+};
+
+static void mm_task(void *arg, int ith, int nth)
+{
+	struct mm_job *j = arg;
+	for (int i = 0; i < j->n_w; i++) {
+		int64_t b, e;
+		engine_pool_split(j->w[i]->n_out, ith, nth, TK_TILE_MAX, &b, &e);
+		if (e > b)
+			engine_op_matmul_run(j->y[i], j->w[i], j->xq, j->n_tok, b, e);
+	}
+	if (j->silu) {
+		int64_t b, e;
+		const int64_t n_out = j->w[0]->n_out;
+		engine_pool_split(n_out, ith, nth, TK_TILE_MAX, &b, &e);
+		for (int32_t t = 0; t < j->n_tok && e > b; t++)
+			engine_op_silu_mul(j->y[0] + (size_t)t * (size_t)n_out + (size_t)b,
+					   j->y[1] + (size_t)t * (size_t)n_out + (size_t)b, e - b);
+	}
+}
+
+/* Encodes x[n_tok][w->n_in] for w into c->xq (split by tokens when many);
+ * returns the encoded rows (x itself for float activations). */
+static const void *ctx_encode(struct engine_ctx *c, const struct engine_weight *w,
+			      const float *x, int32_t n_tok)
+{
+	if (engine_op_matmul_act_type(w->type) == TK_TYPE_F32)
+		return x;
+	struct enc_job j = { .w = w, .x = x, .n_tok = n_tok, .xq = c->xq,
+			     .row = engine_op_matmul_scratch(w->type, w->n_in) };
+	ctx_par(c, n_tok, 8, enc_task, &j);
+	return c->xq;
+}
+
+/* ys[i] = ws[i] x for n (1..MM_MAX_W) weights of the same input width; one
+ * encoding and one dispatch when their activation encodings agree. */
+static void ctx_matmul_n(struct engine_ctx *c, int n, const struct engine_weight *const *ws,
+			 float *const *ys, const float *x, int32_t n_tok, bool silu)
+{
+	bool same = true;
+	for (int i = 1; i < n; i++)
+		same = same && engine_op_matmul_act_type(ws[i]->type) ==
+				       engine_op_matmul_act_type(ws[0]->type);
+	struct mm_job j = { .n_tok = n_tok };
+	int64_t rows = 0;
+	if (same) {
+		j.xq = ctx_encode(c, ws[0], x, n_tok);
+		j.n_w = n;
+		for (int i = 0; i < n; i++) {
+			j.w[i] = ws[i];
+			j.y[i] = ys[i];
+			rows += ws[i]->n_out;
+		}
+		j.silu = silu;
+		ctx_par(c, rows, 16, mm_task, &j);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		struct mm_job one = { .xq = ctx_encode(c, ws[i], x, n_tok), .n_tok = n_tok, .n_w = 1,
+				      .w = { ws[i] }, .y = { ys[i] } };
+		ctx_par(c, ws[i]->n_out, 16, mm_task, &one);
+	}
+	if (silu) {
+		struct mm_job s = { .n_tok = n_tok, .n_w = 0, .w = { ws[0], ws[1] },
+				    .y = { ys[0], ys[1] }, .silu = true };
+		ctx_par(c, ws[0]->n_out, 16, mm_task, &s);
+	}
+}
+
 static void ctx_matmul(struct engine_ctx *c, float *y, const struct engine_weight *w,
 		       const float *x, int32_t n_tok)
 {
-	const void *xq = engine_op_matmul_prepare(w, x, n_tok, c->xq);
-	int32_t nt = c->p.n_threads;
-	/* small products are not worth a thread start */
-	if ((int64_t)nt > w->n_out / 16)
-		nt = (int32_t)(w->n_out / 16 > 0 ? w->n_out / 16 : 1);
-	if (nt <= 1) {
-		engine_op_matmul_run(y, w, xq, n_tok, 0, w->n_out);
-		return;
-	}
-	struct mm_share share[ENGINE_MAX_THREADS];
-	pthread_t tid[ENGINE_MAX_THREADS];
-	bool started[ENGINE_MAX_THREADS] = { false };
-	for (int32_t i = 0; i < nt; i++) {
-		share[i] = (struct mm_share){ .y = y, .w = w, .xq = xq, .n_tok = n_tok,
-					      .row_begin = w->n_out * i / nt,
-					      .row_end = w->n_out * (i + 1) / nt };
-	}
-	for (int32_t i = 1; i < nt; i++)
-		started[i] = pthread_create(&tid[i], NULL, mm_worker, &share[i]) == 0;
-	mm_worker(&share[0]);
-	for (int32_t i = 1; i < nt; i++) {
-		if (started[i])
-			pthread_join(tid[i], NULL);
-		else
-			mm_worker(&share[i]); /* could not start: do its share here */
-	}
+	ctx_matmul_n(c, 1, &w, &y, x, n_tok, false);
 }
 
-/* y = W x for layer il's weight `slot` (il < 0: the output weight), plus
- * every active adapter's s * B (A x) (lora.h), added in the set's order. */
-static void ctx_matmul_lora(struct engine_ctx *c, float *y, const struct engine_weight *w,
-			    int32_t il, enum engine_lora_slot slot, const float *x, int32_t n_tok)
+/* Adds every active adapter's s * B (A x) to y = W x (layer il's weight
+ * `slot`, il < 0: the output weight), in the set's order. */
+static void ctx_lora_add(struct engine_ctx *c, float *y, const struct engine_weight *w,
+			 int32_t il, enum engine_lora_slot slot, const float *x, int32_t n_tok)
 {
-	ctx_matmul(c, y, w, x, n_tok);
 	for (size_t i = 0; i < c->n_lora; i++) {
 		struct engine_weight A, B;
 		if (!engine_lora_pair(c->lora[i].lora, il, slot, &A, &B))
@@ -235,6 +353,22 @@ static void ctx_matmul_lora(struct engine_ctx *c, float *y, const struct engine_
 		for (size_t k = 0; k < ne; k++)
 			y[k] += s * c->lora_y[k];
 	}
+}
+
+/* Products of one layer's weights with the same input, LoRA included.
+ * silu: n == 2 (gate, up), ys[0] becomes silu(gate) * up. */
+static void ctx_matmul_layer(struct engine_ctx *c, int n, const struct engine_weight *const *ws,
+			     const enum engine_lora_slot *slots, float *const *ys, int32_t il,
+			     const float *x, int32_t n_tok, bool silu)
+{
+	const bool fuse = silu && c->n_lora == 0;
+	ctx_matmul_n(c, n, ws, ys, x, n_tok, fuse);
+	if (c->n_lora == 0)
+		return;
+	for (int i = 0; i < n; i++)
+		ctx_lora_add(c, ys[i], ws[i], il, slots[i], x, n_tok);
+	if (silu)
+		engine_op_silu_mul(ys[0], ys[1], (int64_t)n_tok * ws[0]->n_out);
 }
 
 int engine_ctx_set_adapters(struct engine_ctx *c, const struct engine_lora_use *uses, size_t n)
@@ -301,33 +435,130 @@ size_t engine_ctx_adapters(const struct engine_ctx *c, const struct engine_lora_
 
 /* ------------------------------------------------ forward pass */
 
-/* Stores one position's k/v rows ([kv_dim] floats) in layer il's cache. */
-static void cache_store(struct engine_ctx *c, int32_t il, int32_t pos, const float *k,
-			const float *v)
+/* Byte offset of (layer il, sequence seq, position 0) in a cache. */
+static size_t cache_off(const struct engine_ctx *c, int32_t il, int32_t seq)
 {
-	const size_t off = ((size_t)il * (size_t)c->p.n_ctx + (size_t)pos) * (size_t)c->kv_dim;
+	return (((size_t)il * (size_t)c->p.n_seq_max + (size_t)seq) * (size_t)c->p.n_ctx) *
+	       (size_t)c->kv_dim * c->kv_esz;
+}
+
+/* Stores one position's k/v rows ([kv_dim] floats) in layer il's cache. */
+static void cache_store(struct engine_ctx *c, int32_t il, int32_t seq, int32_t pos,
+			const float *k, const float *v)
+{
+	const size_t off = cache_off(c, il, seq) + (size_t)pos * (size_t)c->kv_dim * c->kv_esz;
+	char *kd = (char *)c->k_cache + off, *vd = (char *)c->v_cache + off;
 	if (c->p.kv_type == ENGINE_KV_F32) {
-		memcpy((float *)c->k_cache + off, k, (size_t)c->kv_dim * sizeof(float));
-		memcpy((float *)c->v_cache + off, v, (size_t)c->kv_dim * sizeof(float));
+		memcpy(kd, k, (size_t)c->kv_dim * sizeof(float));
+		memcpy(vd, v, (size_t)c->kv_dim * sizeof(float));
 	} else {
-		uint16_t *kd = (uint16_t *)c->k_cache + off, *vd = (uint16_t *)c->v_cache + off;
 		for (int32_t i = 0; i < c->kv_dim; i++) {
-			kd[i] = tk_fp32_to_fp16(k[i]);
-			vd[i] = tk_fp32_to_fp16(v[i]);
+			const uint16_t hk = tk_fp32_to_fp16(k[i]), hv = tk_fp32_to_fp16(v[i]);
+			memcpy(kd + 2 * (size_t)i, &hk, 2);
+			memcpy(vd + 2 * (size_t)i, &hv, 2);
 		}
 	}
 }
 
-/* One step: n (<= n_batch) tokens at positions n_past.., tokens validated.
- * logits_out: NULL or [n][n_vocab]; the last row also goes to c->logits. */
+/* [x[t] += add[t];] h[k] = rmsnorm(x[t]) * w for k < n, t = idx ? idx[k] : k */
+struct norm_job {
+	struct engine_ctx *c;
+	const int32_t *idx;
+	int32_t n;
+	const float *add;
+	const float *w;
+};
+
+static void norm_task(void *arg, int ith, int nth)
+{
+	struct norm_job *j = arg;
+	const int32_t E = j->c->m->hp.n_embd;
+	int64_t b, e;
+	engine_pool_split(j->n, ith, nth, 1, &b, &e);
+	for (int64_t k = b; k < e; k++) {
+		const size_t t = (size_t)(j->idx ? j->idx[k] : k);
+		float *xt = j->c->x + t * (size_t)E;
+		if (j->add)
+			engine_op_add(xt, j->add + t * (size_t)E, E);
+		engine_op_rmsnorm(j->c->h + (size_t)k * (size_t)E, xt, j->w, E, j->c->m->hp.rms_eps);
+	}
+}
+
+static void ctx_norm(struct engine_ctx *c, const int32_t *idx, int32_t n, const float *add,
+		     const float *w)
+{
+	struct norm_job j = { .c = c, .idx = idx, .n = n, .add = add, .w = w };
+	ctx_par(c, n, 4, norm_task, &j);
+}
+
+/* bias, rope of q and k, k/v into the cache, for every token of the step */
+struct rope_job {
+	struct engine_ctx *c;
+	const struct engine_layer *L;
+	int32_t il, n;
+};
+
+static void rope_task(void *arg, int ith, int nth)
+{
+	struct rope_job *j = arg;
+	struct engine_ctx *c = j->c;
+	const struct engine_hparams *hp = &c->m->hp;
+	int64_t b, e;
+	engine_pool_split(j->n, ith, nth, 1, &b, &e);
+	for (int64_t t = b; t < e; t++) {
+		float *qt = c->q + (size_t)t * (size_t)c->q_dim;
+		float *kt = c->k + (size_t)t * (size_t)c->kv_dim;
+		float *vt = c->v + (size_t)t * (size_t)c->kv_dim;
+		if (j->L->bq) {
+			engine_op_add(qt, j->L->bq, c->q_dim);
+			engine_op_add(kt, j->L->bk, c->kv_dim);
+			engine_op_add(vt, j->L->bv, c->kv_dim);
+		}
+		const int32_t pos = c->tok_pos[t];
+		engine_op_rope(qt, hp->n_head, hp->head_dim, pos, &c->rope);
+		engine_op_rope(kt, hp->n_head_kv, hp->head_dim, pos, &c->rope);
+		cache_store(c, j->il, c->tok_seq[t], pos, kt, vt);
+	}
+}
+
+/* attention of each (token, KV head) pair over its sequence's positions
+ * 0..its own; pairs dealt round-robin (later tokens cost more) */
+struct att_job {
+	struct engine_ctx *c;
+	int32_t il, n;
+	float scale;
+};
+
+static void att_task(void *arg, int ith, int nth)
+{
+	struct att_job *j = arg;
+	struct engine_ctx *c = j->c;
+	const struct engine_hparams *hp = &c->m->hp;
+	float *scratch = c->att_scratch + (size_t)ith * c->att_scratch_floats;
+	const int64_t n_task = (int64_t)j->n * hp->n_head_kv;
+	for (int64_t i = ith; i < n_task; i += nth) {
+		const int32_t t = (int32_t)(i / hp->n_head_kv), hk = (int32_t)(i % hp->n_head_kv);
+		const size_t off = cache_off(c, j->il, c->tok_seq[t]);
+		engine_op_attention_blocked(c->att_out + (size_t)t * (size_t)c->q_dim,
+					    c->q + (size_t)t * (size_t)c->q_dim,
+					    (const char *)c->k_cache + off,
+					    (const char *)c->v_cache + off, c->p.kv_type,
+					    c->tok_pos[t] + 1, hp->n_head, hp->n_head_kv,
+					    hp->head_dim, j->scale, hk, scratch);
+	}
+}
+
+/* One step: n (<= n_batch) validated tokens whose sequences and positions
+ * are in c->tok_seq / tok_pos. The n_out rows listed in c->out_idx get their
+ * logits into logits_out ([n_out][n_vocab]); the last of them also goes to
+ * c->logits. */
 static void forward_batch(struct engine_ctx *c, const int32_t *tokens, int32_t n,
-			  float *logits_out)
+			  int32_t n_out, float *logits_out)
 {
 	const struct engine_model *m = c->m;
 	const struct engine_hparams *hp = &m->hp;
-	const int32_t E = hp->n_embd, hd = hp->head_dim;
+	const int32_t E = hp->n_embd;
 	const struct tk_type_traits *et = tk_type_traits(m->tok_embd.type);
-	const float kq_scale = 1.0f / sqrtf((float)hd);
 
 	/* x[t] = token_embd[tokens[t]]: [n][n_embd] */
 	for (int32_t t = 0; t < n; t++)
@@ -338,67 +569,130 @@ static void forward_batch(struct engine_ctx *c, const int32_t *tokens, int32_t n
 	for (int32_t il = 0; il < hp->n_layer; il++) {
 		const struct engine_layer *L = &m->layers[il];
 
-		/* h = rmsnorm(x) * attn_norm: [n][n_embd] */
-		for (int32_t t = 0; t < n; t++)
-			engine_op_rmsnorm(c->h + (size_t)t * E, c->x + (size_t)t * E, L->attn_norm,
-					  E, hp->rms_eps);
+		/* [x += tmp (the previous layer's FFN);] h = rmsnorm(x) * attn_norm */
+		ctx_norm(c, NULL, n, il > 0 ? c->tmp : NULL, L->attn_norm);
 		/* q: [n][n_head*hd], k, v: [n][n_head_kv*hd] */
-		ctx_matmul_lora(c, c->q, &L->wq, il, ENGINE_LORA_Q, c->h, n);
-		ctx_matmul_lora(c, c->k, &L->wk, il, ENGINE_LORA_K, c->h, n);
-		ctx_matmul_lora(c, c->v, &L->wv, il, ENGINE_LORA_V, c->h, n);
-		for (int32_t t = 0; t < n; t++) {
-			float *qt = c->q + (size_t)t * (size_t)c->q_dim;
-			float *kt = c->k + (size_t)t * (size_t)c->kv_dim;
-			float *vt = c->v + (size_t)t * (size_t)c->kv_dim;
-			if (L->bq) {
-				engine_op_add(qt, L->bq, c->q_dim);
-				engine_op_add(kt, L->bk, c->kv_dim);
-				engine_op_add(vt, L->bv, c->kv_dim);
-			}
-			const int32_t pos = c->n_past + t;
-			engine_op_rope(qt, hp->n_head, hd, pos, &c->rope);
-			engine_op_rope(kt, hp->n_head_kv, hd, pos, &c->rope);
-			cache_store(c, il, pos, kt, vt);
-		}
+		const struct engine_weight *qkv[3] = { &L->wq, &L->wk, &L->wv };
+		const enum engine_lora_slot qkv_s[3] = { ENGINE_LORA_Q, ENGINE_LORA_K,
+							 ENGINE_LORA_V };
+		float *const qkv_y[3] = { c->q, c->k, c->v };
+		ctx_matmul_layer(c, 3, qkv, qkv_s, qkv_y, il, c->h, n, false);
+		struct rope_job rj = { .c = c, .L = L, .il = il, .n = n };
+		ctx_par(c, n, 4, rope_task, &rj);
 		/* attention of each token over positions 0..its own (causal) */
-		const size_t layer_off = (size_t)il * (size_t)c->p.n_ctx * (size_t)c->kv_dim *
-					 c->kv_esz;
-		for (int32_t t = 0; t < n; t++)
-			engine_op_attention(c->att_out + (size_t)t * (size_t)c->q_dim,
-					    c->q + (size_t)t * (size_t)c->q_dim,
-					    (const char *)c->k_cache + layer_off,
-					    (const char *)c->v_cache + layer_off, c->p.kv_type,
-					    c->n_past + t + 1, hp->n_head, hp->n_head_kv, hd, kq_scale,
-					    c->att, c->qbuf);
-		/* x += Wo att_out: [n][n_embd] */
-		ctx_matmul_lora(c, c->tmp, &L->wo, il, ENGINE_LORA_O, c->att_out, n);
-		engine_op_add(c->x, c->tmp, (int64_t)n * E);
-
-		/* h = rmsnorm(x) * ffn_norm; x += Wdown(silu(Wgate h) * Wup h) */
-		for (int32_t t = 0; t < n; t++)
-			engine_op_rmsnorm(c->h + (size_t)t * E, c->x + (size_t)t * E, L->ffn_norm,
-					  E, hp->rms_eps);
-		ctx_matmul_lora(c, c->gate, &L->w_gate, il, ENGINE_LORA_GATE, c->h, n); /* [n][n_ff] */
-		ctx_matmul_lora(c, c->up, &L->w_up, il, ENGINE_LORA_UP, c->h, n); /* [n][n_ff] */
-		engine_op_silu_mul(c->gate, c->up, (int64_t)n * hp->n_ff);
-		ctx_matmul_lora(c, c->tmp, &L->w_down, il, ENGINE_LORA_DOWN, c->gate, n); /* [n][n_embd] */
-		engine_op_add(c->x, c->tmp, (int64_t)n * E);
+		struct att_job aj = { .c = c, .il = il, .n = n,
+				      .scale = 1.0f / sqrtf((float)hp->head_dim) };
+		ctx_par(c, (int64_t)n * hp->n_head_kv, 1, att_task, &aj);
+		/* tmp = Wo att_out: [n][n_embd]; x += tmp; h = rmsnorm(x) * ffn_norm */
+		const struct engine_weight *wo = &L->wo;
+		const enum engine_lora_slot wo_s = ENGINE_LORA_O;
+		float *const wo_y = c->tmp;
+		ctx_matmul_layer(c, 1, &wo, &wo_s, &wo_y, il, c->att_out, n, false);
+		ctx_norm(c, NULL, n, c->tmp, L->ffn_norm);
+		/* gate = silu(Wgate h) * Wup h: [n][n_ff]; tmp = Wdown gate: [n][n_embd] */
+		const struct engine_weight *gu[2] = { &L->w_gate, &L->w_up };
+		const enum engine_lora_slot gu_s[2] = { ENGINE_LORA_GATE, ENGINE_LORA_UP };
+		float *const gu_y[2] = { c->gate, c->up };
+		ctx_matmul_layer(c, 2, gu, gu_s, gu_y, il, c->h, n, true);
+		const struct engine_weight *wd = &L->w_down;
+		const enum engine_lora_slot wd_s = ENGINE_LORA_DOWN;
+		float *const wd_y = c->tmp;
+		ctx_matmul_layer(c, 1, &wd, &wd_s, &wd_y, il, c->gate, n, false);
 	}
-
-	/* logits = Woutput (rmsnorm(x) * output_norm), for the rows wanted */
-	const int32_t first = logits_out ? 0 : n - 1;
-	for (int32_t t = first; t < n; t++)
-		engine_op_rmsnorm(c->h + (size_t)(t - first) * E, c->x + (size_t)t * E,
-				  m->output_norm, E, hp->rms_eps);
-	if (logits_out) {
-		ctx_matmul_lora(c, logits_out, &m->output, -1, ENGINE_LORA_Q, c->h, n); /* [n][n_vocab] */
-		memcpy(c->logits, logits_out + (size_t)(n - 1) * (size_t)hp->n_vocab,
+	if (n_out == 0) {
+		/* nothing wanted: finish the residual stream anyway (cheap) so
+		 * the step's state is complete */
+		engine_op_add(c->x, c->tmp, (int64_t)n * E);
+		return;
+	}
+	/* logits = Woutput (rmsnorm(x + tmp) * output_norm), for the wanted
+	 * rows, gathered to the front of h */
+	ctx_norm(c, c->out_idx, n_out, c->tmp, m->output_norm);
+	float *dst = logits_out ? logits_out : c->logits;
+	ctx_matmul(c, dst, &m->output, c->h, n_out);
+	ctx_lora_add(c, dst, &m->output, -1, ENGINE_LORA_Q, c->h, n_out);
+	if (dst != c->logits)
+		memcpy(c->logits, dst + (size_t)(n_out - 1) * (size_t)hp->n_vocab,
 		       (size_t)hp->n_vocab * sizeof(float));
-	} else {
-		ctx_matmul_lora(c, c->logits, &m->output, -1, ENGINE_LORA_Q, c->h, 1); /* [1][n_vocab] */
-	}
 	c->have_logits = true;
-	c->n_past += n;
+}
+
+int32_t engine_batch_n_wanted(const struct engine_batch *b)
+{
+	if (!b || b->n <= 0 || !b->tokens)
+		return 0;
+	if (b->want) {
+		int32_t k = 0;
+		for (int32_t i = 0; i < b->n; i++)
+			k += b->want[i] != 0;
+		return k;
+	}
+	if (!b->seq)
+		return 1;
+	/* distinct sequences present (quadratic in the worst case; batches
+	 * are small and this is not on the hot path) */
+	int32_t k = 0;
+	for (int32_t i = 0; i < b->n; i++) {
+		bool later = false;
+		for (int32_t j = i + 1; j < b->n && !later; j++)
+			later = b->seq[j] == b->seq[i];
+		k += !later;
+	}
+	return k;
+}
+
+int engine_ctx_decode(struct engine_ctx *c, const struct engine_batch *b, float *logits)
+{
+	const int32_t n_vocab = c->m->hp.n_vocab, S = c->p.n_seq_max;
+	if (!b || b->n <= 0 || !b->tokens)
+		return tk_errf(TK_EINVAL, "context: decode of %d tokens", b ? b->n : 0);
+	const int32_t n = b->n;
+	for (int32_t s = 0; s < S; s++) {
+		c->seq_count[s] = 0;
+		c->seq_last[s] = -1;
+	}
+	for (int32_t i = 0; i < n; i++) {
+		if (b->tokens[i] < 0 || b->tokens[i] >= n_vocab)
+			return tk_errf(TK_EINVAL, "context: token %d at index %d is outside the "
+				       "vocabulary (0..%d)", b->tokens[i], i, n_vocab - 1);
+		const int32_t s = b->seq ? b->seq[i] : 0;
+		if (s < 0 || s >= S)
+			return tk_errf(TK_EINVAL, "context: sequence %d at index %d is outside "
+				       "0..%d", s, i, S - 1);
+		c->seq_count[s]++;
+		c->seq_last[s] = i;
+	}
+	for (int32_t s = 0; s < S; s++)
+		if (c->seq_count[s] > c->p.n_ctx - c->seq_n_past[s])
+			return tk_errf(TK_ELIMIT, "context: %d tokens at position %d of sequence %d "
+				       "exceed the context size %d", c->seq_count[s],
+				       c->seq_n_past[s], s, c->p.n_ctx);
+	/* the last wanted token of the whole batch */
+	int32_t last_want = -1;
+	for (int32_t i = 0; i < n; i++) {
+		const bool want = b->want ? b->want[i] != 0
+					  : c->seq_last[b->seq ? b->seq[i] : 0] == i;
+		if (want)
+			last_want = i;
+	}
+	size_t row = 0; /* logit rows written so far */
+	for (int32_t done = 0; done < n;) {
+		const int32_t step = n - done < c->p.n_batch ? n - done : c->p.n_batch;
+		int32_t n_out = 0;
+		for (int32_t t = 0; t < step; t++) {
+			const int32_t i = done + t, s = b->seq ? b->seq[i] : 0;
+			c->tok_seq[t] = s;
+			c->tok_pos[t] = c->seq_n_past[s]++;
+			const bool want = b->want ? b->want[i] != 0 : c->seq_last[s] == i;
+			if (want && (logits || i == last_want))
+				c->out_idx[n_out++] = t;
+		}
+		forward_batch(c, b->tokens + done, step, n_out,
+			      logits && n_out ? logits + row * (size_t)n_vocab : NULL);
+		row += (size_t)n_out;
+		done += step;
+	}
+	return 0;
 }
 
 int engine_ctx_eval(struct engine_ctx *c, const int32_t *tokens, int32_t n, float *logits_all)
@@ -406,16 +700,23 @@ int engine_ctx_eval(struct engine_ctx *c, const int32_t *tokens, int32_t n, floa
 	const int32_t n_vocab = c->m->hp.n_vocab;
 	if (n <= 0)
 		return tk_errf(TK_EINVAL, "context: eval of %d tokens", n);
-	if (n > c->p.n_ctx - c->n_past)
+	if (n > c->p.n_ctx - c->seq_n_past[0])
 		return tk_errf(TK_ELIMIT, "context: %d tokens at position %d exceed the context "
-			       "size %d", n, c->n_past, c->p.n_ctx);
+			       "size %d", n, c->seq_n_past[0], c->p.n_ctx);
 	for (int32_t i = 0; i < n; i++)
 		if (tokens[i] < 0 || tokens[i] >= n_vocab)
 			return tk_errf(TK_EINVAL, "context: token %d at index %d is outside the "
 				       "vocabulary (0..%d)", tokens[i], i, n_vocab - 1);
 	for (int32_t done = 0; done < n;) {
-		int32_t step = n - done < c->p.n_batch ? n - done : c->p.n_batch;
-		forward_batch(c, tokens + done, step,
+		const int32_t step = n - done < c->p.n_batch ? n - done : c->p.n_batch;
+		int32_t n_out = 0;
+		for (int32_t t = 0; t < step; t++) {
+			c->tok_seq[t] = 0;
+			c->tok_pos[t] = c->seq_n_past[0]++;
+			if (logits_all || done + t == n - 1)
+				c->out_idx[n_out++] = t;
+		}
+		forward_batch(c, tokens + done, step, n_out,
 			      logits_all ? logits_all + (size_t)done * (size_t)n_vocab : NULL);
 		done += step;
 	}
@@ -429,7 +730,7 @@ const float *engine_ctx_logits(const struct engine_ctx *c)
 
 int32_t engine_ctx_n_past(const struct engine_ctx *c)
 {
-	return c->n_past;
+	return c->seq_n_past[0];
 }
 
 int32_t engine_ctx_n_ctx(const struct engine_ctx *c)
@@ -437,14 +738,46 @@ int32_t engine_ctx_n_ctx(const struct engine_ctx *c)
 	return c->p.n_ctx;
 }
 
-int engine_ctx_rewind(struct engine_ctx *c, int32_t n_past)
+int32_t engine_ctx_n_seq_max(const struct engine_ctx *c)
 {
-	if (n_past < 0 || n_past > c->n_past)
-		return tk_errf(TK_EINVAL, "context: cannot rewind to %d (at %d)", n_past, c->n_past);
-	c->n_past = n_past;
-	if (n_past == 0)
+	return c->p.n_seq_max;
+}
+
+int32_t engine_ctx_n_threads(const struct engine_ctx *c)
+{
+	return c->p.n_threads;
+}
+
+int32_t engine_ctx_seq_n_past(const struct engine_ctx *c, int32_t seq)
+{
+	return seq < 0 || seq >= c->p.n_seq_max ? -1 : c->seq_n_past[seq];
+}
+
+int engine_ctx_seq_rewind(struct engine_ctx *c, int32_t seq, int32_t n_past)
+{
+	if (seq < 0 || seq >= c->p.n_seq_max)
+		return tk_errf(TK_EINVAL, "context: no sequence %d (0..%d)", seq,
+			       c->p.n_seq_max - 1);
+	if (n_past < 0 || n_past > c->seq_n_past[seq])
+		return tk_errf(TK_EINVAL, "context: cannot rewind sequence %d to %d (at %d)", seq,
+			       n_past, c->seq_n_past[seq]);
+	c->seq_n_past[seq] = n_past;
+	if (seq == 0 && n_past == 0)
 		c->have_logits = false;
 	return 0;
+}
+
+int engine_ctx_seq_clear(struct engine_ctx *c, int32_t seq)
+{
+	return engine_ctx_seq_rewind(c, seq, 0);
+}
+
+int engine_ctx_rewind(struct engine_ctx *c, int32_t n_past)
+{
+	if (n_past < 0 || n_past > c->seq_n_past[0])
+		return tk_errf(TK_EINVAL, "context: cannot rewind to %d (at %d)", n_past,
+			       c->seq_n_past[0]);
+	return engine_ctx_seq_rewind(c, 0, n_past);
 }
 
 void engine_ctx_mem(const struct engine_ctx *c, struct engine_mem *out)

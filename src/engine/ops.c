@@ -87,6 +87,12 @@ static int act_type(const struct tk_type_traits *tr, int type)
 	return type == TK_TYPE_F16 ? TK_TYPE_F32 : (int)tr->vec_dot_type;
 }
 
+int engine_op_matmul_act_type(int type)
+{
+	const struct tk_type_traits *tr = tk_type_traits(type);
+	return tr ? act_type(tr, type) : -1;
+}
+
 size_t engine_op_matmul_scratch(int type, int64_t n_in)
 {
 	const struct tk_type_traits *tr = tk_type_traits(type);
@@ -150,6 +156,15 @@ static void matmul_f16(float *y, const struct engine_weight *w, const float *x, 
 	}
 }
 
+/* Rows per cache chunk of a tiled product: about ENGINE_MM_CHUNK_BYTES of
+ * weights, a multiple of TK_TILE_MAX, at least one tile. */
+static int64_t mm_chunk_rows(size_t row_bytes)
+{
+	int64_t rows = (int64_t)(ENGINE_MM_CHUNK_BYTES / (row_bytes ? row_bytes : 1));
+	rows -= rows % TK_TILE_MAX;
+	return rows < TK_TILE_MAX ? TK_TILE_MAX : rows;
+}
+
 void engine_op_matmul_run(float *y, const struct engine_weight *w, const void *xq,
 			  int32_t n_tok, int64_t row_begin, int64_t row_end)
 {
@@ -160,12 +175,37 @@ void engine_op_matmul_run(float *y, const struct engine_weight *w, const void *x
 	const struct tk_type_traits *tr = tk_type_traits(w->type);
 	const size_t xrow = engine_op_matmul_scratch(w->type, w->n_in); /* encoded row bytes */
 	const unsigned char *rows = w->data;
-	/* weight row outer: one row of W serves every token while it is hot */
-	for (int64_t r = row_begin; r < row_end; r++) {
-		const void *wr = rows + (size_t)r * w->row_bytes;
-		for (int32_t t = 0; t < n_tok; t++)
-			tr->vec_dot(w->n_in, &y[(size_t)t * (size_t)w->n_out + (size_t)r], wr,
-				    (const char *)xq + (size_t)t * xrow);
+	const size_t n_out = (size_t)w->n_out;
+	if (n_tok == 1) {
+		/* decode: one streaming pass over the weight rows */
+		for (int64_t r = row_begin; r < row_end; r++)
+			tr->vec_dot(w->n_in, &y[r], rows + (size_t)r * w->row_bytes, xq);
+		return;
+	}
+	/* prefill / batched decode: a chunk of rows stays in cache while every
+	 * token passes over it, in TK_TILE_MAX x TK_TILE_MAX tiles */
+	const int64_t chunk = mm_chunk_rows(w->row_bytes);
+	for (int64_t r0 = row_begin; r0 < row_end; r0 += chunk) {
+		const int64_t r1 = row_end - r0 < chunk ? row_end : r0 + chunk;
+		for (int32_t t0 = 0; t0 < n_tok; t0 += TK_TILE_MAX) {
+			const int nc = n_tok - t0 < TK_TILE_MAX ? n_tok - t0 : TK_TILE_MAX;
+			const char *xt = (const char *)xq + (size_t)t0 * xrow;
+			float *yt = y + (size_t)t0 * n_out;
+			for (int64_t r = r0; r < r1; r += TK_TILE_MAX) {
+				const int nr = r1 - r < TK_TILE_MAX ? (int)(r1 - r) : TK_TILE_MAX;
+				const unsigned char *wr = rows + (size_t)r * w->row_bytes;
+				if (tr->vec_dot_tile) {
+					tr->vec_dot_tile(w->n_in, yt + r, n_out, wr, w->row_bytes, xt,
+							 xrow, nr, nc);
+					continue;
+				}
+				for (int c = 0; c < nc; c++)
+					for (int i = 0; i < nr; i++)
+						tr->vec_dot(w->n_in, &yt[(size_t)c * n_out + (size_t)r + (size_t)i],
+							    wr + (size_t)i * w->row_bytes,
+							    xt + (size_t)c * xrow);
+			}
+		}
 	}
 }
 
@@ -236,5 +276,176 @@ void engine_op_attention(float *out, const float *q, const void *k, const void *
 					oh[d] += p * tk_fp16_to_fp32(vr[d]);
 			}
 		}
+	}
+}
+
+/* ------------------------------------------------ blocked attention */
+
+size_t engine_op_attention_scratch(int32_t n_head, int32_t n_head_kv, int32_t head_dim)
+{
+	size_t g = (size_t)(n_head / (n_head_kv > 0 ? n_head_kv : 1));
+	if (g > ENGINE_ATT_MAX_GROUP)
+		g = ENGINE_ATT_MAX_GROUP; /* larger groups go in chunks */
+	const size_t hd = (size_t)head_dim;
+	/* kf [hd][BLOCK] (transposed), vf [BLOCK][hd]; s [g][BLOCK]; acc, qf
+	 * [g][hd]; max, inv [g] */
+	return 2 * ENGINE_ATT_BLOCK * hd + g * ENGINE_ATT_BLOCK + 2 * g * hd + 2 * g;
+}
+
+/* rows [j0, j0 + nb) of head hk of a cache ([n][n_head_kv][hd]) as floats */
+static void kv_block_to_f32(float *dst, const void *src, enum engine_kv_type kv_type,
+			    int32_t j0, int32_t nb, size_t kv_row, int32_t hk, int32_t hd)
+{
+	const struct tk_type_traits *f16 = tk_type_traits(TK_TYPE_F16);
+	for (int32_t j = 0; j < nb; j++) {
+		const size_t base = (size_t)(j0 + j) * kv_row + (size_t)hk * (size_t)hd;
+		if (kv_type == ENGINE_KV_F32)
+			memcpy(dst + (size_t)j * (size_t)hd, (const float *)src + base,
+			       (size_t)hd * sizeof(float));
+		else
+			f16->to_float((const uint16_t *)src + base, dst + (size_t)j * (size_t)hd, hd);
+	}
+}
+
+/* K rows [j0, j0 + nb) of head hk, transposed: kt[d][j] (row stride
+ * ENGINE_ATT_BLOCK), through row buffer tmp[hd] */
+static void k_block_transposed(float *kt, float *tmp, const void *src,
+			       enum engine_kv_type kv_type, int32_t j0, int32_t nb, size_t kv_row,
+			       int32_t hk, int32_t hd)
+{
+	for (int32_t j = 0; j < nb; j++) {
+		kv_block_to_f32(tmp, src, kv_type, j0 + j, 1, kv_row, hk, hd);
+		for (int32_t d = 0; d < hd; d++)
+			kt[(size_t)d * ENGINE_ATT_BLOCK + (size_t)j] = tmp[d];
+	}
+}
+
+/* scores of the g query heads in qf against the transposed block kt of nb
+ * positions: s[i][j] = (sum over d in order of qf_i[d] * k_j[d]) * scale —
+ * the reference's sum, term by term, vectorized across positions */
+static void att_scores(float *s, const float *qf, const float *kt, int32_t g, int32_t nb,
+		       int32_t head_dim, float scale)
+{
+	const size_t hd = (size_t)head_dim;
+	for (int32_t i = 0; i < g; i++) {
+		float *si = s + (size_t)i * ENGINE_ATT_BLOCK;
+		const float *qi = qf + (size_t)i * hd;
+		for (int32_t j = 0; j < nb; j++)
+			si[j] = 0.0f;
+		for (size_t d = 0; d < hd; d++) {
+			const float qd = qi[d];
+			const float *kd = kt + d * ENGINE_ATT_BLOCK;
+			for (int32_t j = 0; j < nb; j++)
+				si[j] += qd * kd[j];
+		}
+		for (int32_t j = 0; j < nb; j++)
+			si[j] *= scale;
+	}
+}
+
+/* engine_op_attention_blocked for query heads h0 .. h0+g-1 (g <=
+ * ENGINE_ATT_MAX_GROUP), all reading KV head hk */
+static void att_heads(float *out, const float *q, const void *k, const void *v,
+		      enum engine_kv_type kv_type, int32_t n_kv, int32_t n_head_kv,
+		      int32_t head_dim, float scale, int32_t hk, int32_t h0, int32_t g,
+		      float *scratch)
+{
+	const size_t hd = (size_t)head_dim, B = ENGINE_ATT_BLOCK;
+	const size_t kv_row = (size_t)n_head_kv * hd; /* elements per position */
+	const bool f16 = kv_type == ENGINE_KV_F16;
+	float *kf = scratch, *vf = kf + B * hd, *s = vf + B * hd, *acc = s + (size_t)g * B;
+	float *qf = acc + (size_t)g * hd, *mx = qf + (size_t)g * hd, *inv = mx + g;
+	double sum[ENGINE_ATT_MAX_GROUP];
+	for (int32_t i = 0; i < g; i++) {
+		const float *qh = q + (size_t)(h0 + i) * hd;
+		for (size_t d = 0; d < hd; d++)
+			qf[(size_t)i * hd + d] = f16 ? tk_round_fp16(qh[d]) : qh[d];
+		for (size_t d = 0; d < hd; d++)
+			acc[(size_t)i * hd + d] = 0.0f;
+		mx[i] = -INFINITY;
+		sum[i] = 0.0;
+	}
+	/* pass 1, online: running max and sum of exp(score - max) per head; with
+	 * an F32 cache the weighted sum of V rides along (rescaled with the
+	 * sum) and this is the only pass */
+	for (int32_t j0 = 0; j0 < n_kv; j0 += (int32_t)B) {
+		const int32_t nb = n_kv - j0 < (int32_t)B ? n_kv - j0 : (int32_t)B;
+		k_block_transposed(kf, vf, k, kv_type, j0, nb, kv_row, hk, head_dim);
+		if (!f16)
+			kv_block_to_f32(vf, v, kv_type, j0, nb, kv_row, hk, head_dim);
+		att_scores(s, qf, kf, g, nb, head_dim, scale);
+		for (int32_t i = 0; i < g; i++) {
+			float *si = s + (size_t)i * B, *ai = acc + (size_t)i * hd;
+			float bmax = -INFINITY;
+			for (int32_t j = 0; j < nb; j++)
+				if (si[j] > bmax)
+					bmax = si[j];
+			if (bmax == -INFINITY)
+				continue; /* nothing visible in this block */
+			if (bmax > mx[i]) {
+				/* rescale what was summed under the old max */
+				const float f = mx[i] == -INFINITY ? 0.0f : expf(mx[i] - bmax);
+				sum[i] *= (double)f;
+				if (!f16)
+					for (size_t d = 0; d < hd; d++)
+						ai[d] *= f;
+				mx[i] = bmax;
+			}
+			for (int32_t j = 0; j < nb; j++) {
+				const float p = si[j] == -INFINITY ? 0.0f : expf(si[j] - mx[i]);
+				sum[i] += (double)p;
+				if (f16)
+					continue;
+				const float *vj = vf + (size_t)j * hd;
+				for (size_t d = 0; d < hd; d++)
+					ai[d] += p * vj[d];
+			}
+		}
+	}
+	for (int32_t i = 0; i < g; i++)
+		inv[i] = sum[i] > 0.0 ? (float)(1.0 / sum[i]) : 0.0f;
+	if (f16) {
+		/* pass 2 (F16 cache): the normalized probabilities, rounded to
+		 * binary16 as ggml rounds them before its F16 p.v product (the
+		 * rounding of a probability depends on its final value, so it
+		 * cannot ride along in pass 1), times V */
+		for (int32_t j0 = 0; j0 < n_kv; j0 += (int32_t)B) {
+			const int32_t nb = n_kv - j0 < (int32_t)B ? n_kv - j0 : (int32_t)B;
+			k_block_transposed(kf, vf, k, kv_type, j0, nb, kv_row, hk, head_dim);
+			kv_block_to_f32(vf, v, kv_type, j0, nb, kv_row, hk, head_dim);
+			att_scores(s, qf, kf, g, nb, head_dim, scale);
+			for (int32_t i = 0; i < g; i++) {
+				const float *si = s + (size_t)i * B;
+				float *ai = acc + (size_t)i * hd;
+				for (int32_t j = 0; j < nb; j++) {
+					const float e = si[j] == -INFINITY ? 0.0f : expf(si[j] - mx[i]);
+					const float p = tk_round_fp16(e * inv[i]);
+					const float *vj = vf + (size_t)j * hd;
+					for (size_t d = 0; d < hd; d++)
+						ai[d] += p * vj[d];
+				}
+			}
+		}
+		for (int32_t i = 0; i < g; i++)
+			inv[i] = 1.0f;
+	}
+	for (int32_t i = 0; i < g; i++) {
+		float *oh = out + (size_t)(h0 + i) * hd;
+		for (size_t d = 0; d < hd; d++)
+			oh[d] = acc[(size_t)i * hd + d] * inv[i];
+	}
+}
+
+void engine_op_attention_blocked(float *out, const float *q, const void *k, const void *v,
+				 enum engine_kv_type kv_type, int32_t n_kv, int32_t n_head,
+				 int32_t n_head_kv, int32_t head_dim, float scale, int32_t hk,
+				 float *scratch)
+{
+	const int32_t group = n_head / n_head_kv; /* query heads sharing KV head hk */
+	for (int32_t i0 = 0; i0 < group; i0 += ENGINE_ATT_MAX_GROUP) {
+		const int32_t g = group - i0 < ENGINE_ATT_MAX_GROUP ? group - i0
+								    : ENGINE_ATT_MAX_GROUP;
+		att_heads(out, q, k, v, kv_type, n_kv, n_head_kv, head_dim, scale, hk,
+			  hk * group + i0, g, scratch);
 	}
 }

@@ -68,6 +68,11 @@ struct engine_weight {
  * 0 for an unknown type or a bad n_in. */
 size_t engine_op_matmul_scratch(int type, int64_t n_in);
 
+/* The encoding (a tk_type id) activations take for weights of `type`, or
+ * -1 for an unknown type: products whose weights share it can share one
+ * encoded copy of the same input. */
+int engine_op_matmul_act_type(int type);
+
 /* Encodes n_tok activation rows x[n_tok][w->n_in] for w (see above), in
  * scratch (n_tok * engine_op_matmul_scratch() bytes), row after row. Returns
  * the encoded rows: x itself when activations stay float (F32 and F16
@@ -80,7 +85,15 @@ const void *engine_op_matmul_prepare(const struct engine_weight *w, const float 
  * engine_op_matmul_prepare(): every dot is the type's vec_dot of a weight row
  * with an encoded activation row (llama.cpp's scheme); F16 rows are widened
  * to float and dotted with the float activations. The caller checked
- * the type with tk_type_can_compute() at load. */
+ * the type with tk_type_can_compute() at load.
+ * n_tok == 1 (decode) is one streaming pass over the rows. n_tok > 1
+ * (prefill, batched decode) walks the rows in chunks of about
+ * ENGINE_MM_CHUNK_BYTES of weights; every token passes over a chunk while it
+ * is in cache, in tiles of up to TK_TILE_MAX rows x TK_TILE_MAX tokens
+ * through the type's vec_dot_tile when it has one (vec_dot otherwise). Each
+ * output is one dot, so a row split between threads changes nothing as long
+ * as the split points are multiples of TK_TILE_MAX. */
+#define ENGINE_MM_CHUNK_BYTES (64 * 1024)
 void engine_op_matmul_run(float *y, const struct engine_weight *w, const void *xq,
 			  int32_t n_tok, int64_t row_begin, int64_t row_end);
 
@@ -110,5 +123,34 @@ void engine_op_attention(float *out, const float *q, const void *k, const void *
 			 enum engine_kv_type kv_type, int32_t n_kv, int32_t n_head,
 			 int32_t n_head_kv, int32_t head_dim, float scale, float *att,
 			 float *qbuf);
+
+/* Block size (positions) of engine_op_attention_blocked(). */
+#define ENGINE_ATT_BLOCK 64
+
+/* Query heads engine_op_attention_blocked() processes together (larger
+ * groups go in chunks of this many). */
+#define ENGINE_ATT_MAX_GROUP 64
+
+/* Floats of scratch engine_op_attention_blocked() needs. */
+size_t engine_op_attention_scratch(int32_t n_head, int32_t n_head_kv, int32_t head_dim);
+
+/* The query heads of KV head hk (heads hk*g .. hk*g+g-1, g = n_head /
+ * n_head_kv) of one position, attended over k, v positions 0..n_kv-1 (same
+ * shapes and meaning as engine_op_attention, which computes every head),
+ * with out rows of those heads written and no other. Positions are walked in
+ * blocks of ENGINE_ATT_BLOCK with an online softmax (running max and sum,
+ * earlier partial sums rescaled when the max grows), so the scratch is
+ * O(block), never O(n_kv); each K/V block is converted to float once for the
+ * whole group of query heads that share it. With an F32 cache that is one
+ * pass (the weighted sum of V is rescaled along with the sum). With an F16
+ * cache, q is rounded to binary16 and, as in the reference (and ggml), the
+ * normalized probabilities are rounded to binary16 before p.v: that needs
+ * the final max and sum, so a second pass over the blocks recomputes the
+ * scores and accumulates V. Equals engine_op_attention up to float
+ * summation order. scratch: engine_op_attention_scratch() floats. */
+void engine_op_attention_blocked(float *out, const float *q, const void *k, const void *v,
+				 enum engine_kv_type kv_type, int32_t n_kv, int32_t n_head,
+				 int32_t n_head_kv, int32_t head_dim, float scale, int32_t hk,
+				 float *scratch);
 
 #endif
