@@ -41,6 +41,7 @@ int cli_config_load(const char *cmd, const char *path, char *const *sets, int n_
 int cli_cmd_version(int argc, char **argv);
 int cli_cmd_config(int argc, char **argv);
 int cli_cmd_metrics(int argc, char **argv);
+int cli_cmd_run(int argc, char **argv);
 int cli_cmd_serve(int argc, char **argv);
 int cli_cmd_tasks(int argc, char **argv);
 int cli_cmd_keys(int argc, char **argv);

@@ -10,11 +10,15 @@
  */
 #include "cli/cli.h"
 
+#include "agents/agents.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "llm/llm.h"
 #include "obs/crash.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
+#include "sandbox/sandbox.h"
+#include "server/runner_orch.h"
 #include "server/server.h"
 #include "store/store.h"
 
@@ -47,7 +51,8 @@ static const char usage[] =
 	"  --task-timeout-ms N     per-task deadline in ms (overrides server.task_timeout_s)\n"
 	"  --http-threads N        server.http_threads\n"
 	"  --sse-heartbeat-ms N    server.sse_heartbeat_ms (keepalive on idle streams)\n"
-	"  --runner NAME           server.runner: noop (the only one until the orchestrator)\n"
+	"  --runner NAME           server.runner: orchestrator (default: the agents on the\n"
+	"                          llm.* backend) or noop (tests and benchmarks)\n"
 	"  --noop-delay-ms N       server.noop_delay_ms (how long a noop task takes)\n"
 	"  --cors-origin ORIGIN    server.cors_origin (default empty: no CORS)\n"
 	"  --addr-file FILE        write the bound HOST:PORT here once listening (a\n"
@@ -126,6 +131,64 @@ static int bootstrap_admin(struct tk_store *st, const struct tk_config *cfg)
 	return 0;
 }
 
+/* What the orchestrator runner borrows; built from the configuration and
+ * released after the server and the runner. */
+struct orch_parts {
+	struct llm_backend *llm;
+	struct agent_team team;
+	struct agent_settings settings;
+	struct tk_sandbox_profiles *profiles;
+	struct tk_sandbox_options sandbox_opts;
+	bool have_team;
+};
+
+static int build_runner(const struct tk_config *cfg, struct tk_store *st, struct orch_parts *p,
+			struct tk_task_runner *runner)
+{
+	if (!strcmp(tk_config_str(cfg, "server.runner"), "noop")) {
+		struct tk_noop_opts no = { .delay_ms = tk_config_int(cfg, "server.noop_delay_ms"),
+					   .events = 3 };
+		if (tk_runner_noop_init(runner, &no) < 0)
+			return cli_fail("serve", "runner");
+		return 0;
+	}
+	/* No network traffic here: a backend that is down fails tasks (and
+	 * /readyz), not the start. */
+	if (!(p->llm = llm_backend_from_config(cfg)))
+		return cli_fail("serve", "llm backend");
+	if (agent_team_from_config(cfg, &p->team) < 0)
+		return cli_fail("serve", "agents.team");
+	p->have_team = true;
+	agent_settings_from_config(cfg, &p->settings);
+	if (!(p->profiles = malloc(sizeof *p->profiles)))
+		return cli_fail("serve", "out of memory");
+	tk_sandbox_profiles_defaults(p->profiles);
+	if (tk_sandbox_profiles_load(p->profiles, tk_config_json(cfg, "sandbox.profiles")) < 0)
+		return cli_fail("serve", "sandbox.profiles");
+	tk_sandbox_options_defaults(&p->sandbox_opts);
+	p->sandbox_opts.allow_degraded = tk_config_bool(cfg, "sandbox.allow_degraded");
+	struct tk_orch_runner_opts o = {
+		.llm = p->llm, .team = &p->team, .settings = &p->settings,
+		.profiles = p->profiles, .sandbox_opts = &p->sandbox_opts, .store = st,
+		.health_interval_ms = tk_config_int(cfg, "server.llm_health_interval_s") * 1000,
+	};
+	if (tk_runner_orch_init(runner, &o) < 0)
+		return cli_fail("serve", "orchestrator runner");
+	tk_logf(TK_LOG_INFO, "server", TK_FIELDS(TK_LF_S("backend", llm_backend_name(p->llm))),
+		"orchestrator runner ready");
+	return 0;
+}
+
+static void free_parts(struct orch_parts *p)
+{
+	if (p->llm)
+		tk_sandbox_shutdown(); /* after the server: no run is in progress */
+	llm_backend_free(p->llm);
+	if (p->have_team)
+		agent_team_free(&p->team);
+	free(p->profiles);
+}
+
 static int serve_loop(struct tk_server *srv, const struct serve_args *a, sigset_t *set)
 {
 	for (;;) {
@@ -197,6 +260,7 @@ int cli_cmd_serve(int argc, char **argv)
 	struct tk_store *st = NULL;
 	struct tk_server *srv = NULL;
 	struct tk_task_runner runner = { 0 };
+	struct orch_parts parts = { 0 };
 	if (!flag_sets || !sets) {
 		rc = cli_fail("serve", "out of memory");
 		goto out;
@@ -279,13 +343,8 @@ int cli_cmd_serve(int argc, char **argv)
 	if (bootstrap_admin(st, cfg) != 0)
 		goto out;
 	tk_metrics_register_process(NULL);
-	/* server.runner has one choice until the orchestrator lands: noop. */
-	struct tk_noop_opts no = { .delay_ms = tk_config_int(cfg, "server.noop_delay_ms"),
-				   .events = 3 };
-	if (tk_runner_noop_init(&runner, &no) < 0) {
-		rc = cli_fail("serve", "runner");
+	if (build_runner(cfg, st, &parts, &runner) != 0)
 		goto out;
-	}
 	srv = tk_server_new(&so, st, &runner);
 	if (!srv) {
 		rc = cli_fail("serve", "cannot create the server");
@@ -302,6 +361,7 @@ out:
 	tk_server_free(srv);
 	if (runner.free)
 		runner.free(runner.ctx);
+	free_parts(&parts);
 	tk_store_close(st);
 	tk_config_free(cfg);
 	for (int i = 0; i < n_flag_sets; i++)

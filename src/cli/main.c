@@ -24,6 +24,7 @@ static const struct cli_command commands[] = {
 	{ "version", cli_cmd_version, "print version, git commit and build date" },
 	{ "config", cli_cmd_config, "show the effective configuration or check a file" },
 	{ "metrics", cli_cmd_metrics, "print the current Prometheus exposition" },
+	{ "run", cli_cmd_run, "run a programming task through the agents here (no server)" },
 	{ "serve", cli_cmd_serve, "run the HTTP API server" },
 	{ "tasks", cli_cmd_tasks, "list, show, cancel tasks or follow their events (API client)" },
 	{ "keys", cli_cmd_keys, "create, list or revoke API keys in a data directory" },

@@ -2,9 +2,10 @@
  * runner.h — the task-runner seam: how the server's worker pool hands a
  * claimed task to whatever does the work.
  *
- * The orchestrator (agents) plugs in here later; until then the server ships
- * the "noop" runner (runner_noop.c), which emits a few progress events, waits
- * a configurable delay and completes with an echo of the request.
+ * Two runners ship: "orchestrator" (runner_orch.h: the agents, the default)
+ * and "noop" (runner_noop.c, for tests and benchmarks), which emits a few
+ * progress events, waits a configurable delay and completes with an echo of
+ * the request.
  *
  * Contract for run():
  *   - called on a worker thread, one task per call; several calls may run at
@@ -24,12 +25,11 @@
  * A result object may carry "result" (string, shown as TaskResponse.result),
  * "tests" and "usage" (any JSON), which the API passes through.
  *
- * Plugging in the orchestrator: agents sits below server in the module
- * order, so it does not include this header; the server side (or the CLI)
- * wraps the orchestrator's entry point in a struct tk_task_runner. The
- * request is io->task->request_json (TaskRequest without `files` and
- * `wait`); the input files are in the store (tk_store_file_list(...,
- * TK_FILE_INPUT)), so a runner that needs them keeps the store in its ctx.
+ * A runner that needs the request reads io->task->request_json (TaskRequest
+ * without `files` and `wait`); the input files are in the store
+ * (tk_store_file_list(..., TK_FILE_INPUT)), so it keeps the store in its ctx
+ * (runner_orch.c does). A result JSON returned with an error code is stored
+ * too (partial results), and TK_ETIMEOUT ends the task timed_out (workers.c).
  */
 #ifndef TK_SERVER_RUNNER_H
 #define TK_SERVER_RUNNER_H

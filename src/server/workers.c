@@ -11,7 +11,12 @@
  *   stop DEADLINE                timed_out
  *   stop SHUTDOWN, no event yet  re-queued (it will run after the restart)
  *   stop SHUTDOWN                failed "server shutting down"
+ *   rc == TK_ETIMEOUT            timed_out with the runner's error (its own
+ *                                budget ran out, e.g. the orchestrator's)
  *   otherwise                    failed with the runner's error
+ * A result JSON the runner returns is stored with every final status, not
+ * only completed (partial results stay visible in GET /tasks/{id}); when it
+ * cannot be stored the task still ends, without it.
  */
 #include "server/server_int.h"
 
@@ -155,7 +160,7 @@ static void finish_task(struct tk_server *srv, struct worker_io *w, int rc, char
 		err = "server shutting down";
 		requeue = !w->emitted;
 	} else {
-		to = TK_TASK_FAILED;
+		to = rc == TK_ETIMEOUT ? TK_TASK_TIMED_OUT : TK_TASK_FAILED;
 		err = error ? error : (*tk_err_detail() ? tk_err_detail() : tk_strerror(rc));
 	}
 
@@ -169,8 +174,7 @@ static void finish_task(struct tk_server *srv, struct worker_io *w, int rc, char
 			pthread_mutex_unlock(&srv->q_mu);
 		}
 	} else {
-		src = tk_store_task_set_status(srv->store, id, to, to == TK_TASK_COMPLETED ? result : NULL,
-					       err);
+		src = tk_store_task_set_status(srv->store, id, to, result, err);
 		if (src < 0 && to == TK_TASK_COMPLETED) {
 			/* e.g. the result is over the store's cap: the task must
 			 * still end, as failed with the reason. */
@@ -178,6 +182,9 @@ static void finish_task(struct tk_server *srv, struct worker_io *w, int rc, char
 			snprintf(why, sizeof why, "cannot store the result: %s", tk_err_detail());
 			to = TK_TASK_FAILED;
 			src = tk_store_task_set_status(srv->store, id, to, NULL, why);
+		} else if (src < 0 && result) {
+			/* the partial result of a failed task: end it without */
+			src = tk_store_task_set_status(srv->store, id, to, NULL, err);
 		}
 	}
 	if (src < 0)
