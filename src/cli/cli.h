@@ -51,6 +51,7 @@ int cli_cmd_tokenize(int argc, char **argv);
 int cli_cmd_logits(int argc, char **argv);
 int cli_cmd_generate(int argc, char **argv);
 int cli_cmd_perplexity(int argc, char **argv);
+int cli_cmd_bench(int argc, char **argv);
 int cli_cmd_adapters(int argc, char **argv);
 int cli_cmd_llm(int argc, char **argv);
 

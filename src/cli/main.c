@@ -34,6 +34,7 @@ static const struct cli_command commands[] = {
 	{ "logits", cli_cmd_logits, "print a model's logits for a list of token ids" },
 	{ "generate", cli_cmd_generate, "generate text from a prompt with a local GGUF model" },
 	{ "perplexity", cli_cmd_perplexity, "perplexity of a model on a text file (llama.cpp's method)" },
+	{ "bench", cli_cmd_bench, "engine speed: pp/tg tokens/s like llama-bench, roofline, batching" },
 	{ "adapters", cli_cmd_adapters, "LoRA adapters: list, info, load, unload, merge" },
 	{ "llm", cli_cmd_llm, "chat with the configured LLM backend (openai, ollama, embedded, scripted)" },
 };

@@ -108,7 +108,7 @@ static char *reference_text(void)
 static double reused_tokens(void)
 {
 	return tk_series_value(tk_metric_series(
-		tk_metric_counter(reg, "tanuki_llm_prompt_cache_tokens_total", "x",
+		tk_metric_counter(reg, "tanuki_llm_prompt_tokens_reused_total", "x",
 				  (const char *const[]){ "backend" }, 1),
 		(const char *const[]){ "embedded" }));
 }

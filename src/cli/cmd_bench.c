@@ -1,0 +1,618 @@
+/* cmd_bench.c — `tanuki bench`: the engine's speed on one GGUF file, in
+ * llama-bench's terms (pp: prompt tokens per second, one batch from an empty
+ * cache; tg: tokens per second decoded one at a time), plus what llama-bench
+ * does not measure: the memory-bandwidth roofline of decode (--membw),
+ * aggregate decode with several sequences in one pass (--seqs) and the
+ * saving of prompt-prefix reuse (--prefix). Owns nothing beyond one call;
+ * prints numbers and never fails on speed. */
+#include "cli/cli.h"
+
+#include "cli/cli_membw.h"
+#include "core/err.h"
+#include "core/time.h"
+#include "engine/context.h"
+#include "engine/cpu.h"
+#include "engine/gguf.h"
+#include "engine/model.h"
+#include "engine/quant.h"
+#include "engine/quant_simd.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+	"usage: tanuki bench --model M.gguf [-p 512] [-n 128] [-t THREADS] [-r REPS]\n"
+	"                    [--kv f16|f32] [--seqs 1,2,4] [--membw] [--prefix]\n"
+	"                    [--prefix-tokens 1500] [--suffix-tokens 50] [--seed S]\n"
+	"                    [--membw-mib MIB] [--json]\n"
+	"       tanuki bench --membw [-t THREADS] [--membw-mib MIB] [--json]\n\n"
+	"Measures the engine like llama.cpp's llama-bench, on random token ids\n"
+	"(fixed seed): pp<P> evaluates P tokens as one batch from an empty cache;\n"
+	"tg<N> decodes N tokens one at a time from an empty cache. Each is run once\n"
+	"to warm up, then REPS times (default 5); the figure is the mean tokens/s\n"
+	"with its standard deviation. -p 0 or -n 0 skips that test.\n\n"
+	"  -t, --threads T    threads (default: the physical cores)\n"
+	"  --kv f16|f32       KV cache type (default f16, as llama.cpp)\n"
+	"  --seqs LIST        aggregate decode tokens/s with that many sequences\n"
+	"                     decoded together, each N tokens (e.g. 1,2,4)\n"
+	"  --membw            measure read bandwidth (STREAM-like) and print the\n"
+	"                     decode roofline: bandwidth / bytes read per token\n"
+	"                     (weights + the KV cache read at the mean position)\n"
+	"  --membw-mib MIB    its buffer (default: 4x the last-level cache, at least\n"
+	"                     256 MiB, at most 2 GiB)\n"
+	"  --prefix           prompt-prefix reuse: a prompt of --prefix-tokens +\n"
+	"                     --suffix-tokens evaluated cold (empty cache) and warm\n"
+	"                     (the prefix kept, only the suffix evaluated)\n"
+	"  --json             one JSON object instead of the table\n";
+
+#define BENCH_MAX_REPS 1000
+#define BENCH_MAX_SEQS 64
+#define BENCH_MAX_SEQ_LIST 16
+
+struct bench_opts {
+	const char *model;
+	long n_prompt, n_gen, threads, reps, prefix_tokens, suffix_tokens, membw_mib;
+	unsigned long long seed;
+	enum engine_kv_type kv;
+	int seqs[BENCH_MAX_SEQ_LIST];
+	int n_seqs;
+	bool json, membw, prefix;
+};
+
+/* mean and sample standard deviation of tokens/s over the reps */
+struct bench_stat {
+	double mean, sd;
+	double *samples; /* owned, n */
+	int n;
+};
+
+static void stat_of(struct bench_stat *s)
+{
+	double sum = 0, sq = 0;
+	for (int i = 0; i < s->n; i++)
+		sum += s->samples[i];
+	s->mean = s->n ? sum / s->n : 0;
+	for (int i = 0; i < s->n; i++)
+		sq += (s->samples[i] - s->mean) * (s->samples[i] - s->mean);
+	s->sd = s->n > 1 ? sqrt(sq / (s->n - 1)) : 0;
+}
+
+/* xorshift64*: the random token ids (as llama-bench uses random ids; the
+ * speed does not depend on which tokens) */
+static uint64_t rng_next(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545f4914f6cdd1dull;
+}
+
+static int32_t *random_tokens(size_t n, int32_t n_vocab, uint64_t seed)
+{
+	int32_t *t = malloc((n ? n : 1) * sizeof *t);
+	if (!t)
+		return NULL;
+	uint64_t s = seed ? seed : 0x9e3779b97f4a7c15ull;
+	for (size_t i = 0; i < n; i++)
+		t[i] = (int32_t)(rng_next(&s) % (uint64_t)n_vocab);
+	return t;
+}
+
+struct model_info {
+	uint64_t params;
+	size_t file_bytes;   /* tensor bytes in the file */
+	size_t read_bytes;   /* weight bytes one decode step reads */
+	size_t kv_pos_bytes; /* K and V bytes of one position over all layers */
+	char type[64];       /* the type holding most weight bytes */
+	char arch[32];
+};
+
+static void describe(const struct engine_model *m, enum engine_kv_type kv, struct model_info *mi)
+{
+	memset(mi, 0, sizeof *mi);
+	size_t by_type[64] = { 0 };
+	size_t nt = tk_gguf_tensor_count(m->gguf);
+	for (size_t i = 0; i < nt; i++) {
+		const struct tk_gguf_tensor *t = tk_gguf_tensor_at(m->gguf, i);
+		mi->params += (uint64_t)t->n_elements;
+		mi->file_bytes += t->nbytes;
+		if (t->type >= 0 && t->type < 64 && t->n_dims >= 2)
+			by_type[t->type] += t->nbytes;
+	}
+	int best = 0;
+	for (int t = 1; t < 64; t++)
+		if (by_type[t] > by_type[best])
+			best = t;
+	snprintf(mi->type, sizeof mi->type, "%s", tk_type_name(best) ? tk_type_name(best) : "?");
+	snprintf(mi->arch, sizeof mi->arch, "%s", m->arch->name);
+	/* Decode reads every bound weight once, except the embedding table,
+	 * of which only one row is read — unless the output shares it. */
+	size_t embd = (size_t)m->tok_embd.n_out * m->tok_embd.row_bytes;
+	mi->read_bytes = m->weights_bytes;
+	if (!m->hp.tied_output && m->weights_bytes > embd)
+		mi->read_bytes = m->weights_bytes - embd + m->tok_embd.row_bytes;
+	size_t esz = kv == ENGINE_KV_F32 ? 4 : 2;
+	mi->kv_pos_bytes = 2 * (size_t)m->hp.n_layer * (size_t)m->hp.n_head_kv *
+			   (size_t)m->hp.head_dim * esz;
+}
+
+static int stat_alloc(struct bench_stat *s, int n)
+{
+	s->samples = calloc((size_t)n, sizeof *s->samples);
+	s->n = 0;
+	return s->samples ? 0 : tk_errf(TK_ENOMEM, "bench: out of memory");
+}
+
+/* pp: n_prompt tokens as one batch from an empty cache. */
+static int run_pp(struct engine_ctx *ctx, const int32_t *toks, int32_t n, int reps,
+		  struct bench_stat *st)
+{
+	for (int r = -1; r < reps; r++) { /* r == -1: warm-up */
+		int rc = engine_ctx_rewind(ctx, 0);
+		int64_t t0 = tk_time_mono_ns();
+		if (!rc)
+			rc = engine_ctx_eval(ctx, toks, n, NULL);
+		int64_t dt = tk_time_mono_ns() - t0;
+		if (rc)
+			return tk_err_wrap(rc, "bench: pp%d", n);
+		if (r >= 0)
+			st->samples[st->n++] = (double)n * 1e9 / (double)(dt > 0 ? dt : 1);
+	}
+	stat_of(st);
+	return 0;
+}
+
+/* tg: n tokens one at a time from an empty cache. */
+static int run_tg(struct engine_ctx *ctx, const int32_t *toks, int32_t n, int reps,
+		  struct bench_stat *st)
+{
+	for (int r = -1; r < reps; r++) {
+		int32_t len = r < 0 ? (n < 8 ? n : 8) : n; /* a short warm-up */
+		int rc = engine_ctx_rewind(ctx, 0);
+		int64_t t0 = tk_time_mono_ns();
+		for (int32_t i = 0; i < len && !rc; i++)
+			rc = engine_ctx_eval(ctx, &toks[i], 1, NULL);
+		int64_t dt = tk_time_mono_ns() - t0;
+		if (rc)
+			return tk_err_wrap(rc, "bench: tg%d", n);
+		if (r >= 0)
+			st->samples[st->n++] = (double)n * 1e9 / (double)(dt > 0 ? dt : 1);
+	}
+	stat_of(st);
+	return 0;
+}
+
+/* prefix reuse: cold = the whole prompt from an empty cache; warm = the
+ * cache rewound to the prefix, only the suffix evaluated (what the embedded
+ * backend does for a request sharing a prefix). Times in ms. */
+static int run_prefix(struct engine_ctx *ctx, const int32_t *toks, int32_t n_pre, int32_t n_suf,
+		      int reps, struct bench_stat *cold, struct bench_stat *warm)
+{
+	int32_t n = n_pre + n_suf;
+	for (int r = -1; r < reps; r++) {
+		int rc = engine_ctx_rewind(ctx, 0);
+		int64_t t0 = tk_time_mono_ns();
+		if (!rc)
+			rc = engine_ctx_eval(ctx, toks, n, NULL);
+		int64_t t1 = tk_time_mono_ns();
+		if (!rc)
+			rc = engine_ctx_rewind(ctx, n_pre);
+		int64_t t2 = tk_time_mono_ns();
+		if (!rc)
+			rc = engine_ctx_eval(ctx, toks + n_pre, n_suf, NULL);
+		int64_t t3 = tk_time_mono_ns();
+		if (rc)
+			return tk_err_wrap(rc, "bench: prefix");
+		if (r >= 0) {
+			cold->samples[cold->n++] = (double)(t1 - t0) / 1e6;
+			warm->samples[warm->n++] = (double)(t3 - t2) / 1e6;
+		}
+	}
+	stat_of(cold);
+	stat_of(warm);
+	return 0;
+}
+
+/* --seqs: s sequences decoded together, one token each per step (one pass
+ * over the weights per step), n steps from empty caches; every sequence's
+ * logits are computed, as serving needs them. Aggregate tokens/s. */
+static int run_seqs(const struct engine_model *m, const struct bench_opts *o, int s,
+		    const int32_t *toks, struct bench_stat *st)
+{
+	int rc = 0;
+	const int32_t n = (int32_t)o->n_gen;
+	struct engine_ctx_params cp;
+	engine_ctx_params_default(&cp);
+	cp.n_ctx = n + 1;
+	cp.n_batch = s;
+	cp.n_threads = (int32_t)o->threads;
+	cp.kv_type = o->kv;
+	cp.n_seq_max = s;
+	struct engine_ctx *ctx = engine_ctx_new(m, &cp);
+	int32_t *bt = malloc((size_t)s * sizeof *bt), *bs = malloc((size_t)s * sizeof *bs);
+	float *logits = malloc((size_t)s * (size_t)m->hp.n_vocab * sizeof *logits);
+	if (!ctx || !bt || !bs || !logits) {
+		rc = ctx ? tk_errf(TK_ENOMEM, "bench: out of memory")
+			 : tk_err_wrap(tk_err_last() ? tk_err_last() : TK_ENOMEM,
+				       "bench: context for %d sequences", s);
+		goto out;
+	}
+	for (int i = 0; i < s; i++)
+		bs[i] = i;
+	for (int r = -1; r < o->reps; r++) {
+		int32_t steps = r < 0 ? (n < 8 ? n : 8) : n;
+		for (int i = 0; i < s && !rc; i++)
+			rc = engine_ctx_seq_clear(ctx, i);
+		int64_t t0 = tk_time_mono_ns();
+		for (int32_t k = 0; k < steps && !rc; k++) {
+			/* sequence i decodes its own stream of random ids */
+			for (int i = 0; i < s; i++)
+				bt[i] = toks[((size_t)i * 7919u + (size_t)k) % (size_t)n];
+			int8_t want[BENCH_MAX_SEQS];
+			memset(want, 1, sizeof want);
+			struct engine_batch b = { .n = s, .tokens = bt, .seq = bs, .want = want };
+			rc = engine_ctx_decode(ctx, &b, logits);
+		}
+		int64_t dt = tk_time_mono_ns() - t0;
+		if (rc) {
+			rc = tk_err_wrap(rc, "bench: %d sequences", s);
+			goto out;
+		}
+		if (r >= 0)
+			st->samples[st->n++] = (double)s * n * 1e9 / (double)(dt > 0 ? dt : 1);
+	}
+	stat_of(st);
+out:
+	free(logits);
+	free(bs);
+	free(bt);
+	engine_ctx_free(ctx);
+	return rc;
+}
+
+static int parse_seqs(const char *arg, struct bench_opts *o)
+{
+	const char *p = arg;
+	o->n_seqs = 0;
+	while (*p) {
+		char *end;
+		long v = strtol(p, &end, 10);
+		if (end == p || v < 1 || v > BENCH_MAX_SEQS || o->n_seqs == BENCH_MAX_SEQ_LIST ||
+		    (*end && *end != ','))
+			return cli_usage_error("bench", "--seqs: expected up to %d counts in 1..%d "
+					       "separated by commas, got '%s'",
+					       BENCH_MAX_SEQ_LIST, BENCH_MAX_SEQS, arg);
+		o->seqs[o->n_seqs++] = (int)v;
+		p = *end ? end + 1 : end;
+	}
+	if (!o->n_seqs)
+		return cli_usage_error("bench", "--seqs: empty list");
+	return 0;
+}
+
+static json_t *stat_json(const struct bench_stat *s)
+{
+	json_t *a = json_array();
+	for (int i = 0; i < s->n; i++)
+		json_array_append_new(a, json_real(s->samples[i]));
+	return json_pack("{s:f, s:f, s:o}", "mean", s->mean, "stddev", s->sd, "samples", a);
+}
+
+enum {
+	OPT_KV = 256,
+	OPT_SEQS,
+	OPT_MEMBW,
+	OPT_PREFIX,
+	OPT_PREFIX_TOKENS,
+	OPT_SUFFIX_TOKENS,
+	OPT_SEED,
+	OPT_JSON,
+	OPT_MEMBW_MIB,
+};
+
+static int parse_args(int argc, char **argv, struct bench_opts *o)
+{
+	static const struct option opts[] = {
+		{ "model", required_argument, NULL, 'm' },
+		{ "n-prompt", required_argument, NULL, 'p' },
+		{ "n-gen", required_argument, NULL, 'n' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "reps", required_argument, NULL, 'r' },
+		{ "kv", required_argument, NULL, OPT_KV },
+		{ "seqs", required_argument, NULL, OPT_SEQS },
+		{ "membw", no_argument, NULL, OPT_MEMBW },
+		{ "prefix", no_argument, NULL, OPT_PREFIX },
+		{ "prefix-tokens", required_argument, NULL, OPT_PREFIX_TOKENS },
+		{ "suffix-tokens", required_argument, NULL, OPT_SUFFIX_TOKENS },
+		{ "seed", required_argument, NULL, OPT_SEED },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "membw-mib", required_argument, NULL, OPT_MEMBW_MIB },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	*o = (struct bench_opts){ .n_prompt = 512, .n_gen = 128, .reps = 5,
+				  .prefix_tokens = 1500, .suffix_tokens = 50, .seed = 1234,
+				  .kv = ENGINE_KV_F16 };
+	optind = 1;
+	int c;
+	long v;
+	while ((c = getopt_long(argc, argv, "+m:p:n:t:r:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm': o->model = optarg; break;
+		case 'p':
+			if (cli_parse_long("bench", "-p", optarg, 0, 1 << 20, &o->n_prompt))
+				return CLI_USAGE;
+			break;
+		case 'n':
+			if (cli_parse_long("bench", "-n", optarg, 0, 1 << 20, &o->n_gen))
+				return CLI_USAGE;
+			break;
+		case 't':
+			if (cli_parse_long("bench", "--threads", optarg, 1, ENGINE_MAX_THREADS,
+					   &o->threads))
+				return CLI_USAGE;
+			break;
+		case 'r':
+			if (cli_parse_long("bench", "--reps", optarg, 1, BENCH_MAX_REPS, &o->reps))
+				return CLI_USAGE;
+			break;
+		case OPT_KV:
+			if (!strcmp(optarg, "f16"))
+				o->kv = ENGINE_KV_F16;
+			else if (!strcmp(optarg, "f32"))
+				o->kv = ENGINE_KV_F32;
+			else
+				return cli_usage_error("bench", "--kv: expected f16 or f32, got '%s'",
+						       optarg);
+			break;
+		case OPT_SEQS:
+			if (parse_seqs(optarg, o))
+				return CLI_USAGE;
+			break;
+		case OPT_MEMBW: o->membw = true; break;
+		case OPT_PREFIX: o->prefix = true; break;
+		case OPT_PREFIX_TOKENS:
+			if (cli_parse_long("bench", "--prefix-tokens", optarg, 1, 1 << 20,
+					   &o->prefix_tokens))
+				return CLI_USAGE;
+			break;
+		case OPT_SUFFIX_TOKENS:
+			if (cli_parse_long("bench", "--suffix-tokens", optarg, 1, 1 << 20,
+					   &o->suffix_tokens))
+				return CLI_USAGE;
+			break;
+		case OPT_SEED:
+			if (cli_parse_long("bench", "--seed", optarg, 0, 0x7fffffffL, &v))
+				return CLI_USAGE;
+			o->seed = (unsigned long long)v;
+			break;
+		case OPT_JSON: o->json = true; break;
+		case OPT_MEMBW_MIB:
+			if (cli_parse_long("bench", "--membw-mib", optarg, 2, 1L << 20, &o->membw_mib))
+				return CLI_USAGE;
+			break;
+		case 'h': puts(usage); return -1;
+		default: return cli_usage_error("bench", "unknown option");
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("bench", "unexpected argument '%s'", argv[optind]);
+	if (!o->model && !o->membw)
+		return cli_usage_error("bench", "--model is required (or --membw alone)");
+	if (o->model && o->n_seqs && !o->n_gen)
+		return cli_usage_error("bench", "--seqs needs -n > 0");
+	if (!o->threads)
+		o->threads = engine_default_threads();
+	return 0;
+}
+
+struct bench_out {
+	struct model_info mi;
+	struct bench_stat pp, tg, cold, warm, seqs[BENCH_MAX_SEQ_LIST];
+	struct membw_result bw;
+	bool have_bw;
+	char cpu[160];
+	const char *isa;
+};
+
+static void bench_out_free(struct bench_out *r)
+{
+	free(r->pp.samples);
+	free(r->tg.samples);
+	free(r->cold.samples);
+	free(r->warm.samples);
+	for (int i = 0; i < BENCH_MAX_SEQ_LIST; i++)
+		free(r->seqs[i].samples);
+}
+
+/* Bytes one tg token reads: the weights, and the KV cache at the mean
+ * position of an n-token decode from empty ((n+1)/2 positions). */
+static double bytes_per_token(const struct bench_opts *o, const struct model_info *mi)
+{
+	return (double)mi->read_bytes + (double)mi->kv_pos_bytes * (double)(o->n_gen + 1) / 2.0;
+}
+
+static int print_json(const struct bench_opts *o, const struct bench_out *r)
+{
+	json_t *j = json_pack("{s:s?, s:i, s:s, s:s, s:s, s:I, s:I, s:I}", "model", o->model,
+			      "threads", (int)o->threads, "kv", o->kv == ENGINE_KV_F32 ? "f32" : "f16",
+			      "cpu", r->cpu, "isa", r->isa, "n_prompt", (json_int_t)o->n_prompt,
+			      "n_gen", (json_int_t)o->n_gen, "reps", (json_int_t)o->reps);
+	if (!j)
+		return tk_errf(TK_ENOMEM, "bench: out of memory");
+	if (o->model) {
+		json_object_set_new(j, "arch", json_string(r->mi.arch));
+		json_object_set_new(j, "type", json_string(r->mi.type));
+		json_object_set_new(j, "params", json_integer((json_int_t)r->mi.params));
+		json_object_set_new(j, "size_bytes", json_integer((json_int_t)r->mi.file_bytes));
+		json_object_set_new(j, "bytes_per_token", json_real(bytes_per_token(o, &r->mi)));
+	}
+	if (r->pp.n)
+		json_object_set_new(j, "pp", stat_json(&r->pp));
+	if (r->tg.n)
+		json_object_set_new(j, "tg", stat_json(&r->tg));
+	if (r->have_bw) {
+		json_object_set_new(j, "membw",
+				    json_pack("{s:f, s:f, s:I, s:i}", "best_gbps", r->bw.best_gbps,
+					      "mean_gbps", r->bw.mean_gbps, "bytes",
+					      (json_int_t)r->bw.bytes, "threads", r->bw.threads));
+		if (o->model && r->tg.n) {
+			double roof = r->bw.best_gbps * 1e9 / bytes_per_token(o, &r->mi);
+			json_object_set_new(j, "roofline",
+					    json_pack("{s:f, s:f}", "tokens_per_s", roof,
+						      "achieved_pct", 100.0 * r->tg.mean / roof));
+		}
+	}
+	if (o->model && o->n_seqs) {
+		json_t *a = json_array();
+		for (int i = 0; i < o->n_seqs; i++) {
+			json_t *e = stat_json(&r->seqs[i]);
+			json_object_set_new(e, "n_seq", json_integer(o->seqs[i]));
+			json_array_append_new(a, e);
+		}
+		json_object_set_new(j, "seqs", a);
+	}
+	if (r->cold.n) {
+		json_t *e = json_pack("{s:I, s:I, s:o, s:o}", "prefix_tokens",
+				      (json_int_t)o->prefix_tokens, "suffix_tokens",
+				      (json_int_t)o->suffix_tokens, "cold_ms", stat_json(&r->cold),
+				      "warm_ms", stat_json(&r->warm));
+		json_object_set_new(j, "prefix", e);
+	}
+	int rc = json_dumpf(j, stdout, JSON_COMPACT | JSON_REAL_PRECISION(6)) ? TK_EIO : 0;
+	json_decref(j);
+	putchar('\n');
+	return rc ? tk_errf(rc, "bench: cannot write the JSON") : 0;
+}
+
+static void print_table(const struct bench_opts *o, const struct bench_out *r)
+{
+	if (o->model) {
+		bool big = r->mi.params >= 1000000000u;
+		printf("model: %s (%s, %.2f %s params, %.2f MiB, %s)\n", o->model, r->mi.arch,
+		       (double)r->mi.params / (big ? 1e9 : 1e6), big ? "B" : "M",
+		       (double)r->mi.file_bytes / (1u << 20), r->mi.type);
+	}
+	printf("threads %ld, kv %s, isa %s, cpu: %s\n", o->threads,
+	       o->kv == ENGINE_KV_F32 ? "f32" : "f16", r->isa, r->cpu);
+	if (r->pp.n || r->tg.n || o->n_seqs)
+		printf("| %-14s | %20s |\n|----------------|----------------------|\n", "test",
+		       "t/s");
+	if (r->pp.n)
+		printf("| pp%-12ld | %11.2f ± %6.2f |\n", o->n_prompt, r->pp.mean, r->pp.sd);
+	if (r->tg.n)
+		printf("| tg%-12ld | %11.2f ± %6.2f |\n", o->n_gen, r->tg.mean, r->tg.sd);
+	for (int i = 0; o->model && i < o->n_seqs; i++) {
+		char name[32];
+		snprintf(name, sizeof name, "tg%ld x%d seq", o->n_gen, o->seqs[i]);
+		printf("| %-14s | %11.2f ± %6.2f |\n", name, r->seqs[i].mean, r->seqs[i].sd);
+	}
+	if (r->have_bw) {
+		printf("membw: %.2f GB/s best, %.2f mean (%zu MiB, %d threads)\n", r->bw.best_gbps,
+		       r->bw.mean_gbps, r->bw.bytes >> 20, r->bw.threads);
+		if (o->model && r->tg.n) {
+			double bpt = bytes_per_token(o, &r->mi);
+			double roof = r->bw.best_gbps * 1e9 / bpt;
+			printf("roofline: %.1f MB read per token -> %.2f t/s; tg achieved %.1f%%\n",
+			       bpt / 1e6, roof, 100.0 * r->tg.mean / roof);
+		}
+	}
+	if (r->cold.n)
+		printf("prefix reuse: %ld + %ld tokens: cold %.1f ± %.1f ms, warm (suffix only) "
+		       "%.1f ± %.1f ms, %.1fx\n", o->prefix_tokens, o->suffix_tokens, r->cold.mean,
+		       r->cold.sd, r->warm.mean, r->warm.sd,
+		       r->warm.mean > 0 ? r->cold.mean / r->warm.mean : 0.0);
+}
+
+int cli_cmd_bench(int argc, char **argv)
+{
+	struct bench_opts o;
+	int prc = parse_args(argc, argv, &o);
+	if (prc)
+		return prc < 0 ? CLI_OK : prc;
+	int ret = CLI_FAIL;
+	struct bench_out r;
+	memset(&r, 0, sizeof r);
+	tk_cpu_describe(r.cpu, sizeof r.cpu);
+	r.isa = tk_quant_isa_name(tk_quant_isa_active());
+	struct engine_model *m = NULL;
+	struct engine_ctx *ctx = NULL;
+	int32_t *toks = NULL;
+	const int reps = (int)o.reps;
+
+	if (o.model) {
+		if (!(m = engine_model_load(o.model))) {
+			cli_fail("bench", "cannot load the model");
+			goto out;
+		}
+		describe(m, o.kv, &r.mi);
+		long n_tok = o.n_prompt > o.n_gen ? o.n_prompt : o.n_gen;
+		if (o.prefix && o.prefix_tokens + o.suffix_tokens > n_tok)
+			n_tok = o.prefix_tokens + o.suffix_tokens;
+		toks = random_tokens((size_t)n_tok, m->hp.n_vocab, o.seed);
+		struct engine_ctx_params cp;
+		engine_ctx_params_default(&cp);
+		cp.n_ctx = (int32_t)(n_tok > 0 ? n_tok : 1);
+		/* n_batch 0: min(n_ctx, 512), llama-bench's default micro-batch, so
+		 * pp512 is one step and longer prompts go in steps of 512 */
+		cp.n_batch = 0;
+		cp.n_threads = (int32_t)o.threads;
+		cp.kv_type = o.kv;
+		if (!toks || !(ctx = engine_ctx_new(m, &cp))) {
+			cli_fail("bench", "cannot make a context");
+			goto out;
+		}
+		if (o.n_prompt && (stat_alloc(&r.pp, reps) ||
+				   run_pp(ctx, toks, (int32_t)o.n_prompt, reps, &r.pp))) {
+			cli_fail("bench", "prompt processing");
+			goto out;
+		}
+		if (o.n_gen && (stat_alloc(&r.tg, reps) ||
+				run_tg(ctx, toks, (int32_t)o.n_gen, reps, &r.tg))) {
+			cli_fail("bench", "generation");
+			goto out;
+		}
+		if (o.prefix && (stat_alloc(&r.cold, reps) || stat_alloc(&r.warm, reps) ||
+				 run_prefix(ctx, toks, (int32_t)o.prefix_tokens,
+					    (int32_t)o.suffix_tokens, reps, &r.cold, &r.warm))) {
+			cli_fail("bench", "prefix reuse");
+			goto out;
+		}
+		engine_ctx_free(ctx);
+		ctx = NULL;
+		for (int i = 0; i < o.n_seqs; i++) {
+			if (stat_alloc(&r.seqs[i], reps) || run_seqs(m, &o, o.seqs[i], toks, &r.seqs[i])) {
+				cli_fail("bench", "--seqs %d", o.seqs[i]);
+				goto out;
+			}
+		}
+	}
+	if (o.membw) {
+		struct membw_opts mo = { .bytes = (size_t)o.membw_mib << 20, .threads = (int)o.threads,
+					 .reps = 5 };
+		if (membw_measure(&mo, &r.bw)) {
+			cli_fail("bench", "--membw");
+			goto out;
+		}
+		r.have_bw = true;
+	}
+	if (o.json) {
+		if (print_json(&o, &r)) {
+			cli_fail("bench", "output");
+			goto out;
+		}
+	} else {
+		print_table(&o, &r);
+	}
+	ret = fflush(stdout) ? CLI_FAIL : CLI_OK;
+out:
+	bench_out_free(&r);
+	engine_ctx_free(ctx);
+	free(toks);
+	engine_model_free(m);
+	return ret;
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# bench_cli.sh — `tanuki bench` on the tiny fixture model, one repetition:
+# the table and the JSON record carry every figure asked for (pp, tg,
+# several sequences, prefix reuse, membw and the roofline) with sane
+# values; bad options are usage errors, a bad model a runtime failure.
+# Speeds are never checked (no timing assertions).
+set -euo pipefail
+T="${TANUKI_BIN:?}"; M="$TK_FIXTURES/models/tiny-llama-f32.gguf"
+tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
+
+out="$("$T" bench --model "$M" -p 16 -n 8 -r 1 -t 1 --seqs 1,2 --prefix --prefix-tokens 24 \
+  --suffix-tokens 4 --membw --membw-mib 8)"
+for want in '| pp16 ' '| tg8 ' 'tg8 x1 seq' 'tg8 x2 seq' 'membw:' 'roofline:' 'prefix reuse: 24 + 4' \
+  'threads 1, kv f16'; do
+  grep -qF -- "$want" <<<"$out" || { echo "table lacks '$want':"; echo "$out"; exit 1; }
+done
+
+"$T" bench --model "$M" -p 16 -n 8 -r 2 -t 1 --kv f32 --seqs 1,2 --prefix --prefix-tokens 24 \
+  --suffix-tokens 4 --membw --membw-mib 8 --json >"$tmp/b.json"
+jq -e '
+  .model == $m and .kv == "f32" and .threads == 1 and .reps == 2 and .n_prompt == 16
+  and .n_gen == 8 and .arch == "llama" and .type == "f32" and .params > 0
+  and .size_bytes > 0 and .bytes_per_token > .size_bytes / 2
+  and (.pp.samples | length) == 2 and .pp.mean > 0 and .pp.stddev >= 0
+  and (.tg.samples | length) == 2 and .tg.mean > 0
+  and ([.seqs[].n_seq] == [1, 2]) and all(.seqs[]; .mean > 0 and (.samples | length) == 2)
+  and .prefix.prefix_tokens == 24 and .prefix.suffix_tokens == 4
+  and .prefix.cold_ms.mean > 0 and .prefix.warm_ms.mean > 0
+  and .membw.best_gbps > 0 and .membw.bytes == 8388608
+  and .roofline.tokens_per_s > 0 and .roofline.achieved_pct > 0
+  and (.isa | type) == "string" and (.cpu | type) == "string"
+' --arg m "$M" "$tmp/b.json" >/dev/null || { echo "bad JSON record:"; cat "$tmp/b.json"; exit 1; }
+
+# the mean is the mean of the samples, the stddev their sample deviation
+jq -e '.pp | ((.samples | add / length) - .mean | fabs) < 1e-3 * .mean' "$tmp/b.json" >/dev/null
+jq -e '.tg | .samples as $s | ($s | length) as $n | ($s | add / $n) as $m
+  | (((($s | map((. - $m) * (. - $m)) | add) / ($n - 1)) | sqrt) - .stddev | fabs)
+    <= 1e-3 * .stddev + 1e-6' "$tmp/b.json" >/dev/null ||
+  { echo "stddev does not match the samples"; cat "$tmp/b.json"; exit 1; }
+
+# bandwidth alone, without a model
+"$T" bench --membw --membw-mib 8 -t 1 --json | jq -e '.membw.best_gbps > 0 and (has("pp") | not)' >/dev/null
+
+expect_rc() {
+  local want="$1"; shift
+  set +e; "$T" bench "$@" >/dev/null 2>"$tmp/err"; local rc=$?; set -e
+  [ "$rc" = "$want" ] || { echo "bench $*: exit $rc, wanted $want"; cat "$tmp/err"; exit 1; }
+}
+expect_rc 2 -p 16                                  # no model
+expect_rc 2 --model "$M" --kv q8                   # bad KV type
+expect_rc 2 --model "$M" --seqs 1,,2               # bad list
+expect_rc 2 --model "$M" --seqs 0                  # out of range
+expect_rc 2 --model "$M" -r 0                      # no repetitions
+expect_rc 2 --model "$M" --seqs 2 -n 0             # sequences need tokens
+expect_rc 1 --model "$tmp/none.gguf" -p 4 -n 4 -r 1
+echo "garbage" >"$tmp/bad.gguf"
+expect_rc 1 --model "$tmp/bad.gguf" -p 4 -n 4 -r 1
+"$T" bench --help | grep -q -- '--membw'
+echo "bench_cli: ok"
