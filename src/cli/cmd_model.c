@@ -1,6 +1,7 @@
 /*
  * cmd_model.c — `tanuki model info` (what a GGUF file holds and what it needs
- * in memory) and `tanuki model synth` (write a random-weight model).
+ * in memory), `tanuki model synth` (write a random-weight model) and
+ * `tanuki model quantize` (re-encode a model's weights; engine/quantize.h).
  *
  * The output forms of `model info` are an interface (docs/engine.md, "tanuki
  * model info"): text is one "key: value" line per field in a fixed order,
@@ -12,6 +13,7 @@
 #include "core/err.h"
 #include "engine/gguf.h"
 #include "engine/quant.h"
+#include "engine/quantize.h"
 #include "engine/synth.h"
 
 #include <getopt.h>
@@ -25,7 +27,8 @@ static const char usage[] =
 	"usage: tanuki model info MODEL.gguf [--json] [--ctx N]\n"
 	"       tanuki model synth --arch llama|qwen2 --type T [--n-embd N] [--n-layer N]\n"
 	"                          [--n-head N] [--n-head-kv N] [--n-ff N] [--ctx N]\n"
-	"                          [--vocab-from M.gguf] [--seed S] [--name NAME] -o OUT.gguf\n\n"
+	"                          [--vocab-from M.gguf] [--seed S] [--name NAME] -o OUT.gguf\n"
+	"       tanuki model quantize [--pure] [-t THREADS] IN.gguf OUT.gguf SCHEME\n\n"
 	"info   prints the architecture, name, parameter and tensor counts (by type),\n"
 	"       file size, vocabulary, chat template (first line), hyperparameters and\n"
 	"       the memory needed for a context of N tokens (default: the model's\n"
@@ -36,7 +39,14 @@ static const char usage[] =
 	"       q5_1; norms and biases stay f32). The tokenizer is copied from\n"
 	"       --vocab-from, or is a minimal 259-token byte vocabulary.\n"
 	"       Defaults: n-embd 256, n-layer 2, n-head 4, n-head-kv = n-head,\n"
-	"       n-ff 2*n-embd, ctx 2048, seed 1.\n";
+	"       n-ff 2*n-embd, ctx 2048, seed 1.\n"
+	"quantize writes IN's weight matrices re-encoded under SCHEME, one of\n"
+	"       F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K_S Q3_K_M Q3_K_L\n"
+	"       Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K IQ4_NL, with llama-quantize's\n"
+	"       per-tensor choices (e.g. Q4_K_M: output, and attn_v/ffn_down on some\n"
+	"       layers, in Q6_K); --pure: every matrix in the scheme's type. Norms\n"
+	"       and biases are copied. IN's matrices must be f32, f16 or bf16.\n"
+	"       -t: threads (default: all CPUs).\n";
 
 /* ---- info ---- */
 
@@ -423,10 +433,62 @@ static int model_synth(int argc, char **argv)
 	return CLI_OK;
 }
 
+/* ---- quantize ---- */
+
+static int model_quantize(int argc, char **argv)
+{
+	const char *cmd = "model quantize";
+	struct tk_quantize_opts o = { .pure = false, .n_threads = 0 };
+	static const struct option opts[] = {
+		{ "pure", no_argument, NULL, 'p' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	optind = 1;
+	int c, rc;
+	long v;
+	while ((c = getopt_long(argc, argv, "+t:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p': o.pure = true; break;
+		case 't':
+			if ((rc = cli_parse_long(cmd, "--threads", optarg, 1, 64, &v)))
+				return rc;
+			o.n_threads = (int)v;
+			break;
+		case 'h': fputs(usage, stdout); return CLI_OK;
+		default: return cli_usage_error(cmd, "unknown option");
+		}
+	}
+	if (optind + 3 != argc)
+		return cli_usage_error(cmd, "expected IN.gguf OUT.gguf SCHEME");
+	const char *in = argv[optind], *out = argv[optind + 1];
+	const struct tk_quant_scheme *s = tk_quant_scheme_find(argv[optind + 2]);
+	if (!s)
+		return cli_usage_error(cmd, "SCHEME: expected one of %s, got '%s'",
+				       tk_quant_scheme_names(), argv[optind + 2]);
+	if (tk_quantize_file(in, out, s, &o))
+		return cli_fail(cmd, "%s -> %s", in, out);
+	struct tk_gguf *g = tk_gguf_open(out);
+	if (!g)
+		return cli_fail(cmd, "cannot read back %s", out);
+	size_t count[TK_TYPE_COUNT] = { 0 };
+	for (size_t i = 0; i < tk_gguf_tensor_count(g); i++)
+		count[tk_gguf_tensor_at(g, i)->type]++;
+	printf("%s: %s, %llu bytes, tensors:", out, tk_quant_scheme_name(s),
+	       (unsigned long long)tk_gguf_file_size(g));
+	for (int t = 0; t < TK_TYPE_COUNT; t++)
+		if (count[t])
+			printf(" %s %zu", tk_type_name(t), count[t]);
+	putchar('\n');
+	tk_gguf_close(g);
+	return CLI_OK;
+}
+
 int cli_cmd_model(int argc, char **argv)
 {
 	if (argc < 2)
-		return cli_usage_error("model", "expected a subcommand: info or synth");
+		return cli_usage_error("model", "expected a subcommand: info, synth or quantize");
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		fputs(usage, stdout);
 		return CLI_OK;
@@ -435,5 +497,8 @@ int cli_cmd_model(int argc, char **argv)
 		return model_info(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "synth"))
 		return model_synth(argc - 1, argv + 1);
-	return cli_usage_error("model", "unknown subcommand '%s' (expected info or synth)", argv[1]);
+	if (!strcmp(argv[1], "quantize"))
+		return model_quantize(argc - 1, argv + 1);
+	return cli_usage_error("model", "unknown subcommand '%s' (expected info, synth or quantize)",
+			       argv[1]);
 }
