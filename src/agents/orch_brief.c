@@ -256,7 +256,7 @@ static int add_team(struct orch *o, struct items *it)
 		size_t line = strcspn(role, "\n");
 		rc = tk_buf_printf(&b, "- %s (%s): %.*s\n", a->name,
 				   a->kind == AGENT_KIND_REVIEWER ? "reviewer" : "worker",
-				   (int)(line > 200 ? 200 : line), role);
+				   (int)orch_utf8_cut(role, line > 200 ? 200 : line), role);
 	}
 	if (!rc)
 		rc = add(it, IC_FIXED, NULL, "%s\n", tk_buf_str(&b));
@@ -578,9 +578,12 @@ int orch_brief_build(struct orch *o, const struct orch_brief_req *q, const char 
 							it.v[i].label, "bytes", (json_int_t)bytes));
 			/* the note is short: the first few, then a count */
 			if (shown++ < 6 && bytes)
-				rc = tk_buf_printf(&b, "- %.100s (%zu bytes)\n", it.v[i].label, bytes);
+				rc = tk_buf_printf(&b, "- %.*s (%zu bytes)\n",
+						   (int)orch_utf8_cut(it.v[i].label, 100), it.v[i].label,
+						   bytes);
 			else if (shown <= 6)
-				rc = tk_buf_printf(&b, "- %.100s (not read)\n", it.v[i].label);
+				rc = tk_buf_printf(&b, "- %.*s (not read)\n",
+						   (int)orch_utf8_cut(it.v[i].label, 100), it.v[i].label);
 		}
 		if (!rc && n_dropped > 6)
 			rc = tk_buf_printf(&b, "- and %zu more\n", n_dropped - 6);

@@ -243,6 +243,19 @@ void orch_metric_iterations(struct orch *o)
 
 /* ---- text helpers ------------------------------------------------------ */
 
+size_t orch_utf8_cut(const char *s, size_t max)
+{
+	if (!s)
+		return 0;
+	size_t n = strnlen(s, max + 1);
+	if (n <= max)
+		return n;
+	n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+		n--;
+	return n;
+}
+
 char *orch_clip(const char *s, size_t len, size_t max)
 {
 	if (!s)

@@ -294,9 +294,9 @@ int orch_ingress(struct orch *o, const struct agent_task *t)
 	if (lang) {
 		if (!language_ok(lang))
 			return tk_errf(TK_EINVAL,
-				       "language: '%.40s' must be 1..%u characters of a-z, 0-9, '+', "
+				       "language: '%.*s' must be 1..%u characters of a-z, 0-9, '+', "
 				       "'#', '.', '_' and '-'",
-				       lang, ORCH_LANG_MAX);
+				       (int)orch_utf8_cut(lang, 40), lang, ORCH_LANG_MAX);
 		if (!(o->language = strdup(lang)))
 			return tk_errf(TK_ENOMEM, "language: out of memory");
 	}

@@ -148,6 +148,10 @@ void orch_metric_iterations(struct orch *o);
  * "\n...[N bytes cut]" appended when cut (malloc'd; NULL on ENOMEM). */
 char *orch_clip(const char *s, size_t len, size_t max);
 
+/* The length of s cut to at most max bytes on a UTF-8 boundary (s NULL:
+ * 0). */
+size_t orch_utf8_cut(const char *s, size_t max);
+
 /* json_string of text that may be invalid UTF-8 (bad bytes become '?'). */
 json_t *orch_json_text(const char *s, size_t len);
 

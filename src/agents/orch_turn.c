@@ -77,6 +77,9 @@ static int call_model(struct orch *o, const struct agent_def *a, const char *sch
 	o->llm_calls++;
 	orch_metric_turn_seconds(o, a->name, (double)ms / 1000.0);
 	if (rc) {
+		/* copied: the sink and the logger may set details of their own */
+		char detail[TK_ERR_DETAIL_MAX + 1];
+		snprintf(detail, sizeof detail, "%s", tk_err_detail());
 		bool stopped = atomic_load(&o->stop);
 		orch_metric_invocation(o, a->name, stopped ? "cancelled" : "error");
 		/* an agent_turn with "error" and no text: replay fails the
@@ -85,14 +88,13 @@ static int call_model(struct orch *o, const struct agent_def *a, const char *sch
 			  json_pack("{s:s, s:s?, s:i, s:I, s:{s:s, s:s}}", "agent", a->name,
 				    "adapter", a->adapter, "turn", (int)p.turn, "duration_ms",
 				    (json_int_t)ms, "error", "code", tk_err_name(rc), "message",
-				    tk_err_detail()));
+				    detail));
 		if (stopped || rc == TK_ECANCELED)
 			return orch_check_stop(o) ? ORCH_STOP
 						  : orch_end(o, AGENT_CANCELLED, "model call cancelled");
 		if (rc == TK_ENOMEM)
 			return rc;
-		return orch_end(o, AGENT_FAILED, "agent %s: model call failed: %s", a->name,
-				tk_err_detail());
+		return orch_end(o, AGENT_FAILED, "agent %s: model call failed: %s", a->name, detail);
 	}
 	int64_t pt = res->usage.prompt_tokens >= 0 ? res->usage.prompt_tokens
 						    : orch_tokens_of(prompt_bytes);
@@ -292,9 +294,11 @@ static int exec_tool(struct orch *o, const struct agent_def *a, const struct age
 	struct agent_run_opts ro;
 	run_opts(o, &ro);
 	struct agent_tool_result tr = { 0 };
+	tk_log_ctx_set("agent", a->name);
 	tk_log_ctx_set("tool", tool);
 	rc = agent_tool_exec(o->ws, turn->tool, turn->args, &ro, &tr);
 	tk_log_ctx_set("tool", NULL);
+	tk_log_ctx_set("agent", NULL);
 	if (rc) {
 		agent_tool_result_clear(&tr);
 		return rc == TK_ENOMEM ? rc
@@ -314,9 +318,10 @@ static int exec_tool(struct orch *o, const struct agent_def *a, const struct age
 	orch_emit(o, "tool_result", ev);
 	char call[300];
 	if (turn->tool == AGENT_TOOL_RUN)
-		snprintf(call, sizeof call, "run `%.200s`", cmd ? cmd : "");
+		snprintf(call, sizeof call, "run `%.*s`", (int)orch_utf8_cut(cmd, 200), cmd ? cmd : "");
 	else
-		snprintf(call, sizeof call, "%s %.250s", tool, path ? path : "");
+		snprintf(call, sizeof call, "%s %.*s", tool, (int)orch_utf8_cut(path, 250),
+			 path ? path : "");
 	remember(o, a->name, call, tr.ok, tr.output);
 	if (path && turn->tool != AGENT_TOOL_LIST_FILES)
 		json_object_set_new(o->touched, path, json_true());
