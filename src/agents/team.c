@@ -439,8 +439,8 @@ static int apply_entry(struct agent_team *t, const json_t *e, size_t idx)
 	if ((v = json_object_get(e, "adapter")) &&
 	    (rc = set_opt_string(&d->adapter, v, idx, "adapter")))
 		return rc;
-	double x;
-	int64_t i64;
+	double x = 0;
+	int64_t i64 = 0;
 	if ((v = json_object_get(e, "temperature"))) {
 		if ((rc = get_number(v, idx, "temperature", 0, false, 100, &x)))
 			return rc;
