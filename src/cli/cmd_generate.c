@@ -45,7 +45,8 @@ static const char usage[] =
 	"absent or unrecognised) and opens the assistant's reply; --tokens takes\n"
 	"ids as they are. Generation stops at an end-of-generation token (EOS,\n"
 	"EOT), at a --stop string (cut before it), after N tokens, or when the\n"
-	"context (--ctx, default min(training context, 4096)) is full.\n\n"
+	"context (--ctx, default min(training context, 4096)) is full. --threads\n"
+	"defaults to the number of physical cores (0 means the same).\n\n"
 	"Sampling: --temp 0 is greedy. Defaults: temp 0.8, top-k 40, top-p 0.95,\n"
 	"min-p 0.05, repeat-penalty 1.0 (off) over the last 64 tokens, seed 0x5EED.\n"
 	"--json prints {\"tokens\", \"text\", \"finish_reason\", \"usage\", \"timings\"}\n"
@@ -85,7 +86,7 @@ static int parse_opts(int argc, char **argv, struct gen_opts *o)
 {
 	struct engine_sampler_params sp;
 	engine_sampler_params_default(&sp);
-	*o = (struct gen_opts){ .n_predict = 128, .threads = 1, .ctx = 0, .top_k = sp.top_k,
+	*o = (struct gen_opts){ .n_predict = 128, .threads = 0, .ctx = 0, .top_k = sp.top_k,
 				.last_n = sp.penalty_last_n, .temp = sp.temp, .top_p = sp.top_p,
 				.min_p = sp.min_p, .repeat = sp.repeat_penalty,
 				.freq = sp.freq_penalty, .presence = sp.presence_penalty,
@@ -181,7 +182,7 @@ static int parse_opts(int argc, char **argv, struct gen_opts *o)
 			o->stops[o->n_stops++] = optarg;
 			break;
 		case 't':
-			rc = cli_parse_long(cmd, "--threads", optarg, 1, ENGINE_MAX_THREADS, &o->threads);
+			rc = cli_parse_long(cmd, "--threads", optarg, 0, ENGINE_MAX_THREADS, &o->threads);
 			o->has_threads = true;
 			break;
 		case O_CTX: rc = cli_parse_long(cmd, "--ctx", optarg, 1, 1 << 20, &o->ctx); break;

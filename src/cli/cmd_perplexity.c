@@ -26,7 +26,8 @@ static const char usage[] =
 	"tokens of context. Prints the running estimate after each chunk as\n"
 	"\"[i]ppl,\" and then \"Final estimate: PPL = x +/- y\" (y from the spread of\n"
 	"the per-token negative log-likelihoods), as llama-perplexity does. The\n"
-	"file needs at least 2*N tokens.";
+	"file needs at least 2*N tokens. --threads defaults to the number of\n"
+	"physical cores (0 means the same).";
 
 #define PPL_FILE_MAX TK_TOK_MAX_INPUT_BYTES /* bytes of text read: what one encode takes */
 
@@ -46,7 +47,7 @@ static double nll_of(const float *logits, int32_t n_vocab, int32_t target)
 int cli_cmd_perplexity(int argc, char **argv)
 {
 	const char *model_path = NULL, *file = NULL;
-	long n_ctx = 0, n_threads = 1, max_chunks = 0;
+	long n_ctx = 0, n_threads = 0, max_chunks = 0;
 	static const struct option opts[] = {
 		{ "model", required_argument, NULL, 'm' },
 		{ "file", required_argument, NULL, 'f' },
@@ -71,7 +72,7 @@ int cli_cmd_perplexity(int argc, char **argv)
 				return CLI_USAGE;
 			break;
 		case 't':
-			if (cli_parse_long("perplexity", "--threads", optarg, 1, ENGINE_MAX_THREADS,
+			if (cli_parse_long("perplexity", "--threads", optarg, 0, ENGINE_MAX_THREADS,
 					   &n_threads))
 				return CLI_USAGE;
 			break;

@@ -105,9 +105,10 @@ struct engine_ctx *engine_ctx_new(const struct engine_model *m,
 		p.n_threads = engine_default_threads();
 	if (p.n_seq_max == 0)
 		p.n_seq_max = 1;
-	if (p.n_ctx < 1 || p.n_ctx > (1 << 24) || p.n_batch < 1 || p.n_batch > p.n_ctx ||
-	    p.n_threads < 1 || p.n_threads > ENGINE_MAX_THREADS || p.n_seq_max < 1 ||
-	    p.n_seq_max > ENGINE_MAX_SEQ ||
+	if (p.n_ctx < 1 || p.n_ctx > (1 << 24) || p.n_seq_max < 1 ||
+	    p.n_seq_max > ENGINE_MAX_SEQ || p.n_batch < 1 ||
+	    (int64_t)p.n_batch > (int64_t)p.n_ctx * p.n_seq_max || p.n_threads < 1 ||
+	    p.n_threads > ENGINE_MAX_THREADS ||
 	    (p.kv_type != ENGINE_KV_F16 && p.kv_type != ENGINE_KV_F32)) {
 		tk_errf(TK_EINVAL, "context: bad parameters (n_ctx %d, n_batch %d, n_threads %d, "
 			"n_seq_max %d)", p.n_ctx, p.n_batch, p.n_threads, p.n_seq_max);

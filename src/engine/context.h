@@ -45,7 +45,8 @@
 struct engine_ctx_params {
 	int32_t n_ctx;     /* positions in the KV cache of each sequence;
 			    * 0: min(n_ctx_train, 4096) */
-	int32_t n_batch;   /* tokens per forward step (scratch rows); 0: min(n_ctx, 512) */
+	int32_t n_batch;   /* tokens per forward step (scratch rows), at most
+			    * n_ctx * n_seq_max; 0: min(n_ctx, 512) */
 	int32_t n_threads; /* 1..ENGINE_MAX_THREADS; 0: engine_default_threads()
 			    * (physical cores) */
 	enum engine_kv_type kv_type; /* ENGINE_KV_F16 (llama.cpp's default) or F32 */

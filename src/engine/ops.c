@@ -168,15 +168,17 @@ static int64_t mm_chunk_rows(size_t row_bytes)
 void engine_op_matmul_run(float *y, const struct engine_weight *w, const void *xq,
 			  int32_t n_tok, int64_t row_begin, int64_t row_end)
 {
-	if (w->type == TK_TYPE_F16) {
+	const struct tk_type_traits *tr = tk_type_traits(w->type);
+	if (w->type == TK_TYPE_F16 && !tr->vec_dot_tile) {
+		/* F16 weights with float activations: the portable loop (the
+		 * type's vec_dot is F16 x F16; only its tile takes floats) */
 		matmul_f16(y, w, xq, n_tok, row_begin, row_end);
 		return;
 	}
-	const struct tk_type_traits *tr = tk_type_traits(w->type);
 	const size_t xrow = engine_op_matmul_scratch(w->type, w->n_in); /* encoded row bytes */
 	const unsigned char *rows = w->data;
 	const size_t n_out = (size_t)w->n_out;
-	if (n_tok == 1) {
+	if (n_tok == 1 && w->type != TK_TYPE_F16) {
 		/* decode: one streaming pass over the weight rows */
 		for (int64_t r = row_begin; r < row_end; r++)
 			tr->vec_dot(w->n_in, &y[r], rows + (size_t)r * w->row_bytes, xq);

@@ -100,7 +100,7 @@ void llm_options_default(struct llm_options *o)
 	o->max_response_bytes = LLM_RESPONSE_MAX_DEFAULT;
 	o->embedded_contexts = 1;
 	o->embedded_n_ctx = 0;
-	o->embedded_threads = 1;
+	o->embedded_threads = 0; /* engine_default_threads() */
 }
 
 static const char *nonempty(const char *s)

@@ -175,7 +175,8 @@ struct llm_options {
 				      * once); default 1 */
 	int32_t embedded_n_ctx;      /* embedded: positions per context; 0:
 				      * min(training context, 4096) */
-	int32_t embedded_threads;    /* embedded: threads per call; default 1 */
+	int32_t embedded_threads;    /* embedded: threads per context; 0 (default):
+				      * physical cores */
 	const char *adapter_dir;     /* embedded: directory of <adapter>.gguf
 				      * LoRA files; NULL: no adapters */
 	uint64_t adapter_budget_bytes; /* embedded: resident adapter bytes; 0:

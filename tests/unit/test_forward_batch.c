@@ -267,9 +267,22 @@ static void test_want_rewind_limits(void **state)
 	assert_true(rel_diff(lg, engine_ctx_logits(one), V) < 1e-4);
 
 	/* bad n_seq_max */
+	struct engine_ctx *d;
 	struct engine_ctx_params p;
 	engine_ctx_params_default(&p);
 	assert_int_equal(p.n_seq_max, 1);
+	/* n_batch may reach n_ctx * n_seq_max (every sequence's prompt in one
+	 * step), not more */
+	p.n_ctx = 4;
+	p.n_seq_max = 2;
+	p.n_batch = 8;
+	d = engine_ctx_new(m, &p);
+	assert_non_null(d);
+	engine_ctx_free(d);
+	p.n_batch = 9;
+	assert_null(engine_ctx_new(m, &p));
+	assert_int_equal(tk_err_last(), TK_EINVAL);
+	p.n_batch = 0;
 	p.n_seq_max = ENGINE_MAX_SEQ + 1;
 	assert_null(engine_ctx_new(m, &p));
 	assert_int_equal(tk_err_last(), TK_EINVAL);
@@ -280,7 +293,7 @@ static void test_want_rewind_limits(void **state)
 	p.n_seq_max = 0;
 	p.n_threads = 0;
 	p.n_ctx = 16;
-	struct engine_ctx *d = engine_ctx_new(m, &p);
+	d = engine_ctx_new(m, &p);
 	assert_non_null(d);
 	assert_int_equal(engine_ctx_n_threads(d), engine_default_threads());
 	assert_int_equal(engine_ctx_n_seq_max(d), 1);
