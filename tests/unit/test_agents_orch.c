@@ -29,6 +29,7 @@
 #include "obs/metrics.h"
 #include "sandbox/sandbox.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -922,6 +923,75 @@ static void test_reviewer_no_verdict(void **state)
 	run_free(&r);
 }
 
+/* ---- several tasks at once ---------------------------------------------------- */
+
+struct par {
+	struct agent_env env;
+	struct sink sink;
+	struct agent_task task;
+	struct agent_result res;
+	int rc;
+};
+
+static void *par_main(void *arg)
+{
+	struct par *p = arg;
+	p->rc = agent_run_task(&p->env, &p->task, &p->res);
+	return NULL;
+}
+
+/* One backend, team, settings and profile set shared by four tasks on four
+ * threads (each with its own sink): each gets its own workspace, turns and
+ * result. */
+static void test_concurrent_tasks(void **state)
+{
+	(void)state;
+	struct script s;
+	s_init(&s);
+	s_add(&s, "planner-critic",
+	      plans1(json_pack("{s:s, s:[o, o]}", "title", "t", "steps", step("coder", "write"),
+			       step("code-reviewer", "review"))));
+	s_add(&s, "coder", t_write("out.txt", "same reply, own workspace\n"));
+	s_add(&s, "coder", t_finish("wrote out.txt"));
+	s_add(&s, "code-reviewer", approve());
+	struct run r;
+	run_init(&r);
+	r.set.plans = 1;
+	r.llm = s_backend(&s, r.reg);
+	r.env.llm = r.llm;
+	enum { N = 4 };
+	struct par p[N];
+	pthread_t th[N];
+	char ids[N][16];
+	for (int i = 0; i < N; i++) {
+		memset(&p[i], 0, sizeof p[i]);
+		p[i].env = r.env;
+		p[i].sink.events = json_array();
+		p[i].env.emit_ud = &p[i].sink;
+		snprintf(ids[i], sizeof ids[i], "par-%d", i);
+		p[i].task = (struct agent_task){ .id = ids[i], .description = "Write out.txt." };
+		assert_int_equal(pthread_create(&th[i], NULL, par_main, &p[i]), 0);
+	}
+	for (int i = 0; i < N; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(p[i].rc, 0);
+		assert_string_equal(agent_outcome_name(p[i].res.outcome), "completed");
+		const json_t *f = json_array_get(p[i].res.files, 0);
+		assert_string_equal(tk_json_get_str(f, "path", ""), "out.txt");
+		assert_string_equal(tk_json_get_str(f, "status", ""), "added");
+		assert_int_equal(json_array_size(p[i].res.files), 1);
+		const json_t *task = json_object_get(json_array_get(p[i].sink.events, 0), "data");
+		assert_string_equal(tk_json_get_str(task, "id", ""), ids[i]);
+		assert_int_equal(tk_json_get_int(p[i].res.usage, "llm_calls", -1), 4);
+		agent_result_free(&p[i].res);
+		json_decref(p[i].sink.events);
+	}
+	assert_true(counter(r.reg, "tanuki_agent_invocations_total", "agent", "outcome", "coder",
+			    "ok") == 2.0 * N);
+	run_free(&r);
+}
+
 /* ---- cancel, deadline, a sink that stops ------------------------------------- */
 
 static void cancel_case(int which)
@@ -1248,6 +1318,7 @@ int main(void)
 		cmocka_unit_test(test_no_tests_and_turn_limit),
 		cmocka_unit_test(test_backend_error),
 		cmocka_unit_test(test_reviewer_no_verdict),
+		cmocka_unit_test(test_concurrent_tasks),
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_deadline),
 		cmocka_unit_test(test_sink_stops),
