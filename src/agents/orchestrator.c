@@ -239,8 +239,12 @@ static int verify(struct orch *o)
 				continue;
 			}
 		}
+		if (!reviewer && cmd)
+			return orch_end(o, AGENT_COMPLETED, NULL); /* the tests decide */
 		if (!reviewer)
-			return orch_end(o, AGENT_COMPLETED, NULL);
+			return orch_end(o, AGENT_FAILED,
+					"no test command and no reviewer in the team: nothing "
+					"verified the work");
 		bool approve = o->approved_version == o->ws_version + 1;
 		if (!approve) {
 			rc = orch_review_step(o, reviewer,

@@ -866,6 +866,24 @@ static void test_no_tests_and_turn_limit(void **state)
 	assert_string_equal(tk_json_get_str(changed(&r, "README"), "content", ""), "hello\n");
 	assert_false(tk_json_get_bool(last(&r, "status"), "tests_run", true));
 	run_free(&r);
+
+	/* a team without a reviewer: with no tests nothing verifies the work */
+	struct script s2;
+	s_init(&s2);
+	s_add(&s2, "planner-critic",
+	      plans1(json_pack("{s:s, s:[o]}", "title", "t", "steps", step("coder", "write"))));
+	s_add(&s2, "coder", t_finish("nothing"));
+	struct run r2;
+	run_init(&r2);
+	r2.set.plans = 1;
+	for (size_t i = 0; i < r2.team.n; i++)
+		if (r2.team.agents[i].kind == AGENT_KIND_REVIEWER)
+			r2.team.agents[i].kind = AGENT_KIND_WORKER; /* no reviewer left */
+	run_task(&r2, &s2, &t);
+	assert_int_equal(r2.rc, 0);
+	assert_string_equal(agent_outcome_name(r2.res.outcome), "failed");
+	assert_non_null(strstr(r2.res.reason, "nothing verified"));
+	run_free(&r2);
 }
 
 /* A backend error ends the task failed, and the agent_turn event records
