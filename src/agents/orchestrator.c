@@ -414,9 +414,10 @@ int agent_run_task(const struct agent_env *env, const struct agent_task *task,
 				    agent_outcome_name(out->outcome), "reason", out->reason,
 				    "summary", out->summary, "iterations", (int)out->iterations,
 				    "usage", out->usage, "tests_run", !json_is_null(out->tests)));
+	/* task_id stays set: a server worker has set the same id around the
+	 * call and clears it itself when its thread moves on */
 	tk_log_ctx_set("agent", NULL);
 	tk_log_ctx_set("tool", NULL);
-	tk_log_ctx_set("task_id", NULL);
 	orch_free(&o);
 	return rc;
 fail:
