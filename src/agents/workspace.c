@@ -374,7 +374,7 @@ int agent_ws_write_file(const struct agent_ws *ws, const char *norm, const char 
 		goto out;
 	}
 	if (existed && !S_ISREG(st.st_mode)) {
-		rc = tk_errf(TK_EPERM, "%s is %s; refusing to write through it", norm,
+		rc = tk_errf(TK_EPERM, "%s is %s; refusing to write there", norm,
 			     kind_name(st.st_mode));
 		goto out;
 	}
