@@ -424,6 +424,22 @@ static void test_run_hostile(void **state)
 	assert_non_null(strstr(r.output, "file size limit (1 MB) reached"));
 	agent_tool_result_clear(&r);
 
+	/* An output flood: the output limit, and still the head and the tail
+	 * of what came before it. */
+	ro.limits.output_kb = 64;
+	ro.output_bytes = 2000;
+	assert_int_equal(agent_ws_run(ws, "seq 1 1000000000", &ro, &r), 0);
+	show(&r);
+	assert_true(r.ok);
+	assert_int_equal(r.status, TK_SB_OL);
+	assert_non_null(strstr(r.output, "output limit (64 KiB) reached"));
+	assert_non_null(strstr(r.output, "--- stdout ---\n1\n2\n3\n"));
+	assert_non_null(strstr(r.output, " bytes omitted ...]\n"));
+	assert_true(strlen(r.output) < 2200);
+	agent_tool_result_clear(&r);
+	ro.limits.output_kb = 0;
+	ro.output_bytes = 0;
+
 	/* The network is not there. */
 	if (access("/usr/bin/python3", X_OK) == 0) {
 		assert_int_equal(agent_ws_run(ws, "python3 -c \"import socket; "
