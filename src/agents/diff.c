@@ -303,7 +303,7 @@ struct block {
 };
 
 static int emit(struct tk_buf *out, const struct dline *A, size_t na, const struct dline *B,
-		size_t nb, const struct block *bl, size_t nbl)
+		const struct block *bl, size_t nbl)
 {
 	int rc = 0;
 	size_t h = 0;
@@ -315,7 +315,6 @@ static int emit(struct tk_buf *out, const struct dline *A, size_t na, const stru
 		size_t ae = bl[last].a1 + DIFF_CONTEXT < na ? bl[last].a1 + DIFF_CONTEXT : na;
 		size_t bs = bl[h].b0 - (bl[h].a0 - as);
 		size_t be = bl[last].b1 + (ae - bl[last].a1);
-		(void)nb;
 		rc = tk_buf_puts(out, "@@ ");
 		if (!rc)
 			rc = put_range(out, '-', as, ae - as);
@@ -475,7 +474,7 @@ int agent_diff_unified(const char *path, const char *old_text, size_t old_len,
 	}
 	rc = header(out, path, has_old, has_new);
 	if (!rc)
-		rc = emit(out, A, na, B, nb, bl, nbl);
+		rc = emit(out, A, na, B, bl, nbl);
 	goto done;
 nomem:
 	rc = tk_errf(TK_ENOMEM, "diff: out of memory (%zu and %zu lines)", na, nb);

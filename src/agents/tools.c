@@ -386,8 +386,8 @@ static int splice(const char *text, size_t len, size_t a, size_t b, const char *
  * had around it dropped the same way, re-indented from the search's first
  * line's indentation to the file's, joined by the file's line ending. When
  * rep has no line left the matched lines go with their line ending. */
-static int fuzzy_replace(const char *text, size_t len, const struct line *tl, size_t nt,
-			 size_t i, size_t m, const char *search, const struct line *sl,
+static int fuzzy_replace(const char *text, size_t len, const struct line *tl, size_t i,
+			 size_t m, const char *search, const struct line *sl,
 			 size_t s_lead, size_t s_trail, const char *rep, char **out,
 			 size_t *out_len)
 {
@@ -432,7 +432,6 @@ static int fuzzy_replace(const char *text, size_t len, const struct line *tl, si
 	size_t a = tl[i].start, e = tl[i + m - 1].end;
 	if (!rc && r0 == r1)
 		e = tl[i + m - 1].next; /* nothing left: the lines go entirely */
-	(void)nt;
 	if (!rc)
 		rc = splice(text, len, a, e, b.data ? b.data : "", b.len, out, out_len);
 	else if (rc == TK_ELIMIT)
@@ -521,8 +520,7 @@ static int edit_apply(const char *text, size_t len, const char *search, const ch
 	info->fuzzy = true;
 	info->line = at + 1;
 	info->lines_old = m;
-	rc = fuzzy_replace(text, len, tl, nt, at, m, search, sl, s0, ns - s1, replace, out,
-			   out_len);
+	rc = fuzzy_replace(text, len, tl, at, m, search, sl, s0, ns - s1, replace, out, out_len);
 out:
 	free(tl);
 	free(sl);
