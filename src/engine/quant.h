@@ -236,7 +236,12 @@ typedef void (*tk_vec_dot_fn)(int64_t n, float *out, const void *x, const void *
  * y row c at (const char *)y + c * by (a row of vec_dot_type), n elements
  * each. Each weight block is loaded once for nc activation rows, which is
  * what makes prefill compute-bound. Results equal vec_dot's up to float
- * summation order. NULL: callers loop over vec_dot. */
+ * summation order. NULL: callers loop over vec_dot.
+ * One exception, F16: its y rows are float32 (n floats, by >= 4n bytes),
+ * because F16 weights take float32 activations in the engine (ops.h); there
+ * is no F16 x F16 tile. With nc = 1 it is the F16 decode kernel. The SIMD
+ * tiles of the quantized types give exactly vec_dot's result in every cell
+ * (quant_simd.h). */
 #define TK_TILE_MAX 4
 typedef void (*tk_vec_dot_tile_fn)(int64_t n, float *out, size_t ldo, const void *x, size_t bx,
 				   const void *y, size_t by, int nr, int nc);

@@ -17,18 +17,24 @@
  *     exactly in 8 int32 lanes (VPMADDUBSW then VPMADDWD, with the
  *     sign-transfer trick so the unsigned operand is |x|); the lanes are
  *     converted to float and multiplied-added by d_x * d_y into 8 float
- *     partial sums, summed once at the end. Activation codes must lie in
- *     -127..127 (the quantizers guarantee it): then no 16-bit pair sum can
- *     saturate, even for a weight code of -128.
- *   - K-quants (Q4_K, Q5_K, Q6_K): each super-block's integer sums are
- *     exact and the float step is the reference's, in the same order
- *     (sum += (d_x * d_y) * sumi [- (dmin_x * d_y) * summ]), so results are
- *     bit-identical to the reference.
+ *     partial sums (two sets in vec_dot: even and odd blocks, to break the
+ *     FMA latency chain), summed once at the end. Activation codes must lie
+ *     in -127..127 (the quantizers guarantee it): then no 16-bit pair sum
+ *     can saturate, even for a weight code of -128.
+ *   - K-quants: per super-block the integer sums are exact in 8 int32
+ *     lanes (codes x activations by VPMADDUBSW, times the sub-block scales
+ *     by VPMADDWD; the mins and Q6_K's -32 through the Q8_K block sums).
+ *     Q4_K, Q5_K: the lanes are converted and multiplied-added by d_x * d_y
+ *     (and dmin_x * d_y) into 8 float partial sums. Q6_K: the lanes are
+ *     summed to the super-block's integer and the reference's float step
+ *     follows, in its order, so Q6_K is bit-identical to the reference
+ *     (the Q6_K golden's tight bound fails with float lane sums: one
+ *     activation rounding flips, docs/engine.md).
+ * vec_dot of a quantized type is its tile kernel with one cell, or (Q8_0,
+ * Q4_0) the same float steps in the same order, so tile cells equal vec_dot
+ * bit for bit: batched decode gives each sequence the logits it gets alone.
  *   - F16/BF16: float products (exact) summed with FMA in 8-lane partial
  *     sums (the reference sums in double).
- * vec_dot of a quantized type is its tile kernel with one row and one
- * column, so a token's results do not depend on how many tokens share the
- * tile (batched decode equals decoding alone, bit for bit).
  *
  * Tiles: AVX2 has 16 vector registers, so a tile of up to 4 x 4 is walked in
  * sub-tiles of at most 2 weight rows x 4 activation rows (8 accumulators);
@@ -74,10 +80,10 @@ AINL float hsum_ps(__m256 v)
 
 AINL int32_t hsum_epi32(__m256i v)
 {
-	__m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-	s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-	s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-	return _mm_cvtsi128_si32(s);
+	__m128i t = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+	t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
+	t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
+	return _mm_cvtsi128_si32(t);
 }
 
 /* 8 int32 lanes, lane i = sum of x[4i..4i+3] * y[4i..4i+3] (signed bytes;
@@ -314,14 +320,74 @@ AINL void q4_0_kern(int64_t n, float *out, size_t ldo, const uint8_t *x, size_t 
 TILE_FN(q8_0_tile_avx2, q8_0_kern)
 TILE_FN(q4_0_tile_avx2, q4_0_kern)
 
-static void q8_0_vec_dot_avx2(int64_t n, float *out, const void *x, const void *y)
+/* d_x * d_y of two block pairs (half scales at each block's offset 0),
+ * broadcast: one VCVTPH2PS for the four halves. */
+AINL void scale_pair(const uint8_t *x0, const uint8_t *y0, const uint8_t *x1, const uint8_t *y1,
+		     __m256 *d0, __m256 *d1)
 {
-	q8_0_kern(n, out, 0, x, 0, y, 0, 1, 1);
+	uint16_t h[4];
+	memcpy(&h[0], x0, 2);
+	memcpy(&h[1], y0, 2);
+	memcpy(&h[2], x1, 2);
+	memcpy(&h[3], y1, 2);
+	long long u;
+	memcpy(&u, h, 8);
+	const __m128 f = _mm_cvtph_ps(_mm_cvtsi64_si128(u));
+	const __m128 p = _mm_mul_ps(f, _mm_movehdup_ps(f)); /* lanes 0, 2 */
+	*d0 = _mm256_broadcastss_ps(p);
+	*d1 = _mm256_broadcastss_ps(_mm_movehl_ps(p, p));
 }
 
-static void q4_0_vec_dot_avx2(int64_t n, float *out, const void *x, const void *y)
+/* The decode kernels (one row, one column), two blocks per step with one
+ * conversion of their four half scales (the conversions, not the FMA chain,
+ * bounded the loop). Same float steps in the same order as the tile kernel's
+ * cells, so tiles equal vec_dot bit for bit. */
+static void q8_0_vec_dot_avx2(int64_t n, float *out, const void *vx, const void *vy)
 {
-	q4_0_kern(n, out, 0, x, 0, y, 0, 1, 1);
+	const uint8_t *x = vx, *y = vy;
+	const int64_t nb = n / 32;
+	__m256 acc = _mm256_setzero_ps();
+	int64_t i = 0;
+	for (; i + 1 < nb; i += 2, x += 68, y += 68) {
+		__m256 d0, d1;
+		scale_pair(x, y, x + 34, y + 34, &d0, &d1);
+		const __m256i x0 = ld256(x + 2), x1 = ld256(x + 36);
+		const __m256i p0 = dot_s8(_mm256_sign_epi8(x0, x0), x0, ld256(y + 2));
+		const __m256i p1 = dot_s8(_mm256_sign_epi8(x1, x1), x1, ld256(y + 36));
+		acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), d0, acc);
+		acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), d1, acc);
+	}
+	if (i < nb) {
+		const __m256i x0 = ld256(x + 2);
+		const __m256i p0 = dot_s8(_mm256_sign_epi8(x0, x0), x0, ld256(y + 2));
+		acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(ld_half(x) * ld_half(y)),
+				      acc);
+	}
+	*out = hsum_ps(acc);
+}
+
+static void q4_0_vec_dot_avx2(int64_t n, float *out, const void *vx, const void *vy)
+{
+	const uint8_t *x = vx, *y = vy;
+	const int64_t nb = n / 32;
+	__m256 acc = _mm256_setzero_ps();
+	int64_t i = 0;
+	for (; i + 1 < nb; i += 2, x += 36, y += 68) {
+		__m256 d0, d1;
+		scale_pair(x, y, x + 18, y + 34, &d0, &d1);
+		const __m256i x0 = q4_0_decode(x + 2), x1 = q4_0_decode(x + 20);
+		const __m256i p0 = dot_s8(_mm256_sign_epi8(x0, x0), x0, ld256(y + 2));
+		const __m256i p1 = dot_s8(_mm256_sign_epi8(x1, x1), x1, ld256(y + 36));
+		acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), d0, acc);
+		acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), d1, acc);
+	}
+	if (i < nb) {
+		const __m256i x0 = q4_0_decode(x + 2);
+		const __m256i p0 = dot_s8(_mm256_sign_epi8(x0, x0), x0, ld256(y + 2));
+		acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(ld_half(x) * ld_half(y)),
+				      acc);
+	}
+	*out = hsum_ps(acc);
 }
 
 /* ================= Q6_K x Q8_K ================= */
@@ -347,25 +413,32 @@ AINL void q6_k_kern(int64_t n, float *out, size_t ldo, const uint8_t *x, size_t 
 	for (int64_t i = 0; i < n / TK_QK_K; i++) {
 		__m256i acc[2][4];
 		const uint8_t *xb[2];
+		__m256i sc16[2];
 		for (int r = 0; r < R; r++) {
 			xb[r] = x + (size_t)r * bx + (size_t)i * 210;
+			sc16[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(xb[r] + 192)));
 			/* the -32 offset through the activations' block sums */
-			const __m256i sc16 = _mm256_cvtepi8_epi16(
-				_mm_loadu_si128((const __m128i *)(xb[r] + 192)));
 			for (int c = 0; c < C; c++) {
 				const uint8_t *yb = y + (size_t)c * by + (size_t)i * 292;
-				const __m256i corr = _mm256_madd_epi16(sc16, ld256(yb + 260));
+				const __m256i corr = _mm256_madd_epi16(sc16[r], ld256(yb + 260));
 				acc[r][c] = _mm256_sub_epi32(_mm256_setzero_si256(),
 							     _mm256_slli_epi32(corr, 5));
 			}
 		}
 		for (int h = 0; h < 2; h++) {
+			__m256i sch[2]; /* scales 8h .. 8h+7 as int16, in both lanes */
+			for (int r = 0; r < R; r++)
+				sch[r] = h ? _mm256_permute2x128_si256(sc16[r], sc16[r], 0x11)
+					   : _mm256_permute2x128_si256(sc16[r], sc16[r], 0x00);
 			for (int k = 0; k < 4; k++) {
+				/* low lane: scale 8h + 2k, high lane: 8h + 2k + 1 */
+				const __m256i pick = _mm256_set_m128i(
+					_mm_set1_epi16((short)((4 * k + 2) | (4 * k + 3) << 8)),
+					_mm_set1_epi16((short)((4 * k) | (4 * k + 1) << 8)));
 				__m256i code[2], scv[2];
 				for (int r = 0; r < R; r++) {
-					const int8_t *sc = (const int8_t *)(xb[r] + 192) + 8 * h + 2 * k;
 					code[r] = q6_k_codes(xb[r], h, k);
-					scv[r] = _mm256_set_m128i(_mm_set1_epi16(sc[1]), _mm_set1_epi16(sc[0]));
+					scv[r] = _mm256_shuffle_epi8(sch[r], pick);
 				}
 				for (int c = 0; c < C; c++) {
 					const __m256i yv = ld256(y + (size_t)c * by + (size_t)i * 292 + 4 +
@@ -378,6 +451,7 @@ AINL void q6_k_kern(int64_t n, float *out, size_t ldo, const uint8_t *x, size_t 
 				}
 			}
 		}
+		/* the reference's float step, in its order: bit-identical */
 		for (int r = 0; r < R; r++) {
 			const float dx = ld_half(xb[r] + 208);
 			for (int c = 0; c < C; c++) {
@@ -400,15 +474,19 @@ static void q6_k_vec_dot_avx2(int64_t n, float *out, const void *x, const void *
 
 /* ================= Q4_K, Q5_K x Q8_K ================= */
 
-/* The 8 six-bit scales and mins of a Q4_K/Q5_K block (packing in quant.h). */
-AINL void k45_scales(const uint8_t *q, int16_t sc[8], int16_t m[8])
+/* The 8 six-bit scales and mins of a Q4_K/Q5_K block (packing in quant.h),
+ * unpacked four at a time in 32-bit words: *sc8 and *m8 get one byte each. */
+AINL void k45_scales(const uint8_t *q, uint64_t *sc8, uint64_t *m8)
 {
-	for (int j = 0; j < 4; j++) {
-		sc[j] = (int16_t)(q[j] & 63);
-		m[j] = (int16_t)(q[j + 4] & 63);
-		sc[j + 4] = (int16_t)((q[j + 8] & 15) | (q[j] >> 6) << 4);
-		m[j + 4] = (int16_t)((q[j + 8] >> 4) | (q[j + 4] >> 6) << 4);
-	}
+	uint32_t u0, u1, u2;
+	memcpy(&u0, q, 4);
+	memcpy(&u1, q + 4, 4);
+	memcpy(&u2, q + 8, 4);
+	const uint32_t sc_lo = u0 & 0x3f3f3f3fu, m_lo = u1 & 0x3f3f3f3fu;
+	const uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | ((u0 >> 2) & 0x30303030u);
+	const uint32_t m_hi = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 2) & 0x30303030u);
+	*sc8 = (uint64_t)sc_hi << 32 | sc_lo;
+	*m8 = (uint64_t)m_hi << 32 | m_lo;
 }
 
 /* Codes of elements 64g + 32t .. +31 (sub-block 2g + t): low nibbles from
@@ -433,22 +511,28 @@ AINL void k45_kern(int64_t n, float *out, size_t ldo, const uint8_t *x, size_t b
 		   const uint8_t *y, size_t by, const int R, const int C, const int BITS)
 {
 	const size_t xbs = BITS == 5 ? 176 : 144, qs_off = BITS == 5 ? 48 : 16;
-	float sum[2][4] = { { 0 } };
+	__m256 accf[2][4];
+	for (int r = 0; r < 2; r++)
+		for (int c = 0; c < 4; c++)
+			accf[r][c] = _mm256_setzero_ps();
 	for (int64_t i = 0; i < n / TK_QK_K; i++) {
 		__m256i acc[2][4];
-		int32_t summ[2][4];
+		__m256i summ[2][4];
 		const uint8_t *xb[2];
-		int16_t sc[2][8];
+		__m256i sc16[2]; /* the 8 scales as int16, in both 128-bit lanes */
 		for (int r = 0; r < R; r++) {
-			int16_t m[8];
+			uint64_t sc8, mn8;
 			xb[r] = x + (size_t)r * bx + (size_t)i * xbs;
-			k45_scales(xb[r] + 4, sc[r], m);
-			const __m128i m8 = _mm_loadu_si128((const __m128i *)m);
+			k45_scales(xb[r] + 4, &sc8, &mn8);
+			sc16[r] = _mm256_broadcastsi128_si256(
+				_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc8)));
+			const __m128i m8 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mn8));
+			/* min of sub-block s / 2 for each group s of 16 */
 			const __m256i m16 = _mm256_set_m128i(_mm_unpackhi_epi16(m8, m8),
 							     _mm_unpacklo_epi16(m8, m8));
 			for (int c = 0; c < C; c++) {
 				const uint8_t *yb = y + (size_t)c * by + (size_t)i * 292;
-				summ[r][c] = hsum_epi32(_mm256_madd_epi16(m16, ld256(yb + 260)));
+				summ[r][c] = _mm256_madd_epi16(m16, ld256(yb + 260));
 				acc[r][c] = _mm256_setzero_si256();
 			}
 		}
@@ -457,7 +541,9 @@ AINL void k45_kern(int64_t n, float *out, size_t ldo, const uint8_t *x, size_t b
 				__m256i code[2], scv[2];
 				for (int r = 0; r < R; r++) {
 					code[r] = k45_codes(xb[r] + qs_off, xb[r] + 16, g, t, BITS);
-					scv[r] = _mm256_set1_epi16(sc[r][2 * g + t]);
+					const int j = 2 * g + t; /* broadcast int16 lane j */
+					scv[r] = _mm256_shuffle_epi8(
+						sc16[r], _mm256_set1_epi16((short)(2 * j | (2 * j + 1) << 8)));
 				}
 				for (int c = 0; c < C; c++) {
 					const __m256i yv = ld256(y + (size_t)c * by + (size_t)i * 292 + 4 +
@@ -474,14 +560,16 @@ AINL void k45_kern(int64_t n, float *out, size_t ldo, const uint8_t *x, size_t b
 			const float d = ld_half(xb[r]), dmin = ld_half(xb[r] + 2);
 			for (int c = 0; c < C; c++) {
 				const float dy = ld_f32(y + (size_t)c * by + (size_t)i * 292);
-				sum[r][c] += (d * dy) * (float)hsum_epi32(acc[r][c]) -
-					     (dmin * dy) * (float)summ[r][c];
+				accf[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(d * dy),
+							     _mm256_cvtepi32_ps(acc[r][c]), accf[r][c]);
+				accf[r][c] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * dy),
+							      _mm256_cvtepi32_ps(summ[r][c]), accf[r][c]);
 			}
 		}
 	}
 	for (int r = 0; r < R; r++)
 		for (int c = 0; c < C; c++)
-			out[(size_t)c * ldo + r] = sum[r][c];
+			out[(size_t)c * ldo + r] = hsum_ps(accf[r][c]);
 }
 
 AINL void q4_k_kern(int64_t n, float *out, size_t ldo, const uint8_t *x, size_t bx,
@@ -564,9 +652,9 @@ AINL void f16_kern(int64_t n, float *out, size_t ldo, const uint8_t *x, size_t b
 	for (int r = 0; r < R; r++) {
 		for (int c = 0; c < C; c++) {
 			float s = hsum_ps(acc[r][c]);
-			const float *a = (const float *)(y + (size_t)c * by);
+			const uint8_t *a = y + (size_t)c * by; /* floats, maybe unaligned */
 			for (int64_t j = i; j < n; j++)
-				s += ld_half(x + (size_t)r * bx + 2 * (size_t)j) * a[j];
+				s += ld_half(x + (size_t)r * bx + 2 * (size_t)j) * ld_f32(a + 4 * j);
 			out[(size_t)c * ldo + r] = s;
 		}
 	}

@@ -12,11 +12,12 @@
  *   vec_dot     within float rounding of the reference on random rows of
  *               awkward lengths (one block, odd block counts, 2048/5632/8960),
  *               and exactly equal when every scale is 1 (the integer part
- *               is exact then);
- *   vec_dot_tile every shape 1..4 x 1..4 with odd strides, equal to the
- *               variant's own vec_dot bit for bit (quantized types) and to
- *               the reference within rounding; cells outside the tile stay
- *               untouched. F16's tile takes float32 activations (quant.h).
+ *               is exact then); Q6_K always exactly equal (documented);
+ *   vec_dot_tile every shape 1..4 x 1..4 with odd strides, within rounding
+ *               of the reference and (quantized types) equal to the
+ *               variant's own vec_dot bit for bit; cells outside the tile
+ *               stay untouched. F16's tile takes float32 activations
+ *               (quant.h).
  */
 #include "testutil.h"
 
@@ -224,7 +225,15 @@ static void check_close(const char *what, int type, int64_t n, float got, float 
 /* Types whose SIMD vec_dot is documented bit-identical to the reference. */
 static bool exact_type(int type)
 {
-	return type == TK_TYPE_Q4_K || type == TK_TYPE_Q5_K || type == TK_TYPE_Q6_K;
+	return type == TK_TYPE_Q6_K;
+}
+
+/* Whether a variant's tile cells must equal its own vec_dot bit for bit
+ * (documented for the quantized types, quant_avx2.c; F16's tile takes
+ * float32 activations, so there is no such vec_dot). */
+static bool tile_equals_dot(int type)
+{
+	return tk_type_traits_ref(type)->is_quantized;
 }
 
 /* Lengths to test for a block size. */
@@ -337,13 +346,10 @@ static void check_vec_dot(const struct tk_type_traits *tab, int type)
 				float want, got;
 				rt->vec_dot(n, &want, w, y);
 				tab[type].vec_dot(n, &got, w, y);
-				if (exact_type(type)) {
-					if (memcmp(&got, &want, sizeof got))
-						fail_msg("vec_dot %s n=%lld: %.9g, reference %.9g (must be equal)",
-							 rt->name, (long long)n, (double)got, (double)want);
-				} else {
-					check_close("vec_dot", type, n, got, want, abs_dot(type, w, y, n, false));
-				}
+				if (exact_type(type) && memcmp(&got, &want, sizeof got))
+					fail_msg("vec_dot %s n=%lld: %.9g, reference %.9g (must be equal)",
+						 rt->name, (long long)n, (double)got, (double)want);
+				check_close("vec_dot", type, n, got, want, abs_dot(type, w, y, n, false));
 			}
 		}
 		/* unit scales: the float steps are exact, so must the integers be */
@@ -422,7 +428,7 @@ static void check_tile(const struct tk_type_traits *tab, int type)
 							continue;
 						}
 						check_close("tile", type, n, got, want[r][c], scale[r][c]);
-						if (!f32_acts && memcmp(&got, &self[r][c], sizeof got))
+						if (tile_equals_dot(type) && memcmp(&got, &self[r][c], sizeof got))
 							fail_msg("tile %s n=%lld %dx%d [%d][%d]: %.9g, its vec_dot %.9g",
 								 rt->name, (long long)n, nr, nc, r, c, (double)got,
 								 (double)self[r][c]);
