@@ -1,9 +1,11 @@
 /*
  * bench_engine.c — forward-pass speed of the engine (context.h): prompt
  * processing (one batch of P tokens), single-sequence decode, and
- * aggregate decode of S sequences batched together (engine_ctx_decode).
+ * aggregate decode of S sequences batched together (engine_ctx_decode),
+ * and the cost of one empty dispatch of the worker pool (pool.h).
  *
  *   bench_engine MODEL.gguf [-t THREADS] [-p PROMPT] [-n GEN] [-s 1,2,4]
+ *   bench_engine --pool [-t THREADS]
  *
  * THREADS 0 (default) = physical cores. Token ids are fixed (spread over
  * the vocabulary), not sampled, so only the forward pass is timed. Prints
@@ -12,6 +14,7 @@
 #include "core/err.h"
 #include "engine/context.h"
 #include "engine/model.h"
+#include "engine/pool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,8 +43,45 @@ static struct engine_ctx *make_ctx(const struct engine_model *m, int32_t n_ctx, 
 	return c;
 }
 
+static void empty_task(void *arg, int ith, int nth)
+{
+	(void)arg;
+	(void)ith;
+	(void)nth;
+}
+
+/* back-to-back empty dispatches (workers spinning), then dispatches 1 ms
+ * apart (workers asleep: a futex wake each) */
+static int bench_pool(int threads)
+{
+	struct engine_pool *p = engine_pool_new(threads ? threads : engine_default_threads());
+	if (!p) {
+		fprintf(stderr, "bench_engine: %s\n", tk_err_detail());
+		return 1;
+	}
+	enum { N_HOT = 200000, N_COLD = 200 };
+	double t0 = now_s();
+	for (int i = 0; i < N_HOT; i++)
+		engine_pool_run(p, empty_task, NULL);
+	double hot = (now_s() - t0) / N_HOT;
+	double cold = 0.0;
+	for (int i = 0; i < N_COLD; i++) {
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+		t0 = now_s();
+		engine_pool_run(p, empty_task, NULL);
+		cold += now_s() - t0;
+	}
+	printf("pool threads=%d: empty dispatch %.2f us back to back, %.2f us after 1 ms idle\n",
+	       engine_pool_n_threads(p), hot * 1e6, cold / N_COLD * 1e6);
+	engine_pool_free(p);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc >= 2 && !strcmp(argv[1], "--pool"))
+		return bench_pool(argc >= 4 && !strcmp(argv[2], "-t") ? atoi(argv[3]) : 0);
 	if (argc < 2) {
 		fprintf(stderr, "usage: bench_engine MODEL.gguf [-t THREADS] [-p PROMPT] [-n GEN] "
 			"[-s 1,2,4]\n");
