@@ -19,11 +19,13 @@
  *         the speed-up over 4 separate dots. Variants without a tile run 4
  *         vec_dots (F16's tile takes float32 activations, ops.h's scheme).
  *   q     ns to quantize one activation row (the vec_dot_type's from_float).
- * The weight matrix is about 32 MiB (random codes, finite scales; speed does
- * not depend on values), so on a CPU with a large L3 it can stay in cache:
- * these are kernel speeds, not DRAM bandwidth.
+ * The weight matrix is about 8 MiB (random codes, finite scales; speed does
+ * not depend on values), so on most server CPUs it stays in L3: these are
+ * kernel speeds, not DRAM bandwidth. The SIMD variants run interleaved
+ * within each repetition, the reference after them, and the best time is
+ * kept (a noisy machine disturbs the interleaved ones alike).
  *
- *   bench_quant --isa [repeats, default 5]
+ *   bench_quant --isa [repeats, default 15]
  */
 #include "core/time.h"
 #include "engine/cpu.h"
@@ -102,7 +104,7 @@ static int bench_isa_case(int type, int64_t n, long reps)
 	    tk_type_row_size(rt->vec_dot_type, n, &qb) || tk_type_row_size(TK_TYPE_F32, n, &fb))
 		return 0;
 	const bool f32_tile = type == TK_TYPE_F16;
-	long rows = (long)((32u << 20) / rb) & ~3L;
+	long rows = (long)((8u << 20) / rb) & ~3L;
 	if (rows < 4)
 		rows = 4;
 	uint8_t *w = malloc(rb * (size_t)rows), *xq = malloc(4 * (qb > fb ? qb : fb));
@@ -113,29 +115,37 @@ static int bench_isa_case(int type, int64_t n, long reps)
 		random_row(type, w + (size_t)r * rb, n, rb);
 	for (int64_t i = 0; i < 4 * n; i++)
 		x[i] = (float)((double)(next_u64() >> 11) / 9007199254740992.0 - 0.5);
-	double ref_dot = 0.0;
+	/* the tile's activations: float32 for F16 (ops.h), else encoded */
+	const uint8_t *ya = f32_tile ? (const uint8_t *)x : xq;
+	const size_t by = f32_tile ? fb : qb;
+	static struct tk_type_traits tabs[TK_QUANT_ISA_COUNT][TK_TYPE_COUNT];
+	bool have[TK_QUANT_ISA_COUNT];
+	double t_dot[TK_QUANT_ISA_COUNT], t_tile[TK_QUANT_ISA_COUNT], t_q[TK_QUANT_ISA_COUNT];
 	for (int isa = 0; isa < TK_QUANT_ISA_COUNT; isa++) {
-		static struct tk_type_traits tab[TK_TYPE_COUNT];
-		if (tk_quant_isa_traits(isa, tab))
-			continue;
-		const struct tk_type_traits *tr = &tab[type], *vt = &tab[rt->vec_dot_type];
-		double t_dot = 1e30, t_tile = 1e30, t_q = 1e30;
-		for (long rep = 0; rep < reps; rep++) {
+		have[isa] = tk_quant_isa_traits(isa, tabs[isa]) == 0;
+		t_dot[isa] = t_tile[isa] = t_q[isa] = 1e30;
+	}
+	/* variants interleaved within each repetition, best time kept: a
+	 * shared, noisy machine disturbs them alike */
+	for (long rep = 0; rep < 2 * reps; rep++) {
+		/* the SIMD variants interleaved (first half), the scalar
+		 * reference alone after them (second half): a vector kernel
+		 * timed right after the scalar one measured up to 2x slow */
+		for (int isa = 0; isa < TK_QUANT_ISA_COUNT; isa++) {
+			if (!have[isa] || (rep < reps) == (isa == TK_QUANT_ISA_REF))
+				continue;
+			const struct tk_type_traits *tr = &tabs[isa][type];
+			const struct tk_type_traits *vt = &tabs[isa][rt->vec_dot_type];
 			int64_t t0 = tk_time_mono_ns();
 			for (int c = 0; c < 4; c++)
 				vt->from_float(x + c * n, xq + (size_t)c * qb, n);
-			t_q = best_of(t_q, t0) ;
+			t_q[isa] = best_of(t_q[isa], t0);
 			t0 = tk_time_mono_ns();
 			for (long r = 0; r < rows; r++)
 				tr->vec_dot(n, &y[r], w + (size_t)r * rb, xq);
-			t_dot = best_of(t_dot, t0);
+			t_dot[isa] = best_of(t_dot[isa], t0);
 			sink += y[rows - 1];
-		}
-		/* the tile's activations: float32 for F16 (ops.h), else encoded */
-		const uint8_t *ya = f32_tile ? (const uint8_t *)x : xq;
-		const size_t by = f32_tile ? fb : qb;
-		for (long rep = 0; rep < reps; rep++) {
-			const int64_t t0 = tk_time_mono_ns();
+			t0 = tk_time_mono_ns();
 			if (tr->vec_dot_tile) {
 				for (long r = 0; r < rows; r += 4)
 					tr->vec_dot_tile(n, y + r, (size_t)rows, w + (size_t)r * rb, rb, ya, by,
@@ -146,20 +156,23 @@ static int bench_isa_case(int type, int64_t n, long reps)
 						tr->vec_dot(n, &y[(size_t)c * (size_t)rows + (size_t)r],
 							    w + (size_t)r * rb, xq + (size_t)c * qb);
 			} else {
-				break;
+				continue;
 			}
-			t_tile = best_of(t_tile, t0);
+			t_tile[isa] = best_of(t_tile[isa], t0);
 			sink += y[rows - 1];
 		}
-		if (isa == TK_QUANT_ISA_REF)
-			ref_dot = t_dot;
+	}
+	for (int isa = 0; isa < TK_QUANT_ISA_COUNT; isa++) {
+		if (!have[isa])
+			continue;
 		char tile[64] = "-";
-		if (t_tile < 1e30)
-			snprintf(tile, sizeof tile, "%9.1f %6.2fx", t_tile / (double)rows,
-				 4.0 * t_dot / t_tile);
+		if (t_tile[isa] < 1e30)
+			snprintf(tile, sizeof tile, "%9.1f %6.2fx", t_tile[isa] / (double)rows,
+				 4.0 * t_dot[isa] / t_tile[isa]);
 		printf("%-6s %5lld %-7s %10.1f %8.2f %7.2fx %18s %9.1f\n", rt->name, (long long)n,
-		       tk_quant_isa_name(isa), t_dot / (double)rows,
-		       (double)rb * (double)rows / t_dot, ref_dot / t_dot, tile, t_q / 4.0);
+		       tk_quant_isa_name(isa), t_dot[isa] / (double)rows,
+		       (double)rb * (double)rows / t_dot[isa], t_dot[0] / t_dot[isa], tile,
+		       t_q[isa] / 4.0);
 	}
 	free(w);
 	free(xq);
@@ -171,7 +184,8 @@ static int bench_isa_case(int type, int64_t n, long reps)
 static int bench_isa(long reps)
 {
 	char feats[256];
-	printf("kernel variants, 1 thread, ~32 MiB weight matrix; cpu: %s; dispatch picks %s\n",
+	printf("kernel variants, 1 thread, ~8 MiB weight matrix, best of %ld interleaved; cpu: %s; "
+	       "dispatch picks %s\n", reps,
 	       tk_cpu_describe(feats, sizeof feats), tk_quant_isa_name(tk_quant_isa_active()));
 	printf("%-6s %5s %-7s %10s %8s %8s %18s %9s\n", "type", "n", "isa", "dot_ns/row", "GB/s",
 	       "vs_ref", "tile4x4_ns/row spd", "q_ns/row");
@@ -188,7 +202,7 @@ static int bench_isa(long reps)
 int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "--isa"))
-		return bench_isa(argc > 2 ? atol(argv[2]) : 5) ? 1 : 0;
+		return bench_isa(argc > 2 ? atol(argv[2]) : 15) ? 1 : 0;
 	long rows = argc > 1 ? atol(argv[1]) : 1024;
 	long cols = argc > 2 ? atol(argv[2]) : 4096;
 	long reps = argc > 3 ? atol(argv[3]) : 5;

@@ -618,12 +618,17 @@ static void f16_vec_dot_avx2(int64_t n, float *out, const void *vx, const void *
 {
 	const uint8_t *x = vx, *y = vy;
 	__m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+	__m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
 	int64_t i = 0;
-	for (; i + 16 <= n; i += 16) {
+	for (; i + 32 <= n; i += 32) {
 		a0 = _mm256_fmadd_ps(ld_f16x8(x + 2 * i), ld_f16x8(y + 2 * i), a0);
 		a1 = _mm256_fmadd_ps(ld_f16x8(x + 2 * i + 16), ld_f16x8(y + 2 * i + 16), a1);
+		a2 = _mm256_fmadd_ps(ld_f16x8(x + 2 * i + 32), ld_f16x8(y + 2 * i + 32), a2);
+		a3 = _mm256_fmadd_ps(ld_f16x8(x + 2 * i + 48), ld_f16x8(y + 2 * i + 48), a3);
 	}
-	float sum = hsum_ps(_mm256_add_ps(a0, a1));
+	for (; i + 8 <= n; i += 8)
+		a0 = _mm256_fmadd_ps(ld_f16x8(x + 2 * i), ld_f16x8(y + 2 * i), a0);
+	float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
 	for (; i < n; i++)
 		sum += ld_half(x + 2 * i) * ld_half(y + 2 * i);
 	*out = sum;
@@ -672,12 +677,17 @@ static void bf16_vec_dot_avx2(int64_t n, float *out, const void *vx, const void 
 {
 	const uint8_t *x = vx, *y = vy;
 	__m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+	__m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
 	int64_t i = 0;
-	for (; i + 16 <= n; i += 16) {
+	for (; i + 32 <= n; i += 32) {
 		a0 = _mm256_fmadd_ps(ld_bf16x8(x + 2 * i), ld_bf16x8(y + 2 * i), a0);
 		a1 = _mm256_fmadd_ps(ld_bf16x8(x + 2 * i + 16), ld_bf16x8(y + 2 * i + 16), a1);
+		a2 = _mm256_fmadd_ps(ld_bf16x8(x + 2 * i + 32), ld_bf16x8(y + 2 * i + 32), a2);
+		a3 = _mm256_fmadd_ps(ld_bf16x8(x + 2 * i + 48), ld_bf16x8(y + 2 * i + 48), a3);
 	}
-	float sum = hsum_ps(_mm256_add_ps(a0, a1));
+	for (; i + 8 <= n; i += 8)
+		a0 = _mm256_fmadd_ps(ld_bf16x8(x + 2 * i), ld_bf16x8(y + 2 * i), a0);
+	float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
 	for (; i < n; i++) {
 		uint16_t a, b;
 		memcpy(&a, x + 2 * i, 2);
