@@ -151,6 +151,7 @@ struct item {
 	char *text;   /* owned: the whole section, title included */
 	char *label;  /* owned: what it is, for the drop note and event */
 	size_t bytes; /* of the section as made (0: a file not even read) */
+	char *summary; /* owned, tool outputs only: what stays when dropped */
 	bool dropped;
 };
 
@@ -164,6 +165,7 @@ static void items_free(struct items *it)
 	for (size_t i = 0; i < it->n; i++) {
 		free(it->v[i].text);
 		free(it->v[i].label);
+		free(it->v[i].summary);
 	}
 	free(it->v);
 }
@@ -201,7 +203,8 @@ static size_t items_bytes(const struct items *it)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < it->n; i++)
-		n += it->v[i].dropped ? 0 : it->v[i].bytes;
+		n += !it->v[i].dropped ? it->v[i].bytes
+		     : it->v[i].summary ? strlen(it->v[i].summary) : 0;
 	return n;
 }
 
@@ -352,15 +355,28 @@ static int add_recent(struct orch *o, struct items *it)
 	size_t i;
 	json_t *r;
 	json_array_foreach(o->recent, i, r) {
-		char label[160];
-		snprintf(label, sizeof label, "output of %s by %s",
-			 tk_json_get_str(r, "call", "?"), tk_json_get_str(r, "agent", "?"));
-		int rc = add(it, IC_TOOL, label, "## [%s] %s -> %s\n%s\n\n",
-			     tk_json_get_str(r, "agent", "?"), tk_json_get_str(r, "call", "?"),
-			     tk_json_get_bool(r, "ok", false) ? "ok" : "error",
-			     tk_json_get_str(r, "output", ""));
+		const char *agent = tk_json_get_str(r, "agent", "?");
+		const char *call = tk_json_get_str(r, "call", "?");
+		const char *verdict = tk_json_get_bool(r, "ok", false) ? "ok" : "error";
+		const char *out = tk_json_get_str(r, "output", "");
+		char label[400];
+		snprintf(label, sizeof label, "output of %.*s by %s", (int)orch_utf8_cut(call, 300),
+			 call, agent);
+		int rc = add(it, IC_TOOL, label, "## [%s] %s -> %s\n%s\n\n", agent, call, verdict,
+			     out);
 		if (rc)
 			return rc;
+		/* dropped, a tool output keeps its call, verdict and first line */
+		size_t first = strcspn(out, "\n");
+		struct item *last = &it->v[it->n - 1];
+		if (asprintf(&last->summary,
+			     "## [%s] %s -> %s\n(output left out to fit the window: %zu bytes; "
+			     "it began: %.*s)\n\n",
+			     agent, call, verdict, strlen(out),
+			     (int)orch_utf8_cut(out, first > 120 ? 120 : first), out) < 0) {
+			last->summary = NULL;
+			return tk_errf(TK_ENOMEM, "agents: briefing: out of memory");
+		}
 	}
 	return 0;
 }
@@ -565,6 +581,8 @@ int orch_brief_build(struct orch *o, const struct orch_brief_req *q, const char 
 	for (i = 0; i < it.n && !rc; i++)
 		if (!it.v[i].dropped)
 			rc = tk_buf_puts(&b, it.v[i].text);
+		else if (it.v[i].summary)
+			rc = tk_buf_puts(&b, it.v[i].summary);
 	if (!rc && n_dropped) {
 		rc = tk_buf_puts(&b, "\n# Left out to fit the context window\n");
 		size_t shown = 0;
