@@ -447,7 +447,7 @@ void tk_quant_q2_k_from_float(const float *src, void *dst, int64_t n)
 		if (max_min > 0) {
 			const float inv = 15.0f / max_min;
 			for (int j = 0; j < 16; j++)
-				sc[j] |= (uint8_t)((nearest(inv * mins[j]) << 4) & 255);
+				sc[j] |= (uint8_t)(((unsigned)nearest(inv * mins[j]) << 4) & 255);
 			dmin = wr16(b + 82, max_min / 15.0f);
 		} else {
 			dmin = wr16(b + 82, 0.0f);
