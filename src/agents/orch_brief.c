@@ -32,6 +32,7 @@ int64_t orch_tokens_of(size_t n_bytes)
 
 /* ---- the diff ------------------------------------------------------------ */
 
+/* Whether the snapshot skipped path (so a missing file is not "deleted"). */
 static bool in_skipped(const json_t *skipped, const char *path)
 {
 	size_t i;
@@ -39,7 +40,12 @@ static bool in_skipped(const json_t *skipped, const char *path)
 	json_array_foreach(skipped, i, v) {
 		const char *p = json_is_string(v) ? json_string_value(v)
 						  : tk_json_get_str(v, "path", NULL);
-		if (p && !strcmp(p, path))
+		if (!p)
+			continue;
+		/* an entry is a skipped file, or a whole skipped directory
+		 * (ignored names such as node_modules) covering what is under it */
+		size_t n = strlen(p);
+		if (!strncmp(p, path, n) && (path[n] == '\0' || path[n] == '/'))
 			return true;
 	}
 	return false;

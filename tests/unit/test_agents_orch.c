@@ -889,6 +889,36 @@ static void test_no_tests_and_turn_limit(void **state)
 	run_free(&r2);
 }
 
+/* Input files under a directory the snapshot skips as a whole
+ * (node_modules) are not reported as deleted; a real change elsewhere is. */
+static void test_ignored_dir_not_deleted(void **state)
+{
+	(void)state;
+	struct script s;
+	s_init(&s);
+	s_add(&s, "planner-critic",
+	      plans1(json_pack("{s:s, s:[o, o]}", "title", "t", "steps", step("coder", "write"),
+			       step("code-reviewer", "review"))));
+	s_add(&s, "coder", t_write("app.js", "console.log(2);\n"));
+	s_add(&s, "coder", t_finish("done"));
+	s_add(&s, "code-reviewer", approve());
+	struct run r;
+	run_init(&r);
+	r.set.plans = 1;
+	const struct agent_file files[] = {
+		{ .path = "app.js", .content = "console.log(1);\n", .size = 16 },
+		{ .path = "node_modules/dep/index.js", .content = "x\n", .size = 2 },
+	};
+	struct agent_task t = { .description = "Print 2.", .files = files, .n_files = 2 };
+	run_task(&r, &s, &t);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(agent_outcome_name(r.res.outcome), "completed");
+	assert_string_equal(tk_json_get_str(changed(&r, "app.js"), "status", ""), "modified");
+	assert_null(changed(&r, "node_modules/dep/index.js"));
+	assert_null(strstr(r.res.diff, "node_modules"));
+	run_free(&r);
+}
+
 /* A backend error ends the task failed, and the agent_turn event records
  * the error (replay fails the same call the same way). */
 static void test_backend_error(void **state)
@@ -1337,6 +1367,7 @@ int main(void)
 		cmocka_unit_test(test_budget_wall),
 		cmocka_unit_test(test_hostile_contained),
 		cmocka_unit_test(test_no_tests_and_turn_limit),
+		cmocka_unit_test(test_ignored_dir_not_deleted),
 		cmocka_unit_test(test_backend_error),
 		cmocka_unit_test(test_reviewer_no_verdict),
 		cmocka_unit_test(test_concurrent_tasks),
