@@ -13,6 +13,7 @@
  *               awkward lengths (one block, odd block counts, 2048/5632/8960),
  *               and exactly equal when every scale is 1 (the integer part
  *               is exact then); Q6_K always exactly equal (documented);
+ *   avx512 = avx2 bit for bit for the quantized types (documented);
  *   vec_dot_tile every shape 1..4 x 1..4 with odd strides, within rounding
  *               of the reference and (quantized types) equal to the
  *               variant's own vec_dot bit for bit; cells outside the tile
@@ -500,6 +501,52 @@ static void test_avx512(void **state)
 	test_variant(TK_QUANT_ISA_AVX512);
 }
 
+/* Documented: for the quantized types, avx512 and avx2 give the same bits
+ * (same lane sums, same float steps), so a model's logits do not depend on
+ * which of the two a machine picks. */
+static void test_avx512_equals_avx2(void **state)
+{
+	(void)state;
+	if (!tk_quant_isa_supported(TK_QUANT_ISA_AVX512)) {
+		print_message("avx512 not supported: skipped\n");
+		skip();
+	}
+	static struct tk_type_traits t2[TK_TYPE_COUNT], t5[TK_TYPE_COUNT];
+	assert_int_equal(tk_quant_isa_traits(TK_QUANT_ISA_AVX2, t2), 0);
+	assert_int_equal(tk_quant_isa_traits(TK_QUANT_ISA_AVX512, t5), 0);
+	int compared = 0;
+	for (int t = 0; t < TK_TYPE_COUNT; t++) {
+		const struct tk_type_traits *rt = tk_type_traits_ref(t);
+		if (!rt || !rt->is_quantized || !rt->vec_dot || t2[t].vec_dot == rt->vec_dot)
+			continue;
+		const int64_t ns[] = { rt->blck_size, 3 * rt->blck_size, 8960 / rt->blck_size * rt->blck_size };
+		for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+			const int64_t n = ns[k];
+			const size_t bx = row_bytes(t, n), by = row_bytes(rt->vec_dot_type, n);
+			uint8_t *x = xmalloc(bx * 4), *y = xmalloc(by * 4);
+			for (int r = 0; r < 4; r++) {
+				make_weights(t, x + (size_t)r * bx, n, 0, false);
+				make_acts(rt->vec_dot_type, y + (size_t)r * by, n, r, false);
+			}
+			float a, b, ta[16], tb[16];
+			t2[t].vec_dot(n, &a, x, y);
+			t5[t].vec_dot(n, &b, x, y);
+			if (memcmp(&a, &b, sizeof a))
+				fail_msg("%s n=%lld: avx2 %.9g, avx512 %.9g", rt->name, (long long)n,
+					 (double)a, (double)b);
+			if (t2[t].vec_dot_tile && t5[t].vec_dot_tile) {
+				t2[t].vec_dot_tile(n, ta, 4, x, bx, y, by, 4, 4);
+				t5[t].vec_dot_tile(n, tb, 4, x, bx, y, by, 4, 4);
+				assert_memory_equal(ta, tb, sizeof ta);
+			}
+			free(x);
+			free(y);
+			compared++;
+		}
+	}
+	assert_true(compared > 0);
+}
+
 /* The table the engine uses: whatever dispatch picked. */
 static void test_active(void **state)
 {
@@ -574,6 +621,7 @@ int main(void)
 		cmocka_unit_test(test_cpu_and_overrides),
 		cmocka_unit_test(test_avx2),
 		cmocka_unit_test(test_avx512),
+		cmocka_unit_test(test_avx512_equals_avx2),
 		cmocka_unit_test(test_active),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
