@@ -335,6 +335,7 @@ static void test_batch_equals_decode(void **state)
 	batch_vs_decode(FIX_MODEL("tiny-qwen2-f32"), 1);
 	batch_vs_decode(FIX_MODEL("tiny-llama-Q8_0"), 2); /* threads split rows */
 	batch_vs_decode(FIX_MODEL("tiny-llama-F16"), 3);
+	batch_vs_decode(FIX_MODEL("tiny-qwen2-Q8_0"), 0); /* 0: physical cores */
 }
 
 static void test_context_limits(void **state)
