@@ -18,6 +18,10 @@
 #   SEQ_TYPES      types that get the --seqs run [Q4_K_M]
 #   MODELS         [llama1b qwen15b]        TYPES [Q4_K_M Q8_0 F16]
 #   DIR            where the models and results go [/tmp/tanuki-bench]
+#   BUDGET_S       wall-clock budget of the runs [840]: a run that would start
+#                  past it is skipped (and listed), and each run is killed at
+#                  the budget's end, so the whole script stays under 15 min
+#                  once the model files exist
 #   MAKE_ONLY=1    make the model files and stop (they take a few minutes
 #                  and ~10 GB the first time)
 #
@@ -41,8 +45,10 @@
 # and Tanuki in Release:
 #   cmake -S . -B /tmp/b-rel -DCMAKE_BUILD_TYPE=Release && cmake --build /tmp/b-rel --target tanuki
 #
-# Budget: with the defaults, about 12 minutes on a 2-core machine (most of it
-# F16 pp512); REPS=1 or TYPES="Q4_K_M Q8_0" for less.
+# Budget: BUDGET_S caps the runs (files made beforehand: MAKE_ONLY=1). The
+# cost is dominated by F16 pp512 and the --seqs runs; on a quiet 2-core
+# machine REPS=1 may be needed to fit everything (the defaults were not
+# timed on a quiet machine: the development box was overloaded).
 set -uo pipefail
 T="${1:-$(command -v tanuki || echo ./build/src/cli/tanuki)}"
 LB="${LLAMA_BENCH:-/tmp/llama.cpp/build/bin/llama-bench}"
@@ -55,8 +61,9 @@ have_llama=1; [ -x "$LB" ] || { echo "note: no llama-bench at $LB: Tanuki's figu
 THREADS="${THREADS:-$("$T" bench --membw --membw-mib 2 --json -r 1 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["threads"])' 2>/dev/null || nproc)}"
 mkdir -p "$DIR"
 RES="$DIR/results-$(date -u +%Y%m%dT%H%M%SZ)"; mkdir -p "$RES"
-t_start=$(date +%s)
+t_start=$(date +%s); BUDGET_S="${BUDGET_S:-840}"; skipped=()
 log() { echo "[$(( $(date +%s) - t_start ))s] $*" >&2; }
+left() { echo $(( BUDGET_S - ($(date +%s) - t_start) )); }
 
 # --- models -----------------------------------------------------------------
 vocab() { # vocab N -> $DIR/vocab-N.gguf: a vocabulary-only GGUF (SentencePiece style)
@@ -136,12 +143,14 @@ for name in $MODELS; do
   for type in $TYPES; do
     f="$(model_file "$name" "$type")" || { log "cannot make $name $type (see $RES/quantize.err)"; continue; }
     seqs=(); [[ " $SEQ_TYPES " == *" $type "* ]] && seqs=(--seqs "$SEQS")
+    if [ "$(left)" -le 10 ]; then skipped+=("$name $type"); continue; fi
     log "tanuki bench $name $type"
-    timeout 900 "$T" bench --model "$f" -p "$NP" -n "$NG" -r "$REPS" -t "$THREADS" --membw "${seqs[@]}" --json \
+    timeout "$(left)" "$T" bench --model "$f" -p "$NP" -n "$NG" -r "$REPS" -t "$THREADS" --membw "${seqs[@]}" --json \
       >"$RES/$name-$type.tanuki.json" 2>"$RES/$name-$type.tanuki.err" || log "tanuki bench failed: $(tail -1 "$RES/$name-$type.tanuki.err")"
     if [ $have_llama = 1 ]; then
+      if [ "$(left)" -le 10 ]; then skipped+=("$name $type (llama.cpp)"); continue; fi
       log "llama-bench $name $type"
-      timeout 900 "$LB" -m "$f" -p "$NP" -n "$NG" -r "$REPS" -t "$THREADS" -o json \
+      timeout "$(left)" "$LB" -m "$f" -p "$NP" -n "$NG" -r "$REPS" -t "$THREADS" -o json \
         >"$RES/$name-$type.llama.json" 2>"$RES/$name-$type.llama.err" || log "llama-bench failed: $(tail -1 "$RES/$name-$type.llama.err")"
     fi
   done
@@ -188,4 +197,5 @@ if seqrows:
     print(f"\naggregate tg{ng} with N sequences decoded together, t/s (x of 1 sequence):")
     for r in seqrows: print("| " + " | ".join(r) + " |")
 PY
+[ ${#skipped[@]} -gt 0 ] && echo "skipped (past BUDGET_S=$BUDGET_S s): ${skipped[*]}"
 log "done"
