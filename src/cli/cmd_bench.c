@@ -449,7 +449,8 @@ static int print_json(const struct bench_opts *o, const struct bench_out *r)
 		json_object_set_new(j, "type", json_string(r->mi.type));
 		json_object_set_new(j, "params", json_integer((json_int_t)r->mi.params));
 		json_object_set_new(j, "size_bytes", json_integer((json_int_t)r->mi.file_bytes));
-		json_object_set_new(j, "bytes_per_token", json_real(bytes_per_token(o, &r->mi)));
+		json_object_set_new(j, "bytes_per_token",
+				    json_integer((json_int_t)llround(bytes_per_token(o, &r->mi))));
 	}
 	if (r->pp.n)
 		json_object_set_new(j, "pp", stat_json(&r->pp));
@@ -483,7 +484,7 @@ static int print_json(const struct bench_opts *o, const struct bench_out *r)
 				      "warm_ms", stat_json(&r->warm));
 		json_object_set_new(j, "prefix", e);
 	}
-	int rc = json_dumpf(j, stdout, JSON_COMPACT | JSON_REAL_PRECISION(6)) ? TK_EIO : 0;
+	int rc = json_dumpf(j, stdout, JSON_COMPACT | JSON_REAL_PRECISION(10)) ? TK_EIO : 0;
 	json_decref(j);
 	putchar('\n');
 	return rc ? tk_errf(rc, "bench: cannot write the JSON") : 0;

@@ -31,6 +31,17 @@ jq -e '
   and (.isa | type) == "string" and (.cpu | type) == "string"
 ' --arg m "$M" "$tmp/b.json" >/dev/null || { echo "bad JSON record:"; cat "$tmp/b.json"; exit 1; }
 
+# the model figures and the bytes a decode step reads, from `model info`:
+# every weight but the embedding table (one row of it), plus K and V (f32
+# here) of every layer at the mean position of an 8-token decode ((8+1)/2)
+"$T" model info --json "$M" >"$tmp/info.json"
+jq -e --slurpfile i "$tmp/info.json" '$i[0] as $i
+  | .params == $i.parameters and .size_bytes == $i.weights_bytes
+  and .bytes_per_token == ($i.weights_bytes - $i.vocab_size * $i.n_embd * 4 + $i.n_embd * 4
+      + 2 * $i.n_layer * $i.n_head_kv * $i.head_dim * 4 * (8 + 1) / 2)
+  and (.roofline.tokens_per_s - .membw.best_gbps * 1e9 / .bytes_per_token | fabs) < 1e-3 * .roofline.tokens_per_s
+' "$tmp/b.json" >/dev/null || { echo "model figures or roofline wrong:"; cat "$tmp/info.json" "$tmp/b.json"; exit 1; }
+
 # the mean is the mean of the samples, the stddev their sample deviation
 jq -e '.pp | ((.samples | add / length) - .mean | fabs) < 1e-3 * .mean' "$tmp/b.json" >/dev/null
 jq -e '.tg | .samples as $s | ($s | length) as $n | ($s | add / $n) as $m
