@@ -17,10 +17,9 @@
  *     exactly in 8 int32 lanes (VPMADDUBSW then VPMADDWD, with the
  *     sign-transfer trick so the unsigned operand is |x|); the lanes are
  *     converted to float and multiplied-added by d_x * d_y into 8 float
- *     partial sums (two sets in vec_dot: even and odd blocks, to break the
- *     FMA latency chain), summed once at the end. Activation codes must lie
- *     in -127..127 (the quantizers guarantee it): then no 16-bit pair sum
- *     can saturate, even for a weight code of -128.
+ *     partial sums, summed once at the end. Activation codes must lie in
+ *     -127..127 (the quantizers guarantee it): then no 16-bit pair sum can
+ *     saturate, even for a weight code of -128.
  *   - K-quants: per super-block the integer sums are exact in 8 int32
  *     lanes (codes x activations by VPMADDUBSW, times the sub-block scales
  *     by VPMADDWD; the mins and Q6_K's -32 through the Q8_K block sums).
@@ -30,11 +29,11 @@
  *     follows, in its order, so Q6_K is bit-identical to the reference
  *     (the Q6_K golden's tight bound fails with float lane sums: one
  *     activation rounding flips, docs/engine.md).
+ *   - F16/BF16: float products (exact) summed with FMA in 8-lane partial
+ *     sums (the reference sums in double).
  * vec_dot of a quantized type is its tile kernel with one cell, or (Q8_0,
  * Q4_0) the same float steps in the same order, so tile cells equal vec_dot
  * bit for bit: batched decode gives each sequence the logits it gets alone.
- *   - F16/BF16: float products (exact) summed with FMA in 8-lane partial
- *     sums (the reference sums in double).
  *
  * Tiles: AVX2 has 16 vector registers, so a tile of up to 4 x 4 is walked in
  * sub-tiles of at most 2 weight rows x 4 activation rows (8 accumulators);

@@ -12,9 +12,12 @@
  *   F16                 4 x 4 vec_dot_tile (float32 activations) on 512-bit
  *                       vectors (32 registers hold the 16 accumulators);
  *   BF16                vec_dot with VDPBF16PS when the CPU has AVX512_BF16.
- * The arithmetic is the avx2 file's (exact int32 block dots, then float
- * multiply-adds by d_x * d_y per lane); Q4_0 uses its nibbles unsigned and
- * subtracts 8 * sum(y) per block, computed once per activation block.
+ * The Q8_0/Q4_0 arithmetic is the avx2 file's (the same exact int32 lane
+ * sums, then the same float multiply-adds by d_x * d_y, in the same order),
+ * so their results equal the avx2 kernels' bit for bit (test_quant_simd);
+ * Q4_0 uses its nibbles unsigned and subtracts 8 * sum(y) per block,
+ * computed once per activation block. F16 and BF16 sum in other lanes than
+ * the avx2 kernels (within rounding).
  */
 #if defined(__x86_64__)
 
