@@ -1,9 +1,9 @@
 /* test_quant.c — tensor types: half/bfloat16 conversions, quantize/dequantize
  * error bounds derived from each block format, vec_dot against a double
  * precision reference, and byte-exact agreement with llama-quantize's output
- * on the fixture models (the 32-element types; Q6_K, whose quantizer differs
- * from llama-quantize's, is checked by decoding llama-quantize's Q6_K
- * tensors against the f32 model they came from). */
+ * on the fixture models (the 32-element types and Q6_K; llama-quantize's
+ * Q6_K tensors are also decoded against the f32 model they came from; the
+ * other K-quants are tests/unit/test_quant_k.c's). */
 #include "testutil.h"
 
 #include "core/err.h"
