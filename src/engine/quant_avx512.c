@@ -11,7 +11,8 @@
  *                       instead of VPMADDUBSW + VPMADDWD, no saturation;
  *   F16                 4 x 4 vec_dot_tile (float32 activations) on 512-bit
  *                       vectors (32 registers hold the 16 accumulators);
- *   BF16                vec_dot with VDPBF16PS when the CPU has AVX512_BF16.
+ *   BF16                vec_dot and 4 x 4 vec_dot_tile with VDPBF16PS when the
+ *                       CPU has AVX512_BF16.
  * The Q8_0/Q4_0 arithmetic is the avx2 file's (the same exact int32 lane
  * sums, then the same float multiply-adds by d_x * d_y, in the same order),
  * so their results equal the avx2 kernels' bit for bit (test_quant_simd);
@@ -308,6 +309,46 @@ static void bf16_vec_dot_avx512bf16(int64_t n, float *out, const void *vx, const
 	*out = sum;
 }
 
+/* BF16 x BF16 4 x 4 tile: VDPBF16PS on 32 elements per step into 16
+ * accumulators, the tail (n % 32) in scalar float. */
+AINL float ld_bf16(const uint8_t *p)
+{
+	uint16_t b;
+	memcpy(&b, p, 2);
+	return tk_bf16_to_fp32(b);
+}
+
+AINL void bf16_kern(int64_t n, float *out, size_t ldo, const uint8_t *x, size_t bx,
+		    const uint8_t *y, size_t by, const int R, const int C)
+{
+	__m512 acc[4][4];
+	for (int r = 0; r < 4; r++)
+		for (int c = 0; c < 4; c++)
+			acc[r][c] = _mm512_setzero_ps();
+	int64_t i = 0;
+	for (; i + 32 <= n; i += 32) {
+		__m512i w[4];
+		for (int r = 0; r < R; r++)
+			w[r] = _mm512_loadu_si512(x + (size_t)r * bx + 2 * (size_t)i);
+		for (int c = 0; c < C; c++) {
+			const __m512i a = _mm512_loadu_si512(y + (size_t)c * by + 2 * (size_t)i);
+			for (int r = 0; r < R; r++)
+				acc[r][c] = _mm512_dpbf16_ps(acc[r][c], (__m512bh)w[r], (__m512bh)a);
+		}
+	}
+	for (int r = 0; r < R; r++) {
+		for (int c = 0; c < C; c++) {
+			float s = _mm512_reduce_add_ps(acc[r][c]);
+			for (int64_t j = i; j < n; j++)
+				s += ld_bf16(x + (size_t)r * bx + 2 * (size_t)j) *
+				     ld_bf16(y + (size_t)c * by + 2 * (size_t)j);
+			out[(size_t)c * ldo + r] = s;
+		}
+	}
+}
+
+TILE_FN(bf16_tile_avx512bf16, bf16_kern)
+
 void tk_quant_avx512_install(struct tk_type_traits *tab)
 {
 	tab[TK_TYPE_Q8_0].vec_dot = q8_0_vec_dot_avx512;
@@ -315,8 +356,10 @@ void tk_quant_avx512_install(struct tk_type_traits *tab)
 	tab[TK_TYPE_Q4_0].vec_dot = q4_0_vec_dot_avx512;
 	tab[TK_TYPE_Q4_0].vec_dot_tile = q4_0_tile_avx512;
 	tab[TK_TYPE_F16].vec_dot_tile = f16_tile_avx512;
-	if (tk_cpu_features()->avx512bf16)
+	if (tk_cpu_features()->avx512bf16) {
 		tab[TK_TYPE_BF16].vec_dot = bf16_vec_dot_avx512bf16;
+		tab[TK_TYPE_BF16].vec_dot_tile = bf16_tile_avx512bf16;
+	}
 }
 
 #else
