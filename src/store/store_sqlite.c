@@ -321,6 +321,20 @@ static int grow(void **arr, size_t *cap, size_t n, size_t elem)
 
 /* --------------------------------------------------------------- open */
 
+/* The newest applied migration (0: none) in *v; an SQLite code. */
+static int read_version(struct sq *q, int *v)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(q->db, "SELECT coalesce(max(version), 0) FROM schema_version",
+				    -1, &st, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*v = sqlite3_column_int(st, 0);
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
 static int migrate(struct sq *q)
 {
 	char *msg = NULL;
@@ -332,18 +346,23 @@ static int migrate(struct sq *q)
 		sqlite3_free(msg);
 		return db_err(q, rc, "create schema_version");
 	}
+	/* An up-to-date database (every open but the first) needs no write
+	 * lock: a busy writer in another process must not keep a reader such
+	 * as `tanuki tasks export` from opening it (SQLite's locks are not
+	 * fair, so waiting for the write lock beside a tight writer can
+	 * starve past any busy timeout). */
+	int v0 = 0;
+	if ((rc = read_version(q, &v0)) != SQLITE_OK)
+		return db_err(q, rc, "read schema version");
+	if (v0 == N_MIGRATIONS) {
+		q->version = v0;
+		return 0;
+	}
 	for (;;) {
 		if ((rc = sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
 			return db_err(q, rc, "begin migration");
-		sqlite3_stmt *st = NULL;
 		int v = 0;
-		rc = sqlite3_prepare_v2(q->db, "SELECT coalesce(max(version), 0) FROM schema_version",
-					-1, &st, NULL);
-		if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-			v = sqlite3_column_int(st, 0);
-			rc = SQLITE_OK;
-		}
-		sqlite3_finalize(st);
+		rc = read_version(q, &v);
 		if (rc != SQLITE_OK) {
 			int e = db_err(q, rc, "read schema version");
 			sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);

@@ -1414,7 +1414,8 @@ static void test_sigkill_writer(void **state)
 		/* Wait until the child has made progress past the previous
 		 * round, then kill it wherever it is. */
 		struct tk_store *s = tk_store_open_dir(f->dir, NULL);
-		assert_non_null(s);
+		if (!s)
+			fail_msg("open beside the writer: %s", tk_err_detail());
 		int64_t target = 2 + 4 * (round + 1), n = 0;
 		for (int tries = 0; tries < 30000; tries++) {
 			assert_int_equal(tk_store_task_count(s, NULL, false, 0, &n), 0);
