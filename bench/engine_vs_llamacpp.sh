@@ -46,9 +46,11 @@
 #   cmake -S . -B /tmp/b-rel -DCMAKE_BUILD_TYPE=Release && cmake --build /tmp/b-rel --target tanuki
 #
 # Budget: BUDGET_S caps the runs (files made beforehand: MAKE_ONLY=1). The
-# cost is dominated by F16 pp512 and the --seqs runs; on a quiet 2-core
-# machine REPS=1 may be needed to fit everything (the defaults were not
-# timed on a quiet machine: the development box was overloaded).
+# cost is dominated by pp512 and the --seqs runs. Measured once on the
+# 2-core development VM under load 5-10: llama1b Q4_K_M alone with REPS=1
+# and --seqs 1,2,4 took 10.6 minutes for both engines; so on 2 cores the
+# full table needs more cores or a longer BUDGET_S (or fewer TYPES/MODELS);
+# with BUDGET_S the script still ends in time and lists what it skipped.
 set -uo pipefail
 T="${1:-$(command -v tanuki || echo ./build/src/cli/tanuki)}"
 LB="${LLAMA_BENCH:-/tmp/llama.cpp/build/bin/llama-bench}"
