@@ -117,8 +117,7 @@ model_file() { # model_file NAME TYPE -> path (made when missing), or nothing
       local src; src="$(model_file "$name" F16)" || return 1
       log "quantize $f"
       if "$T" model quantize --help >/dev/null 2>&1; then
-        "$T" model quantize "$src" "$f.tmp" Q4_K_M >/dev/null 2>"$RES/quantize.err" ||
-          "$T" model quantize --type Q4_K_M -o "$f.tmp" "$src" >/dev/null 2>>"$RES/quantize.err"
+        "$T" model quantize "$src" "$f.tmp" Q4_K_M >/dev/null 2>"$RES/quantize.err"
       fi
       if [ ! -s "$f.tmp" ] && [ -x "$LQ" ]; then
         "$LQ" "$src" "$f.tmp" Q4_K_M >/dev/null 2>>"$RES/quantize.err"
