@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1342,8 +1343,13 @@ static void test_recovery(void **state)
 
 /* Writes forever: tasks with two input files, claims, events, results.
  * Each task ends "completed" with two output files, or is cut short. */
-static void writer_child(const char *dir)
+static void writer_child(const char *dir, pid_t parent)
 {
+	/* Die with the test: a failed assertion in the parent must not leave
+	 * a writer running forever (it would hold the test's output pipe and
+	 * ctest would wait for it until its timeout). */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+		_exit(9);
 	struct tk_store *s = tk_store_open_dir(dir, NULL);
 	if (!s)
 		_exit(3);
@@ -1407,10 +1413,11 @@ static void test_sigkill_writer(void **state)
 	f->s = NULL;
 	for (int round = 0; round < 3; round++) {
 		fflush(NULL);
+		const pid_t parent = getpid();
 		pid_t pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0)
-			writer_child(f->dir);
+			writer_child(f->dir, parent);
 		/* Wait until the child has made progress past the previous
 		 * round, then kill it wherever it is. */
 		struct tk_store *s = tk_store_open_dir(f->dir, NULL);
