@@ -348,6 +348,7 @@ static void q8_0_vec_dot_avx2(int64_t n, float *out, const void *vx, const void 
 	__m256 acc = _mm256_setzero_ps();
 	int64_t i = 0;
 	for (; i + 1 < nb; i += 2, x += 68, y += 68) {
+		tk_prefetch_weights(x, 68);
 		__m256 d0, d1;
 		scale_pair(x, y, x + 34, y + 34, &d0, &d1);
 		const __m256i x0 = ld256(x + 2), x1 = ld256(x + 36);
@@ -372,6 +373,7 @@ static void q4_0_vec_dot_avx2(int64_t n, float *out, const void *vx, const void 
 	__m256 acc = _mm256_setzero_ps();
 	int64_t i = 0;
 	for (; i + 1 < nb; i += 2, x += 36, y += 68) {
+		tk_prefetch_weights(x, 36);
 		__m256 d0, d1;
 		scale_pair(x, y, x + 18, y + 34, &d0, &d1);
 		const __m256i x0 = q4_0_decode(x + 2), x1 = q4_0_decode(x + 20);
@@ -415,6 +417,7 @@ AINL void q6_k_kern(int64_t n, float *out, size_t ldo, const uint8_t *x, size_t 
 		__m256i sc16[2];
 		for (int r = 0; r < R; r++) {
 			xb[r] = x + (size_t)r * bx + (size_t)i * 210;
+			tk_prefetch_weights(xb[r], 210);
 			sc16[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(xb[r] + 192)));
 			/* the -32 offset through the activations' block sums */
 			for (int c = 0; c < C; c++) {
@@ -522,6 +525,7 @@ AINL void k45_kern(int64_t n, float *out, size_t ldo, const uint8_t *x, size_t b
 		for (int r = 0; r < R; r++) {
 			uint64_t sc8, mn8;
 			xb[r] = x + (size_t)r * bx + (size_t)i * xbs;
+			tk_prefetch_weights(xb[r], (int)xbs);
 			k45_scales(xb[r] + 4, &sc8, &mn8);
 			sc16[r] = _mm256_broadcastsi128_si256(
 				_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc8)));

@@ -211,6 +211,7 @@ static void q8_0_vec_dot_avx512(int64_t n, float *out, const void *vx, const voi
 	__m256 acc = _mm256_setzero_ps();
 	int64_t i = 0;
 	for (; i + 1 < nb; i += 2, x += 68, y += 68) {
+		tk_prefetch_weights(x, 68);
 		__m256 d0, d1;
 		scale_pair(x, y, x + 34, y + 34, &d0, &d1);
 		const __m256i p0 = q8_dot(ld256(x + 2), ld256(y + 2));
@@ -233,6 +234,7 @@ static void q4_0_vec_dot_avx512(int64_t n, float *out, const void *vx, const voi
 	__m256 acc = _mm256_setzero_ps();
 	int64_t i = 0;
 	for (; i + 1 < nb; i += 2, x += 36, y += 68) {
+		tk_prefetch_weights(x, 36);
 		__m256 d0, d1;
 		scale_pair(x, y, x + 18, y + 34, &d0, &d1);
 		const __m256i p0 = q4_dot(x + 2, ld256(y + 2));
