@@ -163,7 +163,7 @@ static void s_add_full(struct script *s, const char *agent, json_t *obj, const c
 {
 	json_int_t turn = json_integer_value(json_object_get(s->turns, agent));
 	json_object_set_new(s->turns, agent, json_integer(turn + 1));
-	char *text = obj ? json_dumps(obj, JSON_COMPACT) : strdup(raw);
+	char *text = obj ? json_dumps(obj, JSON_COMPACT) : strdup(raw ? raw : "");
 	assert_non_null(text);
 	json_t *e = json_pack("{s:s, s:I, s:s}", "agent", agent, "turn", turn, "text", text);
 	if (prompt_tokens >= 0)
