@@ -262,6 +262,9 @@ AINL void f16_kern(int64_t n, float *out, size_t ldo, const uint8_t *x, size_t b
 	int64_t i = 0;
 	for (; i + 16 <= n; i += 16) {
 		__m512 w[4];
+		if (!(i & 31)) /* one cache line of each row per 32 elements */
+			for (int r = 0; r < R; r++)
+				tk_prefetch_weights(x + (size_t)r * bx + 2 * (size_t)i, 64);
 		for (int r = 0; r < R; r++)
 			w[r] = _mm512_cvtph_ps(ld256(x + (size_t)r * bx + 2 * (size_t)i));
 		for (int c = 0; c < C; c++) {
