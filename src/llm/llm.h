@@ -171,12 +171,13 @@ struct llm_options {
 				      * breaker; 0 disables; default 5 */
 	int64_t breaker_cooldown_ms; /* open time; default 30000 */
 	size_t max_response_bytes;   /* default LLM_RESPONSE_MAX_DEFAULT */
-	int32_t embedded_contexts;   /* embedded: contexts at most (calls at
-				      * once); default 1 */
-	int32_t embedded_n_ctx;      /* embedded: positions per context; 0:
+	int32_t embedded_contexts;   /* embedded: sequences of the one shared
+				      * context, i.e. calls decoded together in
+				      * each batched pass; default 1 */
+	int32_t embedded_n_ctx;      /* embedded: positions per sequence; 0:
 				      * min(training context, 4096) */
-	int32_t embedded_threads;    /* embedded: threads per context; 0 (default):
-				      * physical cores */
+	int32_t embedded_threads;    /* embedded: threads of the shared context;
+				      * 0 (default): physical cores */
 	const char *adapter_dir;     /* embedded: directory of <adapter>.gguf
 				      * LoRA files; NULL: no adapters */
 	uint64_t adapter_budget_bytes; /* embedded: resident adapter bytes; 0:
