@@ -42,40 +42,12 @@
 #if defined(__x86_64__)
 
 #include "engine/quant_simd.h"
+#include "engine/quant_x86.h"
 
 #include "engine/fp16.h"
 
 #include <immintrin.h>
 #include <string.h>
-
-#define AINL static inline __attribute__((always_inline))
-
-AINL float ld_half(const uint8_t *p)
-{
-	uint16_t h;
-	memcpy(&h, p, 2);
-	return _cvtsh_ss(h);
-}
-
-AINL float ld_f32(const uint8_t *p)
-{
-	float f;
-	memcpy(&f, p, 4);
-	return f;
-}
-
-AINL __m256i ld256(const void *p)
-{
-	return _mm256_loadu_si256((const __m256i *)p);
-}
-
-AINL float hsum_ps(__m256 v)
-{
-	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-	s = _mm_add_ss(s, _mm_movehdup_ps(s));
-	return _mm_cvtss_f32(s);
-}
 
 AINL int32_t hsum_epi32(__m256i v)
 {
@@ -318,24 +290,6 @@ AINL void q4_0_kern(int64_t n, float *out, size_t ldo, const uint8_t *x, size_t 
 
 TILE_FN(q8_0_tile_avx2, q8_0_kern)
 TILE_FN(q4_0_tile_avx2, q4_0_kern)
-
-/* d_x * d_y of two block pairs (half scales at each block's offset 0),
- * broadcast: one VCVTPH2PS for the four halves. */
-AINL void scale_pair(const uint8_t *x0, const uint8_t *y0, const uint8_t *x1, const uint8_t *y1,
-		     __m256 *d0, __m256 *d1)
-{
-	uint16_t h[4];
-	memcpy(&h[0], x0, 2);
-	memcpy(&h[1], y0, 2);
-	memcpy(&h[2], x1, 2);
-	memcpy(&h[3], y1, 2);
-	long long u;
-	memcpy(&u, h, 8);
-	const __m128 f = _mm_cvtph_ps(_mm_cvtsi64_si128(u));
-	const __m128 p = _mm_mul_ps(f, _mm_movehdup_ps(f)); /* lanes 0, 2 */
-	*d0 = _mm256_broadcastss_ps(p);
-	*d1 = _mm256_broadcastss_ps(_mm_movehl_ps(p, p));
-}
 
 /* The decode kernels (one row, one column), two blocks per step with one
  * conversion of their four half scales (the conversions, not the FMA chain,
