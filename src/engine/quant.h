@@ -246,6 +246,8 @@ typedef void (*tk_vec_dot_fn)(int64_t n, float *out, const void *x, const void *
 typedef void (*tk_vec_dot_tile_fn)(int64_t n, float *out, size_t ldo, const void *x, size_t bx,
 				   const void *y, size_t by, int nr, int nc);
 
+struct tk_pack_traits; /* quant_pack.h */
+
 struct tk_type_traits {
 	const char *name;        /* ggml's name: "f32", "q4_0", "bf16", ... */
 	int64_t blck_size;       /* elements per block (1 for plain types) */
@@ -256,6 +258,10 @@ struct tk_type_traits {
 	tk_vec_dot_fn vec_dot;       /* NULL: not usable as a weight type */
 	tk_vec_dot_tile_fn vec_dot_tile; /* NULL: no tiled kernel (see above) */
 	enum tk_type vec_dot_type;   /* encoding vec_dot expects for y */
+	/* Packed layout with a fast product on this CPU (quant_pack.h), or
+	 * NULL: weights of this type stay in the file layout. Always NULL in
+	 * the reference table. */
+	const struct tk_pack_traits *pack;
 };
 
 /* Selects the kernels for this CPU (idempotent, thread-safe). Called by the

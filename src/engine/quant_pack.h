@@ -1,0 +1,123 @@
+/*
+ * quant_pack.h — packed ("interleaved") weight layouts for fast matrix
+ * products, and the activation rows their kernels read.
+ *
+ * Why: the file layout keeps each weight row contiguous, so a kernel that
+ * dots one row with one activation row must reduce every block's integer
+ * lanes and apply that block's scales one (row, column) cell at a time. On
+ * 2 cores that scalar scale work, not memory, bounded prefill and batched
+ * decode (perf: the 4 x 4 Q8_0 tile spent most of its instructions on
+ * per-cell broadcasts, converts and multiplies). A packed group stores
+ * TK_PACK_ROWS = 16 rows interleaved in small chunks, so that one 512-bit
+ * register holds the same chunk of all 16 rows: one VPDPBUSD against a
+ * broadcast 4-byte activation chunk advances 16 row sums at once (lane r =
+ * row r), and a block's 16 scales are one vector: the scale work is one
+ * multiply-add per 16 cells instead of per cell. Decode (one column) reads
+ * the same bytes as before, with far fewer instructions per byte.
+ *
+ * Ownership and lifetime: a packed copy is made once at model load from the
+ * file's rows (the engine keeps the file layout for everything else: token
+ * embedding lookups, LoRA merges, the rows past the last full group). Each
+ * layout is defined here and in its pack_<type>.c, portable and always
+ * built, with a scalar reference product (the test oracle); the fast
+ * products live in pack_<type>_<isa>.c and are installed by the ISA's
+ * installer (quant_simd.h) into the active type table's `pack` pointer. A
+ * type whose active traits have pack == NULL is not packed (the reference
+ * table never packs).
+ *
+ * Contracts shared by every layout:
+ *   - A group is TK_PACK_ROWS consecutive weight rows of n elements (n a
+ *     multiple of the type's block size), group_size(n) bytes; groups of a
+ *     matrix are stored back to back. Rows n_out - n_out % TK_PACK_ROWS ..
+ *     n_out - 1 are never packed (the engine uses the file rows).
+ *   - pack(dst, src, row_bytes, n): src points at the first of the 16 file
+ *     rows, row_bytes apart; dst receives group_size(n) bytes. Pure;
+ *     any thread.
+ *   - gemm(n, out, ldo, group, y, by, nc): for r < TK_PACK_ROWS and
+ *     c < nc (1 <= nc <= TK_PACK_COLS),
+ *         out[c * ldo + r] = dot(row r of the group, activation row c)
+ *     where activation row c starts at (const char *)y + c * by and is
+ *     encoded as tk_act_row_size() describes for the type's vec_dot_type
+ *     (F16 weights: n float32s). Results equal the type's vec_dot up to
+ *     float rounding and summation order; the integer parts are exact.
+ *     Pointers need no alignment (kernels use unaligned loads); groups the
+ *     engine allocates are 64-byte aligned.
+ *
+ * Thread safety: everything here is pure or reads immutable tables.
+ */
+#ifndef TK_ENGINE_QUANT_PACK_H
+#define TK_ENGINE_QUANT_PACK_H
+
+#include "engine/quant.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TK_PACK_ROWS 16 /* rows per packed group (one zmm lane per row) */
+#define TK_PACK_COLS 8  /* most activation rows one gemm call takes */
+
+typedef size_t (*tk_pack_size_fn)(int64_t n);
+typedef void (*tk_pack_fn)(void *dst, const void *src, size_t row_bytes, int64_t n);
+typedef void (*tk_pack_gemm_fn)(int64_t n, float *out, size_t ldo, const void *group,
+				const void *y, size_t by, int nc);
+
+struct tk_pack_traits {
+	const char *name;          /* layout name, e.g. "q8_0x16" */
+	tk_pack_size_fn group_size; /* bytes of one group of TK_PACK_ROWS rows */
+	tk_pack_fn pack;           /* file rows -> one group */
+	tk_pack_gemm_fn gemm;      /* group x up to TK_PACK_COLS activation rows */
+};
+
+/* The portable reference traits of type t's layout (pack + scalar gemm),
+ * whatever the CPU, for tests and tools; NULL when t has no layout. */
+const struct tk_pack_traits *tk_pack_traits_ref(int t);
+
+/* ---------------------------------------------------------------------
+ * Activation rows. Packed integer kernels cannot afford a horizontal sum
+ * per block and column, so an encoded activation row carries what they
+ * need after its blocks (the "trailer"); row-at-a-time kernels (vec_dot,
+ * vec_dot_tile) read only the blocks and ignore it.
+ *   Q8_0 activations: nb = n / 32 blocks (tk_block_q8_0), then nb
+ *     little-endian int32 s[b] = sum of block b's 32 qs (unaligned).
+ *   Q8_K: no trailer (the block's bsums already hold its sums).
+ *   Other types (F32, F16, BF16, Q8_1): no trailer.
+ * --------------------------------------------------------------------- */
+
+/* Bytes of one encoded activation row of n elements of act_type (a
+ * vec_dot_type) including its trailer; 0 for an unknown type or an n that
+ * is not a positive multiple of its block size. */
+size_t tk_act_row_size(int act_type, int64_t n);
+
+/* Encodes x[n] as one activation row of act_type at dst
+ * (tk_act_row_size() bytes): the type's from_float (the active one), then
+ * the trailer. For F32 it copies x. */
+void tk_act_encode(int act_type, const float *x, void *dst, int64_t n);
+
+/* Writes the trailer of a row whose blocks are already encoded (no-op for
+ * types without one). */
+void tk_act_trailer_fill(int act_type, void *row, int64_t n);
+
+/* ---------------------------------------------------------------------
+ * Layouts. Each pack_<type>.c defines its layout functions and its
+ * reference traits; each pack_<type>_<isa>.c its fast gemm.
+ *
+ * q8_0x16 (Q8_0 weights, Q8_0 activations): for each block b = 0..nb-1 in
+ * order, 544 bytes:
+ *     d[16]        half scales of rows 0..15 (32 bytes),
+ *     q[8][16][4]  for chunk k = 0..7, row r = 0..15, byte i = 0..3:
+ *                  (uint8_t)(x_r[32b + 4k + i] + 128), i.e. the quant
+ *                  XOR 0x80, unsigned,
+ * so group_size(n) = 16 * row size. A product is, per row and block,
+ *     dx * dy * (sum_i u_i * y_i - 128 * s[b])
+ * with u the unsigned quants and s[b] the activation trailer, one VPDPBUSD
+ * per chunk for all 16 rows.
+ * The other layouts are documented in their files (pack_q4_k.c,
+ * pack_q6_k.c, pack_f16.c) and in docs/engine.md ("Packed weights").
+ * --------------------------------------------------------------------- */
+
+extern const struct tk_pack_traits tk_pack_q8_0_ref;
+extern const struct tk_pack_traits tk_pack_q4_k_ref;
+extern const struct tk_pack_traits tk_pack_q6_k_ref;
+extern const struct tk_pack_traits tk_pack_f16_ref;
+
+#endif
