@@ -116,6 +116,9 @@ void tk_act_trailer_fill(int act_type, void *row, int64_t n);
  * --------------------------------------------------------------------- */
 
 extern const struct tk_pack_traits tk_pack_q8_0_ref;
+/* q8_0x16's portable halves (pack_q8_0.c), shared by its ISA traits. */
+size_t tk_pack_q8_0_group_size(int64_t n);
+void tk_pack_q8_0_pack(void *dst, const void *src, size_t row_bytes, int64_t n);
 extern const struct tk_pack_traits tk_pack_q4_k_ref;
 extern const struct tk_pack_traits tk_pack_q6_k_ref;
 extern const struct tk_pack_traits tk_pack_f16_ref;
