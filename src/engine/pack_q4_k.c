@@ -1,0 +1,166 @@
+/*
+ * pack_q4_k.c — the q4_kx16 packed layout of Q4_K weights (quant_pack.h):
+ * its group size, the packer (16 file rows -> one group) and the scalar
+ * reference product, the oracle the fast kernel (pack_q4_k_avx512.c) is
+ * tested against. Portable; always built.
+ *
+ * Owns tk_pack_q4_k_ref and the helpers pack_q4_k.h declares
+ * (tk_pack_q4_k_group_size, tk_pack_q4_k_pack) that the ISA files reuse.
+ *
+ * Layout. A group (16 rows of n elements) is n / 256 packed super-blocks,
+ * one per Q4_K super-block of the rows, back to back, TK_PQ4K_BYTES = 2368
+ * bytes each (offsets in pack_q4_k.h):
+ *     d[r], dmin[r]   the 16 rows' half scales, as in the file (2 x 32 B);
+ *     sc[j][r], m[j][r]  the 6-bit scale and min of sub-block j (elements
+ *                     32j .. 32j + 31) of row r, unpacked from the file's
+ *                     12-byte "scale-min k4" packing to one byte each, so
+ *                     one 16-byte load holds sub-block j's value for all
+ *                     16 rows (2 x 128 B);
+ *     q[j][k][r][i]   at TK_PQ4K_Q + 256j + 64k + 4r + i (sub-block j,
+ *                     chunk k = 0..3, row r, byte i = 0..3): low nibble =
+ *                     code of element 32j + 4k + i, high nibble = code of
+ *                     element 32j + 16 + 4k + i (2048 B).
+ * One 64-byte line of q is one chunk of all 16 rows: masked, it is the
+ * unsigned operand of one VPDPBUSD per nibble against a broadcast 4-byte
+ * chunk of the Q8_K activations (lane r = row r). The group is 64 bytes
+ * more per super-block than the 16 file rows (2368 vs 2304, +2.8%): the
+ * scales and mins take 256 bytes instead of 192.
+ *
+ * Arithmetic (the reference vec_dot's, quant_k.c): per row, super-block
+ * and activation row,
+ *     isum = sum_j sc_j * sum_{e in sub-block j} q_e * y_e,
+ *     msum = sum_j m_j * (bsums[2j] + bsums[2j + 1]),
+ *     sum += (d * dy) * (float)isum - (dmin * dy) * (float)msum,
+ * the integers exact in int32 (bounds in pack_q4_k_avx512.c) and the float
+ * steps those of tk_quant_q4_k_vec_dot, in its order: each cell of a gemm
+ * equals the reference vec_dot of the file row bit for bit.
+ */
+#include "engine/pack_q4_k.h"
+
+#include "engine/fp16.h"
+
+#include <string.h>
+
+#define Q4K_FILE_BYTES 144 /* sizeof(struct tk_block_q4_k) */
+#define Q8K_BYTES 292     /* sizeof(struct tk_block_q8_k) */
+
+size_t tk_pack_q4_k_group_size(int64_t n)
+{
+	return n > 0 ? (size_t)(n / TK_QK_K) * TK_PQ4K_BYTES : 0;
+}
+
+/* The 6-bit scale and min of sub-block j from a file block's 12 packed
+ * bytes (quant.h, struct tk_block_q4_k). */
+static void scale_min(int j, const unsigned char *q, unsigned *sc, unsigned *m)
+{
+	if (j < 4) {
+		*sc = q[j] & 63u;
+		*m = q[j + 4] & 63u;
+	} else {
+		*sc = (q[j + 4] & 15u) | (unsigned)(q[j - 4] >> 6) << 4;
+		*m = (unsigned)(q[j + 4] >> 4) | (unsigned)(q[j] >> 6) << 4;
+	}
+}
+
+/* Code of element e (0..255) of a file block: qs[32g + l] nibble t for
+ * e = 64g + 32t + l. */
+static unsigned file_code(const unsigned char *blk, int e)
+{
+	const unsigned char b = blk[16 + 32 * (e / 64) + e % 32];
+	return (e / 32) % 2 ? (unsigned)b >> 4 : b & 15u;
+}
+
+void tk_pack_q4_k_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
+{
+	const int64_t nb = n / TK_QK_K;
+	const unsigned char *s = src;
+	unsigned char *g = dst;
+	for (int64_t b = 0; b < nb; b++, g += TK_PQ4K_BYTES) {
+		for (int r = 0; r < TK_PACK_ROWS; r++) {
+			const unsigned char *blk =
+				s + (size_t)r * row_bytes + (size_t)b * Q4K_FILE_BYTES;
+			memcpy(g + TK_PQ4K_D + 2 * r, blk, 2);
+			memcpy(g + TK_PQ4K_DMIN + 2 * r, blk + 2, 2);
+			for (int j = 0; j < 8; j++) {
+				unsigned sc, m;
+				scale_min(j, blk + 4, &sc, &m);
+				g[TK_PQ4K_SC + 16 * j + r] = (unsigned char)sc;
+				g[TK_PQ4K_M + 16 * j + r] = (unsigned char)m;
+				for (int k = 0; k < 4; k++)
+					for (int i = 0; i < 4; i++) {
+						const int e = 32 * j + 4 * k + i;
+						g[TK_PQ4K_Q + 256 * j + 64 * k + 4 * r + i] =
+							(unsigned char)(file_code(blk, e) |
+									file_code(blk, e + 16) << 4);
+					}
+			}
+		}
+	}
+}
+
+static float rd_half(const unsigned char *p)
+{
+	return tk_fp16_to_fp32((uint16_t)(p[0] | (unsigned)p[1] << 8));
+}
+
+static float rd_f32(const unsigned char *p)
+{
+	const uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+			   (uint32_t)p[3] << 24;
+	return tk_f32_from_bits(u);
+}
+
+static int32_t rd_i16(const unsigned char *p)
+{
+	const uint16_t u = (uint16_t)(p[0] | (unsigned)p[1] << 8);
+	int16_t v;
+	memcpy(&v, &u, sizeof v); /* two's complement bit pattern */
+	return v;
+}
+
+/* The scalar product of the layout, straight from its definition (see the
+ * file comment): the oracle of the fast kernels. */
+static void q4_kx16_gemm_ref(int64_t n, float *out, size_t ldo, const void *group, const void *y,
+			     size_t by, int nc)
+{
+	const int64_t nb = n / TK_QK_K;
+	const unsigned char *g0 = group;
+	for (int c = 0; c < nc; c++) {
+		const unsigned char *yc = (const unsigned char *)y + (size_t)c * by;
+		float acc[TK_PACK_ROWS] = { 0 };
+		for (int64_t b = 0; b < nb; b++) {
+			const unsigned char *g = g0 + (size_t)b * TK_PQ4K_BYTES;
+			const unsigned char *yb = yc + (size_t)b * Q8K_BYTES;
+			const signed char *yq = (const signed char *)(yb + 4);
+			const float dy = rd_f32(yb);
+			for (int r = 0; r < TK_PACK_ROWS; r++) {
+				int32_t isum = 0, msum = 0;
+				for (int j = 0; j < 8; j++) {
+					const unsigned char *q = g + TK_PQ4K_Q + 256 * j + 4 * r;
+					int32_t dot = 0;
+					for (int k = 0; k < 4; k++)
+						for (int i = 0; i < 4; i++) {
+							const unsigned v = q[64 * k + i];
+							dot += (int32_t)(v & 15u) * yq[32 * j + 4 * k + i];
+							dot += (int32_t)(v >> 4) * yq[32 * j + 16 + 4 * k + i];
+						}
+					isum += (int32_t)g[TK_PQ4K_SC + 16 * j + r] * dot;
+					msum += (int32_t)g[TK_PQ4K_M + 16 * j + r] *
+						(rd_i16(yb + 260 + 4 * j) + rd_i16(yb + 262 + 4 * j));
+				}
+				const float dx = rd_half(g + TK_PQ4K_D + 2 * r);
+				const float mx = rd_half(g + TK_PQ4K_DMIN + 2 * r);
+				acc[r] += (dx * dy) * (float)isum - (mx * dy) * (float)msum;
+			}
+		}
+		for (int r = 0; r < TK_PACK_ROWS; r++)
+			out[(size_t)c * ldo + r] = acc[r];
+	}
+}
+
+const struct tk_pack_traits tk_pack_q4_k_ref = {
+	.name = "q4_kx16",
+	.group_size = tk_pack_q4_k_group_size,
+	.pack = tk_pack_q4_k_pack,
+	.gemm = q4_kx16_gemm_ref,
+};
