@@ -56,6 +56,7 @@ const struct tk_pack_traits *tk_pack_traits_ref(int t)
 	/* One case per layout, added with its pack_<type>.c. */
 	switch (t) {
 	case TK_TYPE_Q8_0: return &tk_pack_q8_0_ref;
+	case TK_TYPE_Q6_K: return &tk_pack_q6_k_ref;
 	case TK_TYPE_Q4_K: return &tk_pack_q4_k_ref;
 	case TK_TYPE_F16: return &tk_pack_f16_ref;
 	default:

@@ -111,8 +111,21 @@ void tk_act_trailer_fill(int act_type, void *row, int64_t n);
  *     dx * dy * (sum_i u_i * y_i - 128 * s[b])
  * with u the unsigned quants and s[b] the activation trailer, one VPDPBUSD
  * per chunk for all 16 rows.
+ * q6_kx16 (Q6_K weights, Q8_K activations): first d[nb][16], the half
+ * super-block scales (row r's of super-block i at byte 32i + 2r), then for
+ * each super-block i in order, 3328 bytes:
+ *     sc[16][16]       int8 sub-block scales, sub-block s of row r at 16s + r,
+ *     q[16][3][16][4]  sub-block s, vector v = 0..2, row r, byte j = 0..3:
+ *                      the code (0..63) of element 16s + 4v + j in bits
+ *                      0..5, bits 2v, 2v+1 of element 16s + 12 + j's code
+ *                      in bits 6..7,
+ * so group_size(n) = 16 * row size. Per row, super-block and column,
+ *     sumi = sum_s sc[s] * (sum_{j in s} q_j * y_j - 32 * bsums[s]),
+ *     sum += (d * dy) * (float)sumi,
+ * the Q6_K vec_dot's exact integers and float steps (results equal it bit
+ * for bit); four VPDPBUSD per sub-block for all 16 rows (pack_q6_k.c).
  * The other layouts are documented in their files (pack_q4_k.c,
- * pack_q6_k.c, pack_f16.c) and in docs/engine.md ("Packed weights").
+ * pack_f16.c) and in docs/engine.md ("Packed weights").
  * --------------------------------------------------------------------- */
 
 extern const struct tk_pack_traits tk_pack_q8_0_ref;
