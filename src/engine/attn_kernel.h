@@ -1,0 +1,394 @@
+/*
+ * attn_kernel.h — private to the attention SIMD variants: the arguments of
+ * one call (struct engine_attn_call) and, when AK_FN is defined, the kernel
+ * itself, written once over a small vector vocabulary that attn_avx2.c and
+ * attn_avx512.c define before including this file (so both variants are the
+ * same algorithm; only the lane count and the register blocking differ).
+ *
+ * The includer defines:
+ *   akv                the vector of AK_VL floats
+ *   AK_VL              lanes; AK_ROWS rows one pass holds (a multiple of
+ *                      AK_VL, <= ENGINE_ATTN_ROWS); AK_JB positions per
+ *                      score tile; AK_DB head dimensions per p.v tile
+ *   AK_FN(name)        the variant's name for a function
+ *   v_zero v_set1 v_load v_store v_fma(a, b, c) = a * b + c, v_mul v_sub
+ *   v_max v_sel_gt(a, b, t, f) / v_sel_lt: (a > b) / (a < b) ? t : f per
+ *   lane; v_round (to nearest integer), v_pow2i(n) (2^n for integral n in
+ *   -126..127), v_load_f16 (AK_VL binary16 values from memory, widened),
+ *   v_round_f16 (to the nearest binary16, as a float; ties to even)
+ *   ak_dsum_add(double *d, akv x): d[l] += (double)x[l] for each lane
+ *   ak_dsum_mul(double *d, akv x): d[l] *= (double)x[l]
+ *
+ * Layout of one pass (R rows r = t * gc + i: token t of the pass, query head
+ * i of the chunk; RP = R rounded up to AK_VL; padding rows see nothing):
+ *   qt  [head_dim][RP]   q transposed (binary16-rounded with an F16 cache)
+ *   acc [head_dim][RP]   p.v sums, transposed
+ *   s   [BLOCK][RP]      scores of a block, then its probabilities
+ *   kb, vb [BLOCK][head_dim]   the block's K, V rows as floats (F16 cache;
+ *                      an F32 cache is read in place)
+ *   rpos, mx, msafe, inv [RP]; sumd [RP] doubles
+ */
+#ifndef TK_ENGINE_ATTN_KERNEL_H
+#define TK_ENGINE_ATTN_KERNEL_H
+
+#include "engine/attn_simd.h"
+
+struct engine_attn_call {
+	float *out;        /* [n_tok][n_head][head_dim] (hk's heads written) */
+	const float *q;    /* [n_tok][n_head][head_dim] */
+	const void *k, *v; /* [..][n_head_kv][head_dim], kv_type */
+	enum engine_kv_type kv_type;
+	int32_t pos0, n_tok, n_head, n_head_kv, head_dim, hk;
+	float scale;
+	float *scratch; /* 64-byte aligned, engine_attn_scratch() floats less the slack */
+};
+
+/* Floats of a pass's scratch for rows_max rows (padded) and head_dim. */
+static inline size_t engine_attn_pass_floats(size_t rows_max, size_t head_dim)
+{
+	const size_t B = ENGINE_ATTN_BLOCK;
+	return 2 * head_dim * rows_max + B * rows_max + 2 * B * head_dim + 4 * rows_max +
+	       2 * rows_max /* sumd */ + 6 * 16 /* each part aligned to 64 bytes */;
+}
+
+#endif
+
+#ifdef AK_FN
+
+#include "engine/fp16.h"
+
+#include <math.h>
+#include <string.h>
+
+#define AK_ALIGN(p) ((float *)(((uintptr_t)(p) + 63) & ~(uintptr_t)63))
+
+/* exp(x) for x <= 88: n = round(x / ln 2), r = x - n ln 2 in two FMA steps
+ * (|r| <= ln 2 / 2), exp(r) by its Taylor polynomial of degree 7 (the
+ * truncation error r^8/8! < 5.1e-9, under 0.1 ulp), times 2^n; x below
+ * ln FLT_MIN gives 0. Error bound measured in test_attn_simd.c. */
+static inline akv AK_FN(exp)(akv x)
+{
+	const akv n = v_round(v_mul(x, v_set1(1.44269504088896341f)));
+	akv r = v_fma(n, v_set1(-0.693145751953125f), x); /* ln 2, high bits */
+	r = v_fma(n, v_set1(-1.42860682030941723e-6f), r); /* ln 2 - high */
+	akv p = v_set1(1.0f / 5040.0f);
+	p = v_fma(p, r, v_set1(1.0f / 720.0f));
+	p = v_fma(p, r, v_set1(1.0f / 120.0f));
+	p = v_fma(p, r, v_set1(1.0f / 24.0f));
+	p = v_fma(p, r, v_set1(1.0f / 6.0f));
+	p = v_fma(p, r, v_set1(0.5f));
+	p = v_fma(p, r, v_set1(1.0f));
+	p = v_fma(p, r, v_set1(1.0f));
+	const akv lo = v_set1(ENGINE_ATTN_EXP_MIN);
+	/* n is clamped so that 2^n stays a normal float where the result is
+	 * discarded anyway (x < lo, -inf) */
+	const akv y = v_mul(p, v_pow2i(v_max(n, v_set1(-126.0f))));
+	return v_sel_lt(x, lo, v_zero(), y);
+}
+
+void AK_FN(engine_attn_exp)(float *y, const float *x, size_t n)
+{
+	size_t i = 0;
+	for (; i + AK_VL <= n; i += AK_VL)
+		v_store(y + i, AK_FN(exp)(v_load(x + i)));
+	if (i < n) {
+		float tx[AK_VL], ty[AK_VL];
+		for (size_t l = 0; l < AK_VL; l++)
+			tx[l] = i + l < n ? x[i + l] : 0.0f;
+		v_store(ty, AK_FN(exp)(v_load(tx)));
+		for (size_t l = 0; i + l < n; l++)
+			y[i + l] = ty[l];
+	}
+}
+
+/* s[j][r] = (sum over d in order of qt[d][r] * kb[j][d]) * scale for
+ * j < nb, NV vectors of rows, JB positions per register tile. */
+static inline __attribute__((always_inline)) void
+AK_FN(scores_tile)(float *s, const float *qt, const float *kb, size_t kstride, int32_t hd,
+		   size_t rp, akv scale, const int NV, const int JB)
+{
+	akv acc[AK_JB][AK_ROWS / AK_VL];
+	for (int jj = 0; jj < JB; jj++)
+		for (int v = 0; v < NV; v++)
+			acc[jj][v] = v_zero();
+	for (int32_t d = 0; d < hd; d++) {
+		akv qv[AK_ROWS / AK_VL];
+		for (int v = 0; v < NV; v++)
+			qv[v] = v_load(qt + (size_t)d * rp + (size_t)v * AK_VL);
+		for (int jj = 0; jj < JB; jj++) {
+			const akv kd = v_set1(kb[(size_t)jj * kstride + (size_t)d]);
+			for (int v = 0; v < NV; v++)
+				acc[jj][v] = v_fma(qv[v], kd, acc[jj][v]);
+		}
+	}
+	for (int jj = 0; jj < JB; jj++)
+		for (int v = 0; v < NV; v++)
+			v_store(s + (size_t)jj * rp + (size_t)v * AK_VL, v_mul(acc[jj][v], scale));
+}
+
+static inline __attribute__((always_inline)) void
+AK_FN(scores_nv)(float *s, const float *qt, const float *kb, size_t kstride, int32_t nb,
+		 int32_t hd, size_t rp, akv scale, const int NV)
+{
+	int32_t j = 0;
+	for (; j + AK_JB <= nb; j += AK_JB)
+		AK_FN(scores_tile)(s + (size_t)j * rp, qt, kb + (size_t)j * kstride, kstride, hd, rp,
+				   scale, NV, AK_JB);
+	for (; j < nb; j++)
+		AK_FN(scores_tile)(s + (size_t)j * rp, qt, kb + (size_t)j * kstride, kstride, hd, rp,
+				   scale, NV, 1);
+}
+
+static void AK_FN(scores)(float *s, const float *qt, const float *kb, size_t kstride,
+			  int32_t nb, int32_t hd, size_t rp, float scale)
+{
+	const akv sc = v_set1(scale);
+	switch (rp / AK_VL) {
+	case 1:
+		AK_FN(scores_nv)(s, qt, kb, kstride, nb, hd, rp, sc, 1);
+		break;
+	case 2:
+		AK_FN(scores_nv)(s, qt, kb, kstride, nb, hd, rp, sc, 2);
+		break;
+	case 3:
+		AK_FN(scores_nv)(s, qt, kb, kstride, nb, hd, rp, sc, 3);
+		break;
+	default:
+		AK_FN(scores_nv)(s, qt, kb, kstride, nb, hd, rp, sc, 4);
+		break;
+	}
+}
+
+/* acc[d][r] += sum over j < nb in order of s[j][r] * vb[j][d], for DB
+ * dimensions d0.. at a time. */
+static inline __attribute__((always_inline)) void
+AK_FN(pv_tile)(float *acc, const float *s, const float *vb, size_t vstride, int32_t nb,
+	       size_t rp, const int NV, const int DB)
+{
+	akv a[AK_DB][AK_ROWS / AK_VL];
+	for (int dd = 0; dd < DB; dd++)
+		for (int v = 0; v < NV; v++)
+			a[dd][v] = v_load(acc + (size_t)dd * rp + (size_t)v * AK_VL);
+	for (int32_t j = 0; j < nb; j++) {
+		akv p[AK_ROWS / AK_VL];
+		for (int v = 0; v < NV; v++)
+			p[v] = v_load(s + (size_t)j * rp + (size_t)v * AK_VL);
+		for (int dd = 0; dd < DB; dd++) {
+			const akv vd = v_set1(vb[(size_t)j * vstride + (size_t)dd]);
+			for (int v = 0; v < NV; v++)
+				a[dd][v] = v_fma(p[v], vd, a[dd][v]);
+		}
+	}
+	for (int dd = 0; dd < DB; dd++)
+		for (int v = 0; v < NV; v++)
+			v_store(acc + (size_t)dd * rp + (size_t)v * AK_VL, a[dd][v]);
+}
+
+static inline __attribute__((always_inline)) void
+AK_FN(pv_nv)(float *acc, const float *s, const float *vb, size_t vstride, int32_t nb,
+	     int32_t hd, size_t rp, const int NV)
+{
+	int32_t d = 0;
+	for (; d + AK_DB <= hd; d += AK_DB)
+		AK_FN(pv_tile)(acc + (size_t)d * rp, s, vb + d, vstride, nb, rp, NV, AK_DB);
+	for (; d < hd; d++)
+		AK_FN(pv_tile)(acc + (size_t)d * rp, s, vb + d, vstride, nb, rp, NV, 1);
+}
+
+static void AK_FN(pv)(float *acc, const float *s, const float *vb, size_t vstride, int32_t nb,
+		      int32_t hd, size_t rp)
+{
+	switch (rp / AK_VL) {
+	case 1:
+		AK_FN(pv_nv)(acc, s, vb, vstride, nb, hd, rp, 1);
+		break;
+	case 2:
+		AK_FN(pv_nv)(acc, s, vb, vstride, nb, hd, rp, 2);
+		break;
+	case 3:
+		AK_FN(pv_nv)(acc, s, vb, vstride, nb, hd, rp, 3);
+		break;
+	default:
+		AK_FN(pv_nv)(acc, s, vb, vstride, nb, hd, rp, 4);
+		break;
+	}
+}
+
+/* Rows j0 .. j0+nb-1 of head hk of a binary16 cache, as floats: dst[nb][hd]. */
+static void AK_FN(f16_block)(float *dst, const uint16_t *src, int32_t j0, int32_t nb,
+			     size_t kv_row, int32_t hk, int32_t hd)
+{
+	for (int32_t j = 0; j < nb; j++) {
+		const uint16_t *r = src + (size_t)(j0 + j) * kv_row + (size_t)hk * (size_t)hd;
+		float *o = dst + (size_t)j * (size_t)hd;
+		int32_t d = 0;
+		for (; d + AK_VL <= hd; d += AK_VL)
+			v_store(o + d, v_load_f16(r + d));
+		for (; d < hd; d++)
+			o[d] = tk_fp16_to_fp32(r[d]);
+	}
+}
+
+/* The block's K rows as floats: where they are and their row stride. */
+static const float *AK_FN(block_rows)(float *buf, const void *cache,
+				      enum engine_kv_type kv_type, int32_t j0, int32_t nb,
+				      size_t kv_row, int32_t hk, int32_t hd, size_t *stride)
+{
+	if (kv_type == ENGINE_KV_F32) {
+		*stride = kv_row;
+		return (const float *)cache + (size_t)j0 * kv_row + (size_t)hk * (size_t)hd;
+	}
+	*stride = (size_t)hd;
+	AK_FN(f16_block)(buf, cache, j0, nb, kv_row, hk, hd);
+	return buf;
+}
+
+/* Positions after a row's own get -inf (the causal mask inside the run). */
+static void AK_FN(mask)(float *s, const float *rpos, int32_t j0, int32_t nb, size_t rp)
+{
+	const akv ninf = v_set1(-INFINITY);
+	for (int32_t j = 0; j < nb; j++) {
+		const akv jp = v_set1((float)(j0 + j));
+		for (size_t r = 0; r < rp; r += AK_VL) {
+			float *p = s + (size_t)j * rp + r;
+			v_store(p, v_sel_gt(jp, v_load(rpos + r), ninf, v_load(p)));
+		}
+	}
+}
+
+/* One pass: tokens t0 .. t0+nt-1 of the call, query heads i0 .. i0+gc-1 of
+ * KV head hk (nt * gc <= AK_ROWS). */
+static void AK_FN(pass)(const struct engine_attn_call *a, int32_t t0, int32_t nt, int32_t i0,
+			int32_t gc)
+{
+	const int32_t hd = a->head_dim, B = ENGINE_ATTN_BLOCK;
+	const size_t hdz = (size_t)hd, q_dim = (size_t)a->n_head * hdz;
+	const size_t kv_row = (size_t)a->n_head_kv * hdz;
+	const bool f16 = a->kv_type == ENGINE_KV_F16;
+	const int32_t R = nt * gc;
+	const size_t rp = ((size_t)R + AK_VL - 1) / AK_VL * AK_VL;
+	const int32_t h0 = a->hk * (a->n_head / a->n_head_kv) + i0;
+	float *qt = a->scratch;
+	float *acc = AK_ALIGN(qt + hdz * rp);
+	float *s = AK_ALIGN(acc + hdz * rp);
+	float *kb = AK_ALIGN(s + (size_t)B * rp);
+	float *vb = AK_ALIGN(kb + (size_t)B * hdz);
+	float *rpos = AK_ALIGN(vb + (size_t)B * hdz);
+	float *mx = rpos + rp, *msafe = mx + rp, *inv = msafe + rp;
+	double *sumd = (double *)AK_ALIGN(inv + rp);
+
+	/* q rows, transposed; padding rows are zero and see no position */
+	memset(qt, 0, hdz * rp * sizeof(float));
+	for (int32_t t = 0; t < nt; t++)
+		for (int32_t i = 0; i < gc; i++) {
+			const float *qr = a->q + (size_t)(t0 + t) * q_dim + (size_t)(h0 + i) * hdz;
+			const size_t r = (size_t)t * (size_t)gc + (size_t)i;
+			int32_t d = 0;
+			for (; d + AK_VL <= hd; d += AK_VL) {
+				float tmp[AK_VL];
+				akv x = v_load(qr + d);
+				v_store(tmp, f16 ? v_round_f16(x) : x);
+				for (int l = 0; l < AK_VL; l++)
+					qt[(size_t)(d + l) * rp + r] = tmp[l];
+			}
+			for (; d < hd; d++)
+				qt[(size_t)d * rp + r] = f16 ? tk_round_fp16(qr[d]) : qr[d];
+		}
+	for (size_t r = 0; r < rp; r++) {
+		rpos[r] = r < (size_t)R ? (float)(a->pos0 + t0 + (int32_t)(r / (size_t)gc)) : -1.0f;
+		mx[r] = -INFINITY;
+		sumd[r] = 0.0;
+	}
+	memset(acc, 0, hdz * rp * sizeof(float));
+
+	const int32_t p_first = a->pos0 + t0;  /* the first row's position */
+	const int32_t n_kv = p_first + nt;     /* positions the last row sees */
+	/* pass 1, online: running max and double sum of exp(score - max) per
+	 * row; with an F32 cache the p.v sum rides along, rescaled with it */
+	for (int32_t j0 = 0; j0 < n_kv; j0 += B) {
+		const int32_t nb = n_kv - j0 < B ? n_kv - j0 : B;
+		size_t ks, vs;
+		const float *kr = AK_FN(block_rows)(kb, a->k, a->kv_type, j0, nb, kv_row, a->hk, hd,
+						    &ks);
+		AK_FN(scores)(s, qt, kr, ks, nb, hd, rp, a->scale);
+		if (j0 + nb - 1 > p_first)
+			AK_FN(mask)(s, rpos, j0, nb, rp);
+		for (size_t r = 0; r < rp; r += AK_VL) {
+			akv bmax = v_set1(-INFINITY);
+			for (int32_t j = 0; j < nb; j++)
+				bmax = v_max(bmax, v_load(s + (size_t)j * rp + r));
+			const akv m_old = v_load(mx + r);
+			const akv m_new = v_max(m_old, bmax);
+			const akv ninf = v_set1(-INFINITY);
+			/* a row that has seen nothing yet subtracts 0: exp(-inf) = 0 */
+			const akv m_safe = v_sel_gt(m_new, ninf, m_new, v_zero());
+			const akv f = AK_FN(exp)(v_sub(m_old, m_safe));
+			v_store(mx + r, m_new);
+			v_store(msafe + r, m_safe);
+			ak_dsum_mul(sumd + r, f);
+			if (!f16)
+				for (size_t d = 0; d < hdz; d++)
+					v_store(acc + d * rp + r, v_mul(v_load(acc + d * rp + r), f));
+			for (int32_t j = 0; j < nb; j++) {
+				float *sj = s + (size_t)j * rp + r;
+				const akv p = AK_FN(exp)(v_sub(v_load(sj), m_safe));
+				ak_dsum_add(sumd + r, p);
+				v_store(sj, p);
+			}
+		}
+		if (!f16) {
+			const float *vr = AK_FN(block_rows)(vb, a->v, a->kv_type, j0, nb, kv_row, a->hk,
+							    hd, &vs);
+			AK_FN(pv)(acc, s, vr, vs, nb, hd, rp);
+		}
+	}
+	for (size_t r = 0; r < rp; r++)
+		inv[r] = sumd[r] > 0.0 ? (float)(1.0 / sumd[r]) : 0.0f;
+	if (f16) {
+		/* pass 2: probabilities normalized, rounded to binary16 as the
+		 * reference (and ggml) rounds them, times V */
+		for (int32_t j0 = 0; j0 < n_kv; j0 += B) {
+			const int32_t nb = n_kv - j0 < B ? n_kv - j0 : B;
+			size_t ks, vs;
+			const float *kr = AK_FN(block_rows)(kb, a->k, a->kv_type, j0, nb, kv_row,
+							    a->hk, hd, &ks);
+			AK_FN(scores)(s, qt, kr, ks, nb, hd, rp, a->scale);
+			if (j0 + nb - 1 > p_first)
+				AK_FN(mask)(s, rpos, j0, nb, rp);
+			for (size_t r = 0; r < rp; r += AK_VL) {
+				const akv m_safe = v_load(msafe + r), iv = v_load(inv + r);
+				for (int32_t j = 0; j < nb; j++) {
+					float *sj = s + (size_t)j * rp + r;
+					const akv e = AK_FN(exp)(v_sub(v_load(sj), m_safe));
+					v_store(sj, v_round_f16(v_mul(e, iv)));
+				}
+			}
+			const float *vr = AK_FN(block_rows)(vb, a->v, a->kv_type, j0, nb, kv_row,
+							    a->hk, hd, &vs);
+			AK_FN(pv)(acc, s, vr, vs, nb, hd, rp);
+		}
+		for (size_t r = 0; r < rp; r++)
+			inv[r] = 1.0f;
+	}
+	for (int32_t t = 0; t < nt; t++)
+		for (int32_t i = 0; i < gc; i++) {
+			float *o = a->out + (size_t)(t0 + t) * q_dim + (size_t)(h0 + i) * hdz;
+			const size_t r = (size_t)t * (size_t)gc + (size_t)i;
+			for (size_t d = 0; d < hdz; d++)
+				o[d] = acc[d * rp + r] * inv[r];
+		}
+}
+
+void AK_FN(engine_attn_run)(const struct engine_attn_call *a)
+{
+	const int32_t g = a->n_head / a->n_head_kv;
+	const int32_t gc = g < AK_ROWS ? g : AK_ROWS; /* heads per pass */
+	const int32_t tc = AK_ROWS / gc;              /* tokens per pass */
+	for (int32_t i0 = 0; i0 < g; i0 += gc) {
+		const int32_t gi = g - i0 < gc ? g - i0 : gc;
+		for (int32_t t0 = 0; t0 < a->n_tok; t0 += tc)
+			AK_FN(pass)(a, t0, a->n_tok - t0 < tc ? a->n_tok - t0 : tc, i0, gi);
+	}
+}
+
+#endif
