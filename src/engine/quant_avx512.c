@@ -27,6 +27,7 @@
 
 #include "engine/cpu.h"
 #include "engine/fp16.h"
+#include "engine/quant_pack.h"
 
 #include <immintrin.h>
 #include <string.h>
@@ -314,6 +315,7 @@ void tk_quant_avx512_install(struct tk_type_traits *tab)
 	tab[TK_TYPE_Q8_0].vec_dot_tile = q8_0_tile_avx512;
 	tab[TK_TYPE_Q4_0].vec_dot = q4_0_vec_dot_avx512;
 	tab[TK_TYPE_Q4_0].vec_dot_tile = q4_0_tile_avx512;
+	tab[TK_TYPE_Q6_K].pack = &tk_pack_q6_k_avx512;
 	tab[TK_TYPE_F16].vec_dot_tile = f16_tile_avx512;
 	if (tk_cpu_features()->avx512bf16) {
 		tab[TK_TYPE_BF16].vec_dot = bf16_vec_dot_avx512bf16;

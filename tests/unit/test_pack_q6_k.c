@@ -307,9 +307,35 @@ static void test_extremes(void **state)
 	uint8_t *packed = pack_matrix(pt, w, 1, n, rb, gsize, 0);
 	/* want is [c][row] with rows = 16 */
 	check_gemm(pt->gemm, packed, 1, gsize, n, y, by, want, TK_PACK_ROWS, "ref extremes");
+#if defined(__x86_64__)
+	if (tk_quant_isa_supported(TK_QUANT_ISA_AVX512))
+		check_gemm(tk_pack_q6_k_avx512.gemm, packed, 1, gsize, n, y, by, want, TK_PACK_ROWS,
+			   "avx512 extremes");
+#endif
 	free(packed);
 	free(y);
 	free(w);
+}
+
+static void test_avx512(void **state)
+{
+	(void)state;
+#if defined(__x86_64__)
+	if (!tk_quant_isa_supported(TK_QUANT_ISA_AVX512)) {
+		print_message("avx512 not supported: skipped\n");
+		skip();
+	}
+	assert_ptr_equal(tk_pack_q6_k_avx512.group_size, tk_pack_q6_k_ref.group_size);
+	assert_ptr_equal(tk_pack_q6_k_avx512.pack, tk_pack_q6_k_ref.pack);
+	run_shapes(tk_pack_q6_k_avx512.gemm, "avx512", 0);
+	run_shapes(tk_pack_q6_k_avx512.gemm, "avx512 misaligned", 7);
+	/* what the active table installs on this CPU, unless capped */
+	if (tk_quant_isa_active() == TK_QUANT_ISA_AVX512)
+		assert_ptr_equal(tk_type_traits(TK_TYPE_Q6_K)->pack, &tk_pack_q6_k_avx512);
+#else
+	print_message("not x86-64: skipped\n");
+	skip();
+#endif
 }
 
 int main(void)
@@ -318,6 +344,7 @@ int main(void)
 		cmocka_unit_test(test_group_size),
 		cmocka_unit_test(test_ref_gemm_equals_vec_dot),
 		cmocka_unit_test(test_extremes),
+		cmocka_unit_test(test_avx512),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
