@@ -28,8 +28,9 @@ static const char usage[] =
 	"usage: tanuki bench --model M.gguf [-p 512] [-n 128] [-t THREADS] [-r REPS]\n"
 	"                    [--kv f16|f32] [--seqs 1,2,4] [--membw] [--prefix]\n"
 	"                    [--prefix-tokens 1500] [--suffix-tokens 50] [--seed S]\n"
-	"                    [--membw-mib MIB] [--json]\n"
-	"       tanuki bench --membw [-t THREADS] [--membw-mib MIB] [--json]\n\n"
+	"                    [--membw-mib MIB] [--membw-method streams|plain] [--json]\n"
+	"       tanuki bench --membw [-t THREADS] [--membw-mib MIB]\n"
+	"                    [--membw-method streams|plain] [--json]\n\n"
 	"Measures the engine like llama.cpp's llama-bench, on random token ids\n"
 	"(fixed seed): pp<P> evaluates P tokens as one batch from an empty cache;\n"
 	"tg<N> decodes N tokens one at a time from an empty cache. Each is run once\n"
@@ -39,11 +40,15 @@ static const char usage[] =
 	"  --kv f16|f32       KV cache type (default f16, as llama.cpp)\n"
 	"  --seqs LIST        aggregate decode tokens/s with that many sequences\n"
 	"                     decoded together, each N tokens (e.g. 1,2,4)\n"
-	"  --membw            measure read bandwidth (STREAM-like) and print the\n"
+	"  --membw            measure read bandwidth (STREAM-like: several prefetched\n"
+	"                     streams per thread, after the model runs) and print the\n"
 	"                     decode roofline: bandwidth / bytes read per token\n"
-	"                     (weights + the KV cache read at the mean position)\n"
+	"                     (weights + the KV cache read at the mean position),\n"
+	"                     and the bandwidth tg achieved as a % of it\n"
 	"  --membw-mib MIB    its buffer (default: 4x the last-level cache, at least\n"
 	"                     256 MiB, at most 2 GiB)\n"
+	"  --membw-method M   streams (default) or plain (one stream per thread,\n"
+	"                     the earlier probe, which decode can beat)\n"
 	"  --prefix           prompt-prefix reuse: a prompt of --prefix-tokens +\n"
 	"                     --suffix-tokens evaluated cold (empty cache) and warm\n"
 	"                     (the prefix kept, only the suffix evaluated)\n"
@@ -61,6 +66,7 @@ struct bench_opts {
 	int seqs[BENCH_MAX_SEQ_LIST];
 	int n_seqs;
 	bool json, membw, prefix;
+	enum membw_method membw_method;
 };
 
 /* mean and sample standard deviation of tokens/s over the reps */
@@ -312,6 +318,7 @@ enum {
 	OPT_SEED,
 	OPT_JSON,
 	OPT_MEMBW_MIB,
+	OPT_MEMBW_METHOD,
 };
 
 static int parse_args(int argc, char **argv, struct bench_opts *o)
@@ -331,6 +338,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "seed", required_argument, NULL, OPT_SEED },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "membw-mib", required_argument, NULL, OPT_MEMBW_MIB },
+		{ "membw-method", required_argument, NULL, OPT_MEMBW_METHOD },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -395,6 +403,11 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			if (cli_parse_long("bench", "--membw-mib", optarg, 2, 1L << 20, &o->membw_mib))
 				return CLI_USAGE;
 			break;
+		case OPT_MEMBW_METHOD:
+			if (membw_method_parse(optarg, &o->membw_method))
+				return cli_usage_error("bench", "--membw-method: expected streams or "
+						       "plain, got '%s'", optarg);
+			break;
 		case 'h': puts(usage); return -1;
 		default: return cli_usage_error("bench", "unknown option");
 		}
@@ -436,6 +449,28 @@ static double bytes_per_token(const struct bench_opts *o, const struct model_inf
 	return (double)mi->read_bytes + (double)mi->kv_pos_bytes * (double)(o->n_gen + 1) / 2.0;
 }
 
+/* tg against the bandwidth measured in the same call: the roofline (t/s
+ * if every byte a token reads came at the probe's best rate, and at its
+ * mean rate), the bytes per second tg actually read, and that as a % of
+ * the best and of the mean bandwidth. */
+struct roofline {
+	double bytes_per_token;
+	double tps_best, tps_mean; /* roofline t/s */
+	double decode_gbps;        /* tg mean t/s x bytes per token */
+	double pct_best, pct_mean; /* decode_gbps / bandwidth, % */
+};
+
+static void roofline_of(const struct bench_opts *o, const struct bench_out *r,
+			struct roofline *rl)
+{
+	rl->bytes_per_token = bytes_per_token(o, &r->mi);
+	rl->tps_best = r->bw.best_gbps * 1e9 / rl->bytes_per_token;
+	rl->tps_mean = r->bw.mean_gbps * 1e9 / rl->bytes_per_token;
+	rl->decode_gbps = r->tg.mean * rl->bytes_per_token / 1e9;
+	rl->pct_best = r->bw.best_gbps > 0 ? 100.0 * rl->decode_gbps / r->bw.best_gbps : 0;
+	rl->pct_mean = r->bw.mean_gbps > 0 ? 100.0 * rl->decode_gbps / r->bw.mean_gbps : 0;
+}
+
 static int print_json(const struct bench_opts *o, const struct bench_out *r)
 {
 	json_t *j = json_pack("{s:s?, s:i, s:s, s:s, s:s, s:I, s:I, s:I}", "model", o->model,
@@ -458,14 +493,21 @@ static int print_json(const struct bench_opts *o, const struct bench_out *r)
 		json_object_set_new(j, "tg", stat_json(&r->tg));
 	if (r->have_bw) {
 		json_object_set_new(j, "membw",
-				    json_pack("{s:f, s:f, s:I, s:i}", "best_gbps", r->bw.best_gbps,
-					      "mean_gbps", r->bw.mean_gbps, "bytes",
-					      (json_int_t)r->bw.bytes, "threads", r->bw.threads));
+				    json_pack("{s:f, s:f, s:I, s:i, s:i, s:s, s:i, s:i, s:b, s:s}",
+					      "best_gbps", r->bw.best_gbps, "mean_gbps",
+					      r->bw.mean_gbps, "bytes", (json_int_t)r->bw.bytes,
+					      "threads", r->bw.threads, "reps", r->bw.reps,
+					      "method", membw_method_name(r->bw.method), "streams",
+					      r->bw.streams, "prefetch_bytes", r->bw.prefetch_bytes,
+					      "hugepages", (int)r->bw.hugepages, "isa", r->bw.isa));
 		if (o->model && r->tg.n) {
-			double roof = r->bw.best_gbps * 1e9 / bytes_per_token(o, &r->mi);
+			struct roofline rl;
+			roofline_of(o, r, &rl);
 			json_object_set_new(j, "roofline",
-					    json_pack("{s:f, s:f}", "tokens_per_s", roof,
-						      "achieved_pct", 100.0 * r->tg.mean / roof));
+					    json_pack("{s:f, s:f, s:f, s:f, s:f}", "tokens_per_s",
+						      rl.tps_best, "tokens_per_s_mean", rl.tps_mean,
+						      "decode_gbps", rl.decode_gbps, "achieved_pct",
+						      rl.pct_best, "achieved_pct_mean", rl.pct_mean));
 		}
 	}
 	if (o->model && o->n_seqs) {
@@ -513,13 +555,18 @@ static void print_table(const struct bench_opts *o, const struct bench_out *r)
 		printf("| %-14s | %11.2f ± %6.2f |\n", name, r->seqs[i].mean, r->seqs[i].sd);
 	}
 	if (r->have_bw) {
-		printf("membw: %.2f GB/s best, %.2f mean (%zu MiB, %d threads)\n", r->bw.best_gbps,
-		       r->bw.mean_gbps, r->bw.bytes >> 20, r->bw.threads);
+		printf("membw: %.2f GB/s best, %.2f mean (%zu MiB, %d threads, %d reps, %s: %d "
+		       "stream%s, prefetch %d, huge pages %s, %s loads)\n", r->bw.best_gbps,
+		       r->bw.mean_gbps, r->bw.bytes >> 20, r->bw.threads, r->bw.reps,
+		       membw_method_name(r->bw.method), r->bw.streams, r->bw.streams == 1 ? "" : "s",
+		       r->bw.prefetch_bytes, r->bw.hugepages ? "advised" : "no", r->bw.isa);
 		if (o->model && r->tg.n) {
-			double bpt = bytes_per_token(o, &r->mi);
-			double roof = r->bw.best_gbps * 1e9 / bpt;
-			printf("roofline: %.1f MB read per token -> %.2f t/s; tg achieved %.1f%%\n",
-			       bpt / 1e6, roof, 100.0 * r->tg.mean / roof);
+			struct roofline rl;
+			roofline_of(o, r, &rl);
+			printf("roofline: %.1f MB read per token -> %.2f t/s at the best bandwidth "
+			       "(%.2f at the mean); tg read %.2f GB/s: %.1f%% of the roofline "
+			       "(%.1f%% of the mean)\n", rl.bytes_per_token / 1e6, rl.tps_best,
+			       rl.tps_mean, rl.decode_gbps, rl.pct_best, rl.pct_mean);
 		}
 	}
 	if (r->cold.n)
@@ -594,7 +641,7 @@ int cli_cmd_bench(int argc, char **argv)
 	}
 	if (o.membw) {
 		struct membw_opts mo = { .bytes = (size_t)o.membw_mib << 20, .threads = (int)o.threads,
-					 .reps = 5 };
+					 .method = o.membw_method };
 		if (membw_measure(&mo, &r.bw)) {
 			cli_fail("bench", "--membw");
 			goto out;

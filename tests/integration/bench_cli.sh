@@ -40,6 +40,10 @@ jq -e --slurpfile i "$tmp/info.json" '$i[0] as $i
   and .bytes_per_token == ($i.weights_bytes - $i.vocab_size * $i.n_embd * 4 + $i.n_embd * 4
       + 2 * $i.n_layer * $i.n_head_kv * $i.head_dim * 4 * (8 + 1) / 2)
   and (.roofline.tokens_per_s - .membw.best_gbps * 1e9 / .bytes_per_token | fabs) < 1e-3 * .roofline.tokens_per_s
+  and (.roofline.tokens_per_s_mean - .membw.mean_gbps * 1e9 / .bytes_per_token | fabs) < 1e-3 * .roofline.tokens_per_s_mean
+  and (.roofline.decode_gbps - .tg.mean * .bytes_per_token / 1e9 | fabs) < 1e-3 * .roofline.decode_gbps
+  and (.roofline.achieved_pct - 100 * .roofline.decode_gbps / .membw.best_gbps | fabs) < 1e-3 * .roofline.achieved_pct
+  and (.roofline.achieved_pct_mean - 100 * .roofline.decode_gbps / .membw.mean_gbps | fabs) < 1e-3 * .roofline.achieved_pct_mean
 ' "$tmp/b.json" >/dev/null || { echo "model figures or roofline wrong:"; cat "$tmp/info.json" "$tmp/b.json"; exit 1; }
 
 # the mean is the mean of the samples, the stddev their sample deviation
@@ -49,8 +53,15 @@ jq -e '.tg | .samples as $s | ($s | length) as $n | ($s | add / $n) as $m
     <= 1e-3 * .stddev + 1e-6' "$tmp/b.json" >/dev/null ||
   { echo "stddev does not match the samples"; cat "$tmp/b.json"; exit 1; }
 
-# bandwidth alone, without a model
-"$T" bench --membw --membw-mib 8 -t 1 --json | jq -e '.membw.best_gbps > 0 and (has("pp") | not)' >/dev/null
+# bandwidth alone, without a model; the probe's method and how it read
+"$T" bench --membw --membw-mib 8 -t 1 --json | jq -e '.membw.best_gbps > 0 and (has("pp") | not)
+  and .membw.method == "streams" and .membw.streams == 4 and .membw.prefetch_bytes == 4096
+  and .membw.reps == 10 and .membw.best_gbps >= .membw.mean_gbps
+  and (.membw.hugepages | type) == "boolean" and (.membw.isa | type) == "string"' >/dev/null
+"$T" bench --membw --membw-mib 8 -t 2 --membw-method plain --json | jq -e '.membw.method == "plain"
+  and .membw.streams == 1 and .membw.prefetch_bytes == 0 and .membw.hugepages == false
+  and .membw.threads == 2' >/dev/null
+"$T" bench --membw --membw-mib 8 -t 1 | grep -q 'membw: .* streams: 4 streams, prefetch 4096'
 
 expect_rc() {
   local want="$1"; shift
@@ -63,6 +74,8 @@ expect_rc 2 --model "$M" --seqs 1,,2               # bad list
 expect_rc 2 --model "$M" --seqs 0                  # out of range
 expect_rc 2 --model "$M" -r 0                      # no repetitions
 expect_rc 2 --model "$M" --seqs 2 -n 0             # sequences need tokens
+expect_rc 2 --membw --membw-method fast            # unknown probe method
+expect_rc 2 --membw --membw-mib 1                  # buffer under 2 MiB
 expect_rc 1 --model "$tmp/none.gguf" -p 4 -n 4 -r 1
 echo "garbage" >"$tmp/bad.gguf"
 expect_rc 1 --model "$tmp/bad.gguf" -p 4 -n 4 -r 1
