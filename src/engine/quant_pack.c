@@ -27,12 +27,16 @@ void tk_act_trailer_fill(int act_type, void *row, int64_t n)
 	if (act_type != TK_TYPE_Q8_0)
 		return;
 	const int64_t nb = n / TK_QK8_0;
-	const struct tk_block_q8_0 *b = row;
+	/* Rows need no alignment: read the quants as bytes, not through the
+	 * block struct (2-byte aligned for its half scale). */
+	const unsigned char *b = row;
 	unsigned char *t = (unsigned char *)row + (size_t)nb * sizeof(struct tk_block_q8_0);
 	for (int64_t i = 0; i < nb; i++) {
+		const unsigned char *qs = b + (size_t)i * sizeof(struct tk_block_q8_0) +
+					  offsetof(struct tk_block_q8_0, qs);
 		int32_t s = 0;
 		for (int j = 0; j < TK_QK8_0; j++)
-			s += b[i].qs[j];
+			s += (int8_t)qs[j];
 		const uint32_t u = (uint32_t)s; /* little-endian, whatever the host */
 		t[4 * i] = (unsigned char)u;
 		t[4 * i + 1] = (unsigned char)(u >> 8);

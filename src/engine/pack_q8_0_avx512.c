@@ -1,0 +1,130 @@
+/*
+ * pack_q8_0_avx512.c — the AVX-512 VNNI product of the q8_0x16 packed layout
+ * (quant_pack.h, pack_q8_0.c): 16 weight rows x 1..8 Q8_0 activation rows.
+ * Compiled with the AVX-512 flags for this file only (src/engine/
+ * CMakeLists.txt); empty on a non-x86 build.
+ *
+ * Owns tk_pack_q8_0_avx512 (the portable group size and packer with this
+ * gemm), installed for Q8_0 by tk_quant_avx512_install().
+ *
+ * Per block of 32 elements, for all 16 rows at once (lane r = row r):
+ *   - the 16 row scales: one VCVTPH2PS of the block's 32 scale bytes;
+ *   - 8 chunks of 4 elements: one 512-bit load holds chunk k of every row
+ *     (unsigned quants, +128); for each column c one VPDPBUSD against the
+ *     column's 4 activation bytes broadcast (an embedded {1to16} load),
+ *     chained in an int32 accumulator that starts at -128 * s_c[b] (the
+ *     activation row's trailer), so it ends at sum q * y exactly (no
+ *     saturation: VPDPBUSD wraps, and |sum| <= 32 * 128 * 128);
+ *   - per column one convert and one FMA with d_x * d_y (the 16 row scales
+ *     times the column's scale broadcast) into the column's float
+ *     accumulator.
+ * Blocks are summed in order, one accumulator per cell, like the reference
+ * gemm; the only float difference is the fused multiply-add (one rounding
+ * fewer per block), well within the test's tolerance.
+ * nc is a compile-time constant in each specialization (1..8): with nc = 8
+ * the 8 int and 8 float accumulators, the scales and the weight chunk fit
+ * the 32 vector registers. nc = 1 is the decode kernel: it prefetches the
+ * weights TK_PREFETCH_AHEAD ahead (quant_simd.h).
+ */
+#if defined(__x86_64__)
+
+#include "engine/quant_pack.h"
+#include "engine/quant_simd.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#define AINL static inline __attribute__((always_inline))
+
+#define Q8P_BLOCK 544 /* bytes of one block of a group: 32 scale + 512 quant */
+#define Y_BLOCK 34    /* bytes of one Q8_0 activation block */
+
+AINL int32_t ld_i32(const uint8_t *p)
+{
+	int32_t v;
+	memcpy(&v, p, 4); /* x86 is little-endian, as the trailer */
+	return v;
+}
+
+AINL uint16_t ld_u16(const uint8_t *p)
+{
+	uint16_t v;
+	memcpy(&v, p, 2);
+	return v;
+}
+
+AINL void q8p_kern(int64_t nb, float *out, size_t ldo, const uint8_t *g, const uint8_t *y,
+		   size_t by, const int C)
+{
+	/* Independent VPDPBUSD chains per column and block: with few columns
+	 * one chain of 8 (latency ~5 cycles each) would bound the loop. */
+	const int S = C >= 4 ? 1 : 4 / C;
+	const uint8_t *sums = y + (size_t)nb * Y_BLOCK; /* trailer of row 0 */
+	__m512 accf[TK_PACK_COLS];
+	for (int c = 0; c < C; c++)
+		accf[c] = _mm512_setzero_ps();
+	for (int64_t b = 0; b < nb; b++, g += Q8P_BLOCK, y += Y_BLOCK, sums += 4) {
+		tk_prefetch_weights(g, Q8P_BLOCK);
+		__m512i acc[4][TK_PACK_COLS];
+		for (int c = 0; c < C; c++) {
+			acc[0][c] = _mm512_set1_epi32(-128 * ld_i32(sums + (size_t)c * by));
+			for (int j = 1; j < S; j++)
+				acc[j][c] = _mm512_setzero_si512();
+		}
+		for (int k = 0; k < 8; k++) {
+			const __m512i w = _mm512_loadu_si512(g + 32 + 64 * k);
+			for (int c = 0; c < C; c++)
+				acc[k % S][c] = _mm512_dpbusd_epi32(
+					acc[k % S][c], w,
+					_mm512_set1_epi32(ld_i32(y + (size_t)c * by + 2 + 4 * k)));
+		}
+		for (int c = 0; c < C; c++)
+			for (int j = 1; j < S; j++)
+				acc[0][c] = _mm512_add_epi32(acc[0][c], acc[j][c]);
+		const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g));
+		for (int c = 0; c < C; c++) {
+			const __m512 dy = _mm512_cvtph_ps(
+				_mm256_set1_epi16((short)ld_u16(y + (size_t)c * by)));
+			accf[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[0][c]), _mm512_mul_ps(dx, dy),
+						  accf[c]);
+		}
+	}
+	for (int c = 0; c < C; c++)
+		_mm512_storeu_ps(out + (size_t)c * ldo, accf[c]);
+}
+
+#define Q8P_CASE(C)                                                 \
+	case C:                                                     \
+		q8p_kern(nb, out, ldo, (const uint8_t *)group,      \
+			 (const uint8_t *)y, by, C);                \
+		break;
+
+static void q8_0x16_gemm_avx512(int64_t n, float *out, size_t ldo, const void *group,
+				const void *y, size_t by, int nc)
+{
+	const int64_t nb = n / TK_QK8_0;
+	switch (nc) {
+	Q8P_CASE(1)
+	Q8P_CASE(2)
+	Q8P_CASE(3)
+	Q8P_CASE(4)
+	Q8P_CASE(5)
+	Q8P_CASE(6)
+	Q8P_CASE(7)
+	Q8P_CASE(8)
+	default:
+		break;
+	}
+}
+
+const struct tk_pack_traits tk_pack_q8_0_avx512 = {
+	.name = "q8_0x16",
+	.group_size = tk_pack_q8_0_group_size,
+	.pack = tk_pack_q8_0_pack,
+	.gemm = q8_0x16_gemm_avx512,
+};
+
+#else
+/* Not x86-64: nothing to build (ISO C wants one declaration). */
+typedef int tk_pack_q8_0_avx512_absent;
+#endif /* __x86_64__ */
