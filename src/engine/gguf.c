@@ -692,6 +692,7 @@ uint64_t tk_gguf_file_size(const struct tk_gguf *g) { return g->size; }
 uint64_t tk_gguf_data_offset(const struct tk_gguf *g) { return g->data_offset; }
 size_t tk_gguf_kv_count(const struct tk_gguf *g) { return g->n_kv; }
 size_t tk_gguf_tensor_count(const struct tk_gguf *g) { return g->n_tensors; }
+bool tk_gguf_is_mapped(const struct tk_gguf *g) { return g->mapped; }
 
 const struct tk_gguf_kv *tk_gguf_kv_at(const struct tk_gguf *g, size_t i)
 {

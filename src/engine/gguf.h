@@ -123,6 +123,11 @@ struct tk_gguf *tk_gguf_open_buffer(const void *data, size_t size);
 /* Unmaps and frees. NULL ok. */
 void tk_gguf_close(struct tk_gguf *g);
 
+/* True when g maps a file (tk_gguf_open: read-only, MAP_PRIVATE, so pages
+ * of it may be dropped with madvise(MADV_DONTNEED) and are read back from
+ * the file when touched again); false for tk_gguf_open_buffer's images. */
+bool tk_gguf_is_mapped(const struct tk_gguf *g);
+
 uint32_t tk_gguf_version(const struct tk_gguf *g);
 size_t tk_gguf_alignment(const struct tk_gguf *g);
 uint64_t tk_gguf_file_size(const struct tk_gguf *g);

@@ -4,20 +4,26 @@
  *
  * Owns the engine_model struct, its layer array and its path copy; the GGUF
  * handle (and so the mmap every weight points into) is owned through
- * model->gguf.
+ * model->gguf; the packed copies of the weights (model.h) are one anonymous
+ * mapping owned through model->packed.
  */
 #include "engine/model.h"
 
 #include "core/err.h"
 #include "engine/gguf.h"
+#include "engine/pool.h"
 #include "obs/log.h"
 #include "engine/quant.h"
+#include "engine/quant_pack.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
 
 /* Sanity caps on hyperparameters read from a file: large enough for any
  * real model, small enough that products of them cannot overflow. */
@@ -268,8 +274,228 @@ static int bind_all(struct loader *ld)
 	return 0;
 }
 
+/* ------------------------------------------------ packed copies */
+
+#define PACK_ALIGN 64 /* bytes: each weight's groups start on a cache line */
+
+/* The matrices the forward pass multiplies by, in model order: the output
+ * first, then each layer's seven. out has room for 1 + 7 * n_layer. */
+static size_t matmul_weights(struct engine_model *m, struct engine_weight **out)
+{
+	size_t n = 0;
+	out[n++] = &m->output;
+	for (int32_t il = 0; il < m->hp.n_layer; il++) {
+		struct engine_layer *L = &m->layers[il];
+		struct engine_weight *lw[] = { &L->wq, &L->wk, &L->wv, &L->wo,
+					       &L->w_gate, &L->w_up, &L->w_down };
+		for (size_t i = 0; i < sizeof lw / sizeof lw[0]; i++)
+			out[n++] = lw[i];
+	}
+	return n;
+}
+
+/* An override variable is set when present with a value other than "" or
+ * "0" (as TANUKI_NO_AVX512, quant_simd.h). */
+static bool env_set(const char *name)
+{
+	const char *v = getenv(name);
+	return v && *v && strcmp(v, "0") != 0;
+}
+
+/* The layout w gets under mode, or NULL: not packed. */
+static const struct tk_pack_traits *pack_choice(const struct engine_weight *w,
+						enum engine_repack mode)
+{
+	if (!w->data || w->n_out < TK_PACK_ROWS)
+		return NULL;
+	const struct tk_pack_traits *pt;
+	if (mode == ENGINE_REPACK_REF)
+		pt = tk_pack_traits_ref(w->type);
+	else
+		pt = tk_type_traits(w->type)->pack;
+	if (!pt || !pt->group_size || !pt->pack || !pt->gemm || !pt->group_size(w->n_in))
+		return NULL;
+	return pt;
+}
+
+/* Packing work: the groups of every packed weight, numbered one after the
+ * other over the weights (first[i] is weight i's first), split evenly
+ * between the threads. */
+struct pack_job {
+	struct engine_weight *const *ws;
+	unsigned char *const *dst; /* [n] where weight i's groups go */
+	const int64_t *first;      /* [n] */
+	size_t n;
+	int64_t total;
+};
+
+static void pack_task(void *arg, int ith, int nth)
+{
+	const struct pack_job *j = arg;
+	int64_t b, e;
+	engine_pool_split(j->total, ith, nth, 1, &b, &e);
+	for (size_t i = 0; i < j->n && b < e; i++) {
+		const struct engine_weight *w = j->ws[i];
+		const int64_t lo = j->first[i], hi = lo + w->n_packed / TK_PACK_ROWS;
+		if (hi <= b)
+			continue;
+		if (lo >= e)
+			break;
+		const int64_t g0 = b > lo ? b : lo, g1 = e < hi ? e : hi;
+		for (int64_t g = g0 - lo; g < g1 - lo; g++)
+			w->pack->pack(j->dst[i] + (size_t)g * w->group_bytes,
+				      (const char *)w->data + (size_t)g * TK_PACK_ROWS * w->row_bytes,
+				      w->row_bytes, w->n_in);
+	}
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Drops the whole pages of the packed file rows of w from this process's
+ * mapping (read back from the file if touched again). */
+static void drop_file_pages(const struct engine_weight *w)
+{
+	const long pg = sysconf(_SC_PAGESIZE);
+	if (pg <= 0)
+		return;
+	const uintptr_t a = (uintptr_t)w->data;
+	const uintptr_t z = a + (uintptr_t)w->n_packed * (uintptr_t)w->row_bytes;
+	const uintptr_t pa = (a + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg;
+	const uintptr_t pz = z / (uintptr_t)pg * (uintptr_t)pg;
+	if (pz > pa)
+		(void)madvise((void *)pa, pz - pa, MADV_DONTNEED); /* advice only */
+}
+
+/* Makes the packed copies (model.h). A weight that cannot be packed (no
+ * layout, too few rows) keeps the file layout; so does every weight when
+ * memory for the copies is lacking (logged: the model still works, only
+ * slower). */
+static void pack_weights(struct engine_model *m, const struct engine_model_params *p)
+{
+	enum engine_repack mode = p->repack;
+	m->pack_mode = mode == ENGINE_REPACK_OFF ? "off" : mode == ENGINE_REPACK_REF ? "ref" : "auto";
+	if (mode == ENGINE_REPACK_AUTO && env_set("TANUKI_NO_REPACK")) {
+		m->pack_mode = "env-off";
+		return;
+	}
+	if (mode == ENGINE_REPACK_OFF)
+		return;
+	const double t0 = now_ms();
+	const size_t cap = 1 + 7 * (size_t)m->hp.n_layer;
+	struct engine_weight **all = calloc(cap, sizeof *all);
+	struct engine_weight **ws = calloc(cap, sizeof *ws);
+	unsigned char **dst = calloc(cap, sizeof *dst);
+	int64_t *first = calloc(cap, sizeof *first);
+	struct engine_pool *pool = NULL;
+	size_t n = 0;
+	int rc = 0;
+	if (!all || !ws || !dst || !first) {
+		rc = tk_errf(TK_ENOMEM, "model: %s: out of memory", m->path);
+		goto out;
+	}
+	const size_t n_all = matmul_weights(m, all);
+	size_t bytes = 0;
+	int64_t total = 0;
+	for (size_t i = 0; i < n_all; i++) {
+		struct engine_weight *w = all[i];
+		const struct tk_pack_traits *pt = pack_choice(w, mode);
+		if (!pt)
+			continue;
+		const int64_t ng = w->n_out / TK_PACK_ROWS;
+		const size_t gb = pt->group_size(w->n_in);
+		if ((uint64_t)ng > (SIZE_MAX - bytes - PACK_ALIGN) / gb) {
+			rc = tk_errf(TK_ENOMEM, "model: %s: packed weights overflow", m->path);
+			goto out;
+		}
+		w->pack = pt;
+		w->group_bytes = gb;
+		w->n_packed = ng * TK_PACK_ROWS;
+		dst[n] = (unsigned char *)(uintptr_t)bytes; /* offset for now */
+		bytes += ((size_t)ng * gb + PACK_ALIGN - 1) / PACK_ALIGN * PACK_ALIGN;
+		first[n] = total;
+		total += ng;
+		ws[n++] = w;
+	}
+	if (!n)
+		goto out;
+	void *buf = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED) {
+		buf = NULL;
+		rc = tk_errf(TK_ENOMEM, "model: %s: cannot allocate %zu bytes for packed weights",
+			     m->path, bytes);
+		goto out;
+	}
+#ifdef MADV_HUGEPAGE
+	(void)madvise(buf, bytes, MADV_HUGEPAGE); /* fewer TLB misses streaming; advice only */
+#endif
+	m->packed = buf;
+	m->packed_bytes = bytes;
+	for (size_t i = 0; i < n; i++) {
+		dst[i] = (unsigned char *)buf + (uintptr_t)dst[i];
+		ws[i]->packed = dst[i];
+	}
+	struct pack_job job = { .ws = ws, .dst = dst, .first = first, .n = n, .total = total };
+	int nth = p->n_threads > 0 ? p->n_threads : engine_default_threads();
+	if (nth > ENGINE_POOL_MAX_THREADS)
+		nth = ENGINE_POOL_MAX_THREADS;
+	if (nth > 1 && (pool = engine_pool_new(nth)))
+		engine_pool_run(pool, pack_task, &job);
+	else
+		pack_task(&job, 0, 1); /* one thread, or no pool: pack on the caller */
+	const bool mapped = tk_gguf_is_mapped(m->gguf);
+	for (size_t i = 0; mapped && i < n; i++)
+		drop_file_pages(ws[i]);
+	m->n_packed = (int32_t)n;
+	m->pack_ms = now_ms() - t0;
+	tk_logf(TK_LOG_INFO, "engine",
+		TK_FIELDS(TK_LF_S("model", m->path), TK_LF_S("mode", m->pack_mode),
+			  TK_LF_I("weights", (int64_t)n), TK_LF_I("packed_bytes", (int64_t)bytes),
+			  TK_LF_I("threads", pool ? nth : 1), TK_LF_D("ms", m->pack_ms),
+			  TK_LF_B("file_pages_dropped", mapped)),
+		"weights packed");
+out:
+	if (rc) { /* nothing half-packed: every weight back to the file layout */
+		for (size_t i = 0; i < n; i++) {
+			ws[i]->packed = NULL;
+			ws[i]->pack = NULL;
+			ws[i]->n_packed = 0;
+			ws[i]->group_bytes = 0;
+		}
+		tk_logf(TK_LOG_WARNING, "engine",
+			TK_FIELDS(TK_LF_S("model", m->path), TK_LF_S("error", tk_err_detail())),
+			"weights not packed: using the file layout");
+		m->pack_mode = "failed";
+	}
+	engine_pool_free(pool);
+	free(all);
+	free(ws);
+	free(dst);
+	free(first);
+}
+
 struct engine_model *engine_model_from_gguf(struct tk_gguf *g, const char *name)
 {
+	return engine_model_from_gguf_params(g, name, NULL);
+}
+
+void engine_model_params_default(struct engine_model_params *p)
+{
+	*p = (struct engine_model_params){ .repack = ENGINE_REPACK_AUTO, .n_threads = 0 };
+}
+
+struct engine_model *engine_model_from_gguf_params(struct tk_gguf *g, const char *name,
+						   const struct engine_model_params *params)
+{
+	struct engine_model_params p;
+	if (params)
+		p = *params;
+	else
+		engine_model_params_default(&p);
 	struct engine_model *m = calloc(1, sizeof *m);
 	if (!m) {
 		tk_gguf_close(g);
@@ -301,6 +527,7 @@ struct engine_model *engine_model_from_gguf(struct tk_gguf *g, const char *name)
 	}
 	if (read_hparams(&ld) || bind_all(&ld))
 		goto err;
+	pack_weights(m, &p);
 	tk_logf(TK_LOG_DEBUG, "engine",
 		TK_FIELDS(TK_LF_S("model", m->path), TK_LF_S("arch", m->arch->name),
 			  TK_LF_I("n_layer", m->hp.n_layer), TK_LF_I("n_embd", m->hp.n_embd),
@@ -315,18 +542,26 @@ err:
 
 struct engine_model *engine_model_load(const char *path)
 {
+	return engine_model_load_params(path, NULL);
+}
+
+struct engine_model *engine_model_load_params(const char *path,
+					      const struct engine_model_params *params)
+{
 	struct tk_gguf *g = tk_gguf_open(path);
 	if (!g) {
 		tk_err_wrap(tk_err_last() ? tk_err_last() : TK_EIO, "model: %s", path);
 		return NULL;
 	}
-	return engine_model_from_gguf(g, path);
+	return engine_model_from_gguf_params(g, path, params);
 }
 
 void engine_model_free(struct engine_model *m)
 {
 	if (!m)
 		return;
+	if (m->packed)
+		munmap(m->packed, m->packed_bytes);
 	free(m->layers);
 	free(m->path);
 	tk_gguf_close(m->gguf);

@@ -13,6 +13,22 @@
  * missing tensor, a shape that does not fit the hyperparameters, a tensor
  * type this build cannot compute ("... type q4_k: not supported").
  *
+ * Packed weights (quant_pack.h, docs/engine.md "Packed weights"): after
+ * binding, every matrix the forward pass multiplies by (attention, FFN,
+ * output — a tied output gets its own packed copy, token lookups keep the
+ * file rows) with n_out >= TK_PACK_ROWS whose type has a packed layout with
+ * a fast product on this CPU (the active traits' .pack) is copied into that
+ * layout, on engine_default_threads() threads; engine_weight.packed points
+ * at the copy. The model owns the copies: one anonymous mapping
+ * (packed_bytes, 64-byte aligned per weight), unmapped with the model.
+ * Where the file is mapped (not a buffer), the whole pages of the packed
+ * rows are then dropped from the process (MADV_DONTNEED; they are read back
+ * from the file if anything touches them again), so resident memory stays
+ * about one copy of the weights. TANUKI_NO_REPACK=1 in the environment (any
+ * value but "" or "0") or params.repack = ENGINE_REPACK_OFF keeps every
+ * weight in the file layout; ENGINE_REPACK_REF packs with the portable
+ * reference layouts (tk_pack_traits_ref) whatever the CPU, for tests.
+ *
  * Thread safety: a loaded model is immutable; any number of contexts
  * (context.h) on any threads may share it. Free it after all of them.
  */
@@ -80,7 +96,29 @@ struct engine_model {
 	struct engine_layer *layers;    /* owned: [n_layer] */
 	size_t weights_bytes;           /* bytes of every tensor bound, in the mmap */
 	char *path;                     /* owned copy of the file name, for messages */
+	/* packed copies (see above) */
+	void *packed;                   /* owned: one anonymous mapping, or NULL */
+	size_t packed_bytes;            /* its size in bytes (0: nothing packed) */
+	int32_t n_packed;               /* weights with a packed copy */
+	double pack_ms;                 /* wall time packing took at load */
+	const char *pack_mode;          /* "off", "env-off", "auto", "ref" */
 };
+
+/* Whether weights get packed copies at load. */
+enum engine_repack {
+	ENGINE_REPACK_AUTO = 0, /* the active ISA's layouts, unless TANUKI_NO_REPACK */
+	ENGINE_REPACK_OFF,      /* never */
+	ENGINE_REPACK_REF,      /* the reference layouts (tk_pack_traits_ref), always:
+				 * tests cover the packed path on any CPU */
+};
+
+struct engine_model_params {
+	enum engine_repack repack;
+	int n_threads; /* packing threads; 0: engine_default_threads() */
+};
+
+/* AUTO, 0 threads. */
+void engine_model_params_default(struct engine_model_params *p);
 
 /* Loads a model. NULL on error with the detail set: TK_EIO (cannot open),
  * TK_EFORMAT (malformed file, missing key or tensor, shape mismatch),
@@ -91,6 +129,13 @@ struct engine_model *engine_model_load(const char *path);
 /* Like engine_model_load, but takes an opened GGUF handle (ownership
  * transferred: closed on failure too). name is used in messages. */
 struct engine_model *engine_model_from_gguf(struct tk_gguf *g, const char *name);
+
+/* The same two with explicit parameters (params borrowed; NULL: defaults).
+ * The ones above use the defaults. */
+struct engine_model *engine_model_load_params(const char *path,
+					      const struct engine_model_params *params);
+struct engine_model *engine_model_from_gguf_params(struct tk_gguf *g, const char *name,
+						   const struct engine_model_params *params);
 
 /* Unmaps and frees. NULL ok. */
 void engine_model_free(struct engine_model *m);

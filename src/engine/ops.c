@@ -10,6 +10,7 @@
 
 #include "engine/fp16.h"
 #include "engine/quant.h"
+#include "engine/quant_pack.h"
 
 #include <math.h>
 #include <string.h>
@@ -96,10 +97,7 @@ int engine_op_matmul_act_type(int type)
 size_t engine_op_matmul_scratch(int type, int64_t n_in)
 {
 	const struct tk_type_traits *tr = tk_type_traits(type);
-	size_t bytes;
-	if (!tr || tk_type_row_size(act_type(tr, type), n_in, &bytes))
-		return 0;
-	return bytes;
+	return tr ? tk_act_row_size(act_type(tr, type), n_in) : 0;
 }
 
 const void *engine_op_matmul_prepare(const struct engine_weight *w, const float *x,
@@ -109,11 +107,10 @@ const void *engine_op_matmul_prepare(const struct engine_weight *w, const float 
 	const int at = act_type(tr, w->type);
 	if (at == TK_TYPE_F32)
 		return x;
-	const struct tk_type_traits *vt = tk_type_traits(at);
 	const size_t row = engine_op_matmul_scratch(w->type, w->n_in);
 	for (int32_t t = 0; t < n_tok; t++)
-		vt->from_float(x + (size_t)t * (size_t)w->n_in, (char *)scratch + (size_t)t * row,
-			       w->n_in);
+		tk_act_encode(at, x + (size_t)t * (size_t)w->n_in, (char *)scratch + (size_t)t * row,
+			      w->n_in);
 	return scratch;
 }
 
@@ -165,8 +162,10 @@ static int64_t mm_chunk_rows(size_t row_bytes)
 	return rows < TK_TILE_MAX ? TK_TILE_MAX : rows;
 }
 
-void engine_op_matmul_run(float *y, const struct engine_weight *w, const void *xq,
-			  int32_t n_tok, int64_t row_begin, int64_t row_end)
+/* The file-layout product of rows [row_begin, row_end) (engine_op_matmul_run
+ * without a packed copy). */
+static void matmul_rows(float *y, const struct engine_weight *w, const void *xq, int32_t n_tok,
+			int64_t row_begin, int64_t row_end)
 {
 	const struct tk_type_traits *tr = tk_type_traits(w->type);
 	if (w->type == TK_TYPE_F16 && !tr->vec_dot_tile) {
@@ -209,6 +208,65 @@ void engine_op_matmul_run(float *y, const struct engine_weight *w, const void *x
 			}
 		}
 	}
+}
+
+/* The packed product of groups [g_begin, g_end) of w (rows TK_PACK_ROWS *
+ * g_begin .. TK_PACK_ROWS * g_end - 1). Decode streams the groups once with
+ * nc = 1. Prefill and batched decode take the groups in chunks of about
+ * ENGINE_MM_PACK_CHUNK_BYTES (at least one group) that stay in L2 while
+ * every block of TK_PACK_COLS encoded tokens (a few KiB to ~70 KiB: in L1
+ * or L2) passes over them; the weights are read from memory once. */
+_Static_assert(TK_PACK_ROWS % TK_TILE_MAX == 0, "group splits must be tile splits");
+static void matmul_packed(float *y, const struct engine_weight *w, const void *xq, int32_t n_tok,
+			  int64_t g_begin, int64_t g_end)
+{
+	const tk_pack_gemm_fn gemm = w->pack->gemm;
+	const size_t xrow = engine_op_matmul_scratch(w->type, w->n_in);
+	const size_t n_out = (size_t)w->n_out, gb = w->group_bytes;
+	const unsigned char *groups = w->packed;
+	if (n_tok == 1) {
+		for (int64_t g = g_begin; g < g_end; g++)
+			gemm(w->n_in, y + (size_t)g * TK_PACK_ROWS, n_out, groups + (size_t)g * gb, xq,
+			     xrow, 1);
+		return;
+	}
+	int64_t chunk = (int64_t)(ENGINE_MM_PACK_CHUNK_BYTES / (gb ? gb : 1));
+	if (chunk < 1)
+		chunk = 1;
+	for (int64_t c0 = g_begin; c0 < g_end; c0 += chunk) {
+		const int64_t c1 = g_end - c0 < chunk ? g_end : c0 + chunk;
+		for (int32_t t0 = 0; t0 < n_tok; t0 += TK_PACK_COLS) {
+			const int nc = n_tok - t0 < TK_PACK_COLS ? n_tok - t0 : TK_PACK_COLS;
+			const char *xt = (const char *)xq + (size_t)t0 * xrow;
+			float *yt = y + (size_t)t0 * n_out;
+			for (int64_t g = c0; g < c1; g++)
+				gemm(w->n_in, yt + (size_t)g * TK_PACK_ROWS, n_out,
+				     groups + (size_t)g * gb, xt, xrow, nc);
+		}
+	}
+}
+
+void engine_op_matmul_run(float *y, const struct engine_weight *w, const void *xq,
+			  int32_t n_tok, int64_t row_begin, int64_t row_end)
+{
+	if (!w->packed || row_begin >= w->n_packed) {
+		matmul_rows(y, w, xq, n_tok, row_begin, row_end);
+		return;
+	}
+	/* whole groups inside the range through the packed copy; the rows
+	 * before the first and after the last through the file layout */
+	const int64_t g_begin = (row_begin + TK_PACK_ROWS - 1) / TK_PACK_ROWS;
+	const int64_t last = row_end < w->n_packed ? row_end : w->n_packed;
+	const int64_t g_end = last / TK_PACK_ROWS;
+	if (g_end <= g_begin) {
+		matmul_rows(y, w, xq, n_tok, row_begin, row_end);
+		return;
+	}
+	if (row_begin < g_begin * TK_PACK_ROWS)
+		matmul_rows(y, w, xq, n_tok, row_begin, g_begin * TK_PACK_ROWS);
+	matmul_packed(y, w, xq, n_tok, g_begin, g_end);
+	if (g_end * TK_PACK_ROWS < row_end)
+		matmul_rows(y, w, xq, n_tok, g_end * TK_PACK_ROWS, row_end);
 }
 
 void engine_op_matmul(float *y, const struct engine_weight *w, const float *x, int32_t n_tok,

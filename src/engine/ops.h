@@ -53,19 +53,38 @@ struct engine_rope {
 void engine_op_rope(float *x, int32_t n_head, int32_t head_dim, int32_t pos,
 		    const struct engine_rope *rope);
 
-/* A 2-D weight in its file encoding (borrowed from the model's mmap). */
+struct tk_pack_traits; /* quant_pack.h */
+
+/* A 2-D weight in its file encoding (borrowed from the model's mmap), and
+ * optionally a packed copy of its first rows (quant_pack.h) that matrix
+ * products use instead of those file rows.
+ *
+ * Packed copy: packed != NULL means rows 0..n_packed-1 are also stored as
+ * n_packed / TK_PACK_ROWS groups of group_bytes each, back to back, in
+ * pack's layout; n_packed = n_out - n_out % TK_PACK_ROWS. The buffer is
+ * 64-byte aligned and owned by the model that made it (model.h: freed with
+ * the model, never by a weight). The file rows stay valid and are what
+ * everything but engine_op_matmul_run reads (token embedding lookups, LoRA
+ * merges, the rows past the last full group). A zero-initialized weight,
+ * or one built by hand (LoRA's A and B), has no packed copy. */
 struct engine_weight {
 	const void *data; /* n_out rows of row_bytes each, type `type` */
 	int type;         /* enum tk_type */
 	int64_t n_in;     /* elements per row (ggml ne[0]) */
 	int64_t n_out;    /* rows (ggml ne[1]) */
 	size_t row_bytes; /* bytes per row */
+	const void *packed;                /* groups, or NULL (borrowed from the model) */
+	const struct tk_pack_traits *pack; /* their layout and gemm; NULL when not packed */
+	int64_t n_packed;                  /* rows packed, a multiple of TK_PACK_ROWS */
+	size_t group_bytes;                /* pack->group_size(n_in) */
 };
 
 /* Bytes one activation row of n_in elements takes once encoded for weight
  * type `type`: in its vec_dot_type, except that F16 weights take float32
- * activations (the one departure from quant.h's scheme; ops.c says why).
- * 0 for an unknown type or a bad n_in. */
+ * activations (the one departure from quant.h's scheme; ops.c says why),
+ * with the trailer packed kernels need (tk_act_row_size(), quant_pack.h:
+ * Q8_0 rows carry their block sums), so one encoding serves packed and
+ * file-layout weights alike. 0 for an unknown type or a bad n_in. */
 size_t engine_op_matmul_scratch(int type, int64_t n_in);
 
 /* The encoding (a tk_type id) activations take for weights of `type`, or
@@ -73,8 +92,9 @@ size_t engine_op_matmul_scratch(int type, int64_t n_in);
  * encoded copy of the same input. */
 int engine_op_matmul_act_type(int type);
 
-/* Encodes n_tok activation rows x[n_tok][w->n_in] for w (see above), in
- * scratch (n_tok * engine_op_matmul_scratch() bytes), row after row. Returns
+/* Encodes n_tok activation rows x[n_tok][w->n_in] for w (see above; through
+ * tk_act_encode(), trailer included), in scratch (n_tok *
+ * engine_op_matmul_scratch() bytes), row after row. Returns
  * the encoded rows: x itself when activations stay float (F32 and F16
  * weights; nothing copied), else scratch. */
 const void *engine_op_matmul_prepare(const struct engine_weight *w, const float *x,
@@ -92,8 +112,18 @@ const void *engine_op_matmul_prepare(const struct engine_weight *w, const float 
  * is in cache, in tiles of up to TK_TILE_MAX rows x TK_TILE_MAX tokens
  * through the type's vec_dot_tile when it has one (vec_dot otherwise). Each
  * output is one dot, so a row split between threads changes nothing as long
- * as the split points are multiples of TK_TILE_MAX. */
+ * as the split points are multiples of TK_TILE_MAX.
+ * Packed weights (w->packed): the whole groups inside [row_begin, row_end)
+ * go through w->pack->gemm, TK_PACK_COLS tokens at a time (n_tok == 1:
+ * nc = 1, one streaming pass over the groups); prefill walks the groups in
+ * chunks of about ENGINE_MM_PACK_CHUNK_BYTES, and every block of
+ * TK_PACK_COLS tokens passes over a chunk while it is in cache. Rows outside
+ * whole groups (past n_packed, or a range that does not start or end on a
+ * multiple of TK_PACK_ROWS) take the file-layout path above, so any split
+ * is correct; splitting at multiples of TK_PACK_ROWS (which are multiples of
+ * TK_TILE_MAX) keeps every output identical to one thread's. */
 #define ENGINE_MM_CHUNK_BYTES (64 * 1024)
+#define ENGINE_MM_PACK_CHUNK_BYTES (128 * 1024)
 void engine_op_matmul_run(float *y, const struct engine_weight *w, const void *xq,
 			  int32_t n_tok, int64_t row_begin, int64_t row_end);
 

@@ -24,6 +24,13 @@
  * are held to loose bounds (the measured disagreement x 1.5) with no argmax
  * or greedy check.
  *
+ * Packed weights (model.h): test_goldens loads models the default way, so
+ * on a CPU with fast packed kernels its numbers are the packed path's;
+ * test_goldens_packed_ref runs the story case of every model whose types
+ * have packed layouts again with the reference layouts forced
+ * (ENGINE_REPACK_REF), under the same bounds, so the engine's packed path
+ * meets the goldens on any machine.
+ *
  * Speed (the test also runs under ASan): by default each model runs the
  * cases in its `cases` mask; TK_GOLDEN_ALL=1 in the environment runs every
  * case of every model.
@@ -112,8 +119,9 @@ static bool same_or_tie(const float *logits, int32_t a, int32_t b, double tie)
 	return a == b || fabs((double)logits[a] - (double)logits[b]) < tie;
 }
 
-/* Evaluates model b on case k (index into cases[]) and checks it. */
-static void check_one(const struct bound *b, size_t k)
+/* Evaluates model b on case k (index into cases[]), its weights packed as
+ * repack says, and checks it. */
+static void check_one(const struct bound *b, size_t k, enum engine_repack repack)
 {
 	const char *cs = cases[k];
 	/* llama.cpp's own larger-batch goldens of this type disagree with its
@@ -138,10 +146,16 @@ static void check_one(const struct bound *b, size_t k)
 	struct engine_ctx *c = NULL;
 
 	snprintf(path, sizeof path, "%s/models/%s.gguf", TK_FIXTURES, b->model);
-	struct engine_model *m = engine_model_load(path);
+	struct engine_model_params mp;
+	engine_model_params_default(&mp);
+	mp.repack = repack;
+	struct engine_model *m = engine_model_load_params(path, &mp);
 	if (!m)
 		fail_msg("load %s: %s", path, tk_err_detail());
 	const char *note = loose ? " [llama.cpp large-batch golden: loose bounds only]" : "";
+	char label[64];
+	snprintf(label, sizeof label, "%s%s", cs, m->n_packed ? "/packed" : "");
+	cs = label;
 	const int32_t n_vocab = m->hp.n_vocab;
 	struct engine_ctx_params cp;
 	engine_ctx_params_default(&cp);
@@ -224,11 +238,37 @@ static void test_goldens(void **state)
 	for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++)
 		for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
 			if (all || (bounds[i].cases & (1u << k)))
-				check_one(&bounds[i], k);
+				check_one(&bounds[i], k, ENGINE_REPACK_AUTO);
 			else
 				printf("golden %-16s %-8s skipped (TK_GOLDEN_ALL=1 runs it)\n",
 				       bounds[i].model, cases[k]);
 		}
+	fflush(stdout);
+}
+
+/* The story case of every model again, with the reference packed layouts
+ * forced (a model whose types have none packs nothing and is skipped). */
+static void test_goldens_packed_ref(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++) {
+		char path[512];
+		snprintf(path, sizeof path, "%s/models/%s.gguf", TK_FIXTURES, bounds[i].model);
+		struct engine_model_params mp;
+		engine_model_params_default(&mp);
+		mp.repack = ENGINE_REPACK_REF;
+		struct engine_model *m = engine_model_load_params(path, &mp);
+		if (!m)
+			fail_msg("load %s: %s", path, tk_err_detail());
+		const int32_t n_packed = m->n_packed;
+		engine_model_free(m);
+		if (!n_packed) {
+			printf("golden %-16s story    no reference packed layout for its types\n",
+			       bounds[i].model);
+			continue;
+		}
+		check_one(&bounds[i], 0, ENGINE_REPACK_REF);
+	}
 	fflush(stdout);
 }
 
@@ -289,6 +329,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_batch_dependent_goldens),
 		cmocka_unit_test(test_goldens),
+		cmocka_unit_test(test_goldens_packed_ref),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
