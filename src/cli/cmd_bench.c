@@ -115,7 +115,28 @@ struct model_info {
 	size_t kv_pos_bytes; /* K and V bytes of one position over all layers */
 	char type[64];       /* the type holding most weight bytes */
 	char arch[32];
+	/* packed weights (model.h): how the load went */
+	const char *repack;  /* the model's pack_mode: "auto", "env-off", ... */
+	int32_t n_packed;    /* weights with a packed copy */
+	size_t packed_bytes;
+	double pack_ms, load_ms; /* packing alone; the whole engine_model_load */
+	long rss_kib;        /* resident memory after the load, or -1 */
 };
+
+/* VmRSS of this process in KiB, or -1. */
+static long rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	if (!f)
+		return -1;
+	char line[256];
+	long v = -1;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "VmRSS: %ld", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
 
 static void describe(const struct engine_model *m, enum engine_kv_type kv, struct model_info *mi)
 {
@@ -484,6 +505,13 @@ static int print_json(const struct bench_opts *o, const struct bench_out *r)
 		json_object_set_new(j, "type", json_string(r->mi.type));
 		json_object_set_new(j, "params", json_integer((json_int_t)r->mi.params));
 		json_object_set_new(j, "size_bytes", json_integer((json_int_t)r->mi.file_bytes));
+		json_object_set_new(j, "repack",
+				    json_pack("{s:s, s:b, s:i, s:I, s:f, s:f, s:I}", "mode",
+					      r->mi.repack ? r->mi.repack : "?", "packed",
+					      r->mi.n_packed > 0, "weights", (int)r->mi.n_packed,
+					      "bytes", (json_int_t)r->mi.packed_bytes, "pack_ms",
+					      r->mi.pack_ms, "load_ms", r->mi.load_ms, "rss_kib",
+					      (json_int_t)r->mi.rss_kib));
 		json_object_set_new(j, "bytes_per_token",
 				    json_integer((json_int_t)llround(bytes_per_token(o, &r->mi))));
 	}
@@ -539,6 +567,15 @@ static void print_table(const struct bench_opts *o, const struct bench_out *r)
 		printf("model: %s (%s, %.2f %s params, %.2f MiB, %s)\n", o->model, r->mi.arch,
 		       (double)r->mi.params / (big ? 1e9 : 1e6), big ? "B" : "M",
 		       (double)r->mi.file_bytes / (1u << 20), r->mi.type);
+		if (r->mi.n_packed)
+			printf("weights repacked: %d (%.2f MiB) in %.0f ms of a %.0f ms load "
+			       "(mode %s), rss %.0f MiB\n", (int)r->mi.n_packed,
+			       (double)r->mi.packed_bytes / (1u << 20), r->mi.pack_ms, r->mi.load_ms,
+			       r->mi.repack, (double)r->mi.rss_kib / 1024.0);
+		else
+			printf("weights repacked: no (mode %s), load %.0f ms, rss %.0f MiB\n",
+			       r->mi.repack ? r->mi.repack : "?", r->mi.load_ms,
+			       (double)r->mi.rss_kib / 1024.0);
 	}
 	printf("threads %ld, kv %s, isa %s, cpu: %s\n", o->threads,
 	       o->kv == ENGINE_KV_F32 ? "f32" : "f16", r->isa, r->cpu);
@@ -593,11 +630,19 @@ int cli_cmd_bench(int argc, char **argv)
 	const int reps = (int)o.reps;
 
 	if (o.model) {
+		const int64_t t_load = tk_time_mono_ns();
 		if (!(m = engine_model_load(o.model))) {
 			cli_fail("bench", "cannot load the model");
 			goto out;
 		}
+		const double load_ms = (double)(tk_time_mono_ns() - t_load) / 1e6;
 		describe(m, o.kv, &r.mi);
+		r.mi.repack = m->pack_mode;
+		r.mi.n_packed = m->n_packed;
+		r.mi.packed_bytes = m->packed_bytes;
+		r.mi.pack_ms = m->pack_ms;
+		r.mi.load_ms = load_ms;
+		r.mi.rss_kib = rss_kib();
 		long n_tok = o.n_prompt > o.n_gen ? o.n_prompt : o.n_gen;
 		if (o.prefix && o.prefix_tokens + o.suffix_tokens > n_tok)
 			n_tok = o.prefix_tokens + o.suffix_tokens;

@@ -11,7 +11,7 @@ tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 out="$("$T" bench --model "$M" -p 16 -n 8 -r 1 -t 1 --seqs 1,2 --prefix --prefix-tokens 24 \
   --suffix-tokens 4 --membw --membw-mib 8)"
 for want in '| pp16 ' '| tg8 ' 'tg8 x1 seq' 'tg8 x2 seq' 'membw:' 'roofline:' 'prefix reuse: 24 + 4' \
-  'threads 1, kv f16'; do
+  'threads 1, kv f16' 'weights repacked: no (mode auto)'; do
   grep -qF -- "$want" <<<"$out" || { echo "table lacks '$want':"; echo "$out"; exit 1; }
 done
 
@@ -30,6 +30,14 @@ jq -e '
   and .roofline.tokens_per_s > 0 and .roofline.achieved_pct > 0
   and (.isa | type) == "string" and (.cpu | type) == "string"
 ' --arg m "$M" "$tmp/b.json" >/dev/null || { echo "bad JSON record:"; cat "$tmp/b.json"; exit 1; }
+
+# packed weights (model.h): an f32 model has no layout; TANUKI_NO_REPACK=1
+# turns packing off and says so
+jq -e '.repack.mode == "auto" and .repack.packed == false and .repack.weights == 0
+  and .repack.load_ms > 0 and .repack.rss_kib > 0' "$tmp/b.json" >/dev/null ||
+  { echo "bad repack record:"; cat "$tmp/b.json"; exit 1; }
+TANUKI_NO_REPACK=1 "$T" bench --model "$TK_FIXTURES/models/tiny-llama-Q8_0.gguf" -p 8 -n 2 -r 1 \
+  -t 1 --json | jq -e '.repack.mode == "env-off" and .repack.packed == false' >/dev/null
 
 # the model figures and the bytes a decode step reads, from `model info`:
 # every weight but the embedding table (one row of it), plus K and V (f32
