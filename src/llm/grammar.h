@@ -70,6 +70,43 @@ bool llm_gstate_done(const struct llm_gstate *s);
 /* Whole-string check: 0 when text is a sentence of g, else TK_EINVAL. */
 int llm_grammar_match(const struct llm_grammar *g, const char *text, size_t len);
 
+/* ---- depth-first walks (for masking a vocabulary: llm_trie.h) ----
+ *
+ * A walker holds a stack of matching states ("levels") in one arena: level
+ * 0 is a copy of a state, and each push advances the top level by one code
+ * point into a new level on top of it; pop drops the top level. Walking a
+ * prefix tree of token texts depth-first then costs one advance per edge
+ * of an accepted prefix, with no allocation once the arena has grown, and
+ * backtracking is free (the arena is cut back). The levels follow exactly
+ * the rules of llm_gstate_advance (same stacks, same caps). A walker
+ * belongs to one thread; it borrows its grammar, which must outlive it. */
+struct llm_gwalk;
+
+/* NULL with TK_ENOMEM. */
+struct llm_gwalk *llm_gwalk_new(const struct llm_grammar *g);
+void llm_gwalk_free(struct llm_gwalk *w); /* NULL ok */
+
+/* Drops every level and makes a copy of s (borrowed; of w's grammar) level
+ * 0. 0 or TK_ENOMEM (the walker is then empty: start again). */
+int llm_gwalk_start(struct llm_gwalk *w, const struct llm_gstate *s);
+
+/* Advances the top level by code point cp into a new top level. 0 (pushed),
+ * TK_EINVAL (cp is not allowed there; nothing pushed, no error detail set:
+ * the common case, kept cheap), TK_ELIMIT/TK_ENOMEM (nothing pushed),
+ * TK_ESTATE (not started). */
+int llm_gwalk_push(struct llm_gwalk *w, uint32_t cp);
+
+/* Drops the top level (never level 0). */
+void llm_gwalk_pop(struct llm_gwalk *w);
+
+/* Could some code point in [lo, hi] be pushed now? False only when none
+ * can (a cheap, conservative test: used to prune the continuations of a
+ * partial UTF-8 sequence before its code point is known). */
+bool llm_gwalk_may(const struct llm_gwalk *w, uint32_t lo, uint32_t hi);
+
+/* llm_gstate_accepts of the top level. */
+bool llm_gwalk_accepts(const struct llm_gwalk *w);
+
 /* ---- JSON Schema -> grammar (llm_schema.c) ----
  *
  * Converts a JSON Schema subset into grammar text (appended to out):

@@ -33,7 +33,11 @@
  * Structured output: a grammar (grammar.h), or a JSON schema converted to
  * one, constrains sampling in generate_constrained(): a sampled token is
  * kept only when its text may come next; rejected ones are redrawn, and
- * after GRAMMAR_LAZY_TRIES the whole vocabulary is masked at once.
+ * after GRAMMAR_LAZY_TRIES the whole vocabulary is masked at once by a walk
+ * of the vocabulary trie (llm_trie.h: built once with the tokenizer, shared
+ * read-only by every call) together with the grammar; the environment
+ * variable TANUKI_GRAMMAR_NO_TRIE=1 masks token by token instead (the
+ * reference, for A/B timing).
  *
  * Adapters: with llm.adapter_dir, params.adapter names DIR/<name>.gguf in
  * an engine adapter cache (engine/adapter_cache.h: loaded on first use,
@@ -66,6 +70,7 @@
 #include "engine/sampler.h"
 #include "engine/tokenizer.h"
 #include "llm/grammar.h"
+#include "llm/llm_trie.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
 
@@ -119,6 +124,10 @@ struct slot {
 struct embedded {
 	struct engine_model *m;
 	struct tk_tokenizer *tok;
+	struct llm_trie *trie;  /* tok's vocabulary trie (grammar masks);
+				 * immutable, read by every call */
+	bool mask_naive;        /* TANUKI_GRAMMAR_NO_TRIE=1: mask token by
+				 * token (A/B timing) */
 	const char *tmpl;       /* borrowed from the model's GGUF, or NULL */
 	char name[256];
 	int32_t n_ctx;          /* positions per sequence */
@@ -165,6 +174,7 @@ static void embedded_release(struct embedded *e)
 	free(e->grp);
 	free(e->cnt);
 	engine_adapter_cache_free(e->adapters);
+	llm_trie_free(e->trie);
 	tk_tokenizer_free(e->tok);
 	engine_model_free(e->m);
 	free(e);
@@ -206,6 +216,13 @@ static int embedded_init(struct llm_backend *b)
 				 "embedded: %s: tokenizer", path);
 		goto fail;
 	}
+	if (!(e->trie = llm_trie_new(e->tok))) {
+		rc = tk_err_wrap(tk_err_last() ? tk_err_last() : TK_ENOMEM,
+				 "embedded: %s: vocabulary trie", path);
+		goto fail;
+	}
+	const char *no_trie = getenv("TANUKI_GRAMMAR_NO_TRIE");
+	e->mask_naive = no_trie && !strcmp(no_trie, "1");
 	if (tk_gguf_get_str(e->m->gguf, "tokenizer.chat_template", &e->tmpl, NULL))
 		e->tmpl = NULL;
 	const char *gname = NULL;
@@ -607,31 +624,18 @@ struct cgen {
 };
 
 /* Masks logits[0..n_vocab) to the tokens the grammar allows next (EOG ones
- * only when the text so far is a sentence). */
-static int mask_all(const struct embedded *e, const struct llm_gstate *st, float *logits,
-		    int32_t n_vocab)
+ * only when the text so far is a sentence; llm_trie.h says which exactly),
+ * with the trie walk (w, allow: the call's scratch) or token by token. */
+static int mask_all(const struct embedded *e, const struct llm_gstate *st,
+		    struct llm_gwalk *w, uint8_t *allow, float *logits, int32_t n_vocab)
 {
-	bool can_end = llm_gstate_accepts(st);
-	for (int32_t t = 0; t < n_vocab; t++) {
-		if (logits[t] == -INFINITY)
-			continue;
-		if (tk_tokenizer_is_eog(e->tok, t)) {
-			if (!can_end)
-				logits[t] = -INFINITY;
-			continue;
-		}
-		const char *piece;
-		size_t len;
-		if (tk_tokenizer_piece(e->tok, t, 0, &piece, &len)) {
+	int rc = e->mask_naive ? llm_trie_allowed_naive(e->trie, st, allow, NULL)
+			       : llm_trie_allowed(e->trie, st, w, allow, NULL);
+	if (rc)
+		return tk_err_wrap(rc, "embedded: grammar");
+	for (int32_t t = 0; t < n_vocab; t++)
+		if (!allow[t])
 			logits[t] = -INFINITY;
-			continue;
-		}
-		int rc = llm_gstate_check(st, piece, len, NULL);
-		if (rc == TK_EINVAL)
-			logits[t] = -INFINITY;
-		else if (rc)
-			return tk_err_wrap(rc, "embedded: grammar");
-	}
 	return 0;
 }
 
@@ -649,17 +653,21 @@ static int generate_constrained(struct embedded *e, struct slot *s,
 	int32_t n_vocab = (int32_t)tk_tokenizer_n_vocab(e->tok);
 	struct engine_sampler *smp = NULL;
 	struct llm_gstate *st = NULL;
+	struct llm_gwalk *walk = NULL;
 	float *buf = NULL;
+	uint8_t *allow = NULL;
 	int rc = 0;
 	memset(out, 0, sizeof *out);
 	out->finish = LLM_FINISH_LENGTH;
-	if (!(smp = engine_sampler_new(&gp->sampling, n_vocab)) || !(st = llm_gstate_new(g))) {
+	if (!(smp = engine_sampler_new(&gp->sampling, n_vocab)) || !(st = llm_gstate_new(g)) ||
+	    !(walk = llm_gwalk_new(g))) {
 		rc = tk_err_last() ? tk_err_last() : TK_ENOMEM;
 		goto out;
 	}
 	buf = malloc((size_t)n_vocab * sizeof *buf);
+	allow = malloc((size_t)n_vocab);
 	out->tokens = malloc(((size_t)gp->max_tokens + 1) * sizeof *out->tokens);
-	if (!buf || !out->tokens) {
+	if (!buf || !allow || !out->tokens) {
 		rc = tk_errf(TK_ENOMEM, "embedded: out of memory");
 		goto out;
 	}
@@ -674,7 +682,8 @@ static int generate_constrained(struct embedded *e, struct slot *s,
 		int32_t tok;
 		struct llm_gstate *next = NULL;
 		for (int tries = 0;; tries++) {
-			if (tries == GRAMMAR_LAZY_TRIES && (rc = mask_all(e, st, buf, n_vocab)))
+			if (tries == GRAMMAR_LAZY_TRIES &&
+			    (rc = mask_all(e, st, walk, allow, buf, n_vocab)))
 				goto out;
 			tok = engine_sampler_sample(smp, buf);
 			if (tok < 0) {
@@ -730,7 +739,9 @@ static int generate_constrained(struct embedded *e, struct slot *s,
 	}
 out:
 	llm_gstate_free(st);
+	llm_gwalk_free(walk);
 	engine_sampler_free(smp);
+	free(allow);
 	free(buf);
 	return rc;
 }

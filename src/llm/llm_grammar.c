@@ -772,3 +772,213 @@ int llm_grammar_match(const struct llm_grammar *g, const char *text, size_t len)
 	llm_gstate_free(s);
 	return rc;
 }
+
+/* ---- depth-first walker (grammar.h, llm_gwalk_*) ----
+ *
+ * All levels share three arrays that only grow at their ends: frames fr[],
+ * stack descriptors sk[] (a run of frames each) and levels lv[] (where each
+ * level's stacks and frames begin). The top level's stacks are
+ * sk[lv[top].sk0 .. n_sk). A push appends the new level's stacks; a pop or
+ * a refused push cuts the arrays back to the marks. Expansion works in
+ * place in a scratch array: each recursion overwrites one frame (and the
+ * scratch above the stack) and restores it before returning. */
+
+struct wstack {
+	uint32_t off, n; /* frames fr[off .. off + n), bottom first */
+};
+
+struct wlevel {
+	size_t sk0, fr0; /* where this level's stacks and frames begin */
+};
+
+struct llm_gwalk {
+	const struct llm_grammar *g;
+	uint32_t *fr;
+	size_t n_fr, cap_fr;
+	struct wstack *sk;
+	size_t n_sk, cap_sk;
+	struct wlevel *lv;
+	size_t n_lv, cap_lv;
+	uint32_t scratch[LLM_GRAMMAR_MAX_DEPTH + 2];
+};
+
+struct llm_gwalk *llm_gwalk_new(const struct llm_grammar *g)
+{
+	struct llm_gwalk *w = calloc(1, sizeof *w);
+	if (!w) {
+		tk_errf(TK_ENOMEM, "grammar: out of memory");
+		return NULL;
+	}
+	w->g = g;
+	return w;
+}
+
+void llm_gwalk_free(struct llm_gwalk *w)
+{
+	if (!w)
+		return;
+	free(w->fr);
+	free(w->sk);
+	free(w->lv);
+	free(w);
+}
+
+/* Adds stack f[0..n) to the top level unless it is there already. */
+static int wadd(struct llm_gwalk *w, const uint32_t *f, uint32_t n)
+{
+	size_t sk0 = w->lv[w->n_lv - 1].sk0;
+	for (size_t i = sk0; i < w->n_sk; i++)
+		if (w->sk[i].n == n && !memcmp(w->fr + w->sk[i].off, f, n * sizeof *f))
+			return 0;
+	if (w->n_sk - sk0 >= LLM_GRAMMAR_MAX_STACKS)
+		return tk_errf(TK_ELIMIT, "grammar: more than %d parse stacks (too ambiguous)",
+			       LLM_GRAMMAR_MAX_STACKS);
+	int rc = grow((void **)&w->fr, &w->cap_fr, w->n_fr + n, sizeof *w->fr);
+	if (!rc)
+		rc = grow((void **)&w->sk, &w->cap_sk, w->n_sk + 1, sizeof *w->sk);
+	if (rc)
+		return rc;
+	if (n)
+		memcpy(w->fr + w->n_fr, f, n * sizeof *f);
+	w->sk[w->n_sk++] = (struct wstack){ (uint32_t)w->n_fr, n };
+	w->n_fr += n;
+	return 0;
+}
+
+/* expand() for the walker: the same stacks, built in place in f (which has
+ * room for LLM_GRAMMAR_MAX_DEPTH + 2 frames); f[0..n) is as it was on
+ * return. */
+static int wexpand(struct llm_gwalk *w, uint32_t *f, uint32_t n, int depth)
+{
+	const struct llm_grammar *g = w->g;
+	for (;;) {
+		if (depth > LLM_GRAMMAR_MAX_DEPTH || n > LLM_GRAMMAR_MAX_DEPTH)
+			return tk_errf(TK_ELIMIT, "grammar: nesting deeper than %d (left recursion?)",
+				       LLM_GRAMMAR_MAX_DEPTH);
+		if (!n || g->els[f[n - 1]].type == G_SET)
+			return wadd(w, f, n);
+		if (g->els[f[n - 1]].type == G_END) {
+			n--;
+			depth++;
+			continue;
+		}
+		break;
+	}
+	uint32_t top = f[n - 1];
+	const struct grule *r = &g->rules[g->els[top].v];
+	uint32_t m = n - 1;
+	if (g->els[top + 1].type != G_END) /* else a tail call */
+		f[m++] = top + 1;
+	int rc = 0;
+	for (size_t a = 0; !rc && a < r->n_alts; a++) {
+		f[m] = r->alts[a];
+		rc = wexpand(w, f, m + 1, depth + 1);
+	}
+	f[n - 1] = top;
+	return rc;
+}
+
+static int wlevel_open(struct llm_gwalk *w)
+{
+	int rc = grow((void **)&w->lv, &w->cap_lv, w->n_lv + 1, sizeof *w->lv);
+	if (!rc)
+		w->lv[w->n_lv++] = (struct wlevel){ w->n_sk, w->n_fr };
+	return rc;
+}
+
+/* Drops the top level and everything it holds. */
+static void wlevel_cut(struct llm_gwalk *w)
+{
+	struct wlevel l = w->lv[--w->n_lv];
+	w->n_sk = l.sk0;
+	w->n_fr = l.fr0;
+}
+
+int llm_gwalk_start(struct llm_gwalk *w, const struct llm_gstate *s)
+{
+	w->n_fr = w->n_sk = w->n_lv = 0;
+	int rc = wlevel_open(w);
+	for (size_t i = 0; !rc && i < s->n; i++)
+		rc = wadd(w, s->s[i].f, s->s[i].n);
+	if (rc)
+		w->n_fr = w->n_sk = w->n_lv = 0;
+	return rc;
+}
+
+int llm_gwalk_push(struct llm_gwalk *w, uint32_t cp)
+{
+	const struct llm_grammar *g = w->g;
+	if (!w->n_lv)
+		return tk_errf(TK_ESTATE, "grammar: walker not started");
+	size_t s0 = w->lv[w->n_lv - 1].sk0, s1 = w->n_sk;
+	/* the cheap refusal first: no stack's top takes cp */
+	bool any = false;
+	for (size_t i = s0; i < s1 && !any; i++) {
+		struct wstack k = w->sk[i];
+		any = k.n && set_has(&g->sets[g->els[w->fr[k.off + k.n - 1]].v], cp);
+	}
+	if (!any)
+		return TK_EINVAL;
+	int rc = wlevel_open(w);
+	if (rc)
+		return rc;
+	for (size_t i = s0; !rc && i < s1; i++) {
+		struct wstack k = w->sk[i]; /* a copy: sk may move as it grows */
+		if (!k.n)
+			continue;
+		uint32_t top = w->fr[k.off + k.n - 1];
+		if (!set_has(&g->sets[g->els[top].v], cp))
+			continue;
+		memcpy(w->scratch, w->fr + k.off, k.n * sizeof *w->fr);
+		w->scratch[k.n - 1] = top + 1;
+		rc = wexpand(w, w->scratch, k.n, 0);
+	}
+	if (!rc && w->n_sk == w->lv[w->n_lv - 1].sk0)
+		rc = TK_EINVAL;
+	if (rc)
+		wlevel_cut(w);
+	return rc;
+}
+
+void llm_gwalk_pop(struct llm_gwalk *w)
+{
+	if (w->n_lv > 1)
+		wlevel_cut(w);
+}
+
+/* Conservative: a negated set is taken to meet any range unless one of its
+ * ranges covers all of it. */
+static bool set_meets(const struct gset *s, uint32_t lo, uint32_t hi)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		uint32_t a = s->r[2 * i], b = s->r[2 * i + 1];
+		if (s->neg && a <= lo && hi <= b)
+			return false;
+		if (!s->neg && a <= hi && lo <= b)
+			return true;
+	}
+	return s->neg;
+}
+
+bool llm_gwalk_may(const struct llm_gwalk *w, uint32_t lo, uint32_t hi)
+{
+	const struct llm_grammar *g = w->g;
+	if (!w->n_lv)
+		return false;
+	for (size_t i = w->lv[w->n_lv - 1].sk0; i < w->n_sk; i++) {
+		struct wstack k = w->sk[i];
+		if (k.n && set_meets(&g->sets[g->els[w->fr[k.off + k.n - 1]].v], lo, hi))
+			return true;
+	}
+	return false;
+}
+
+bool llm_gwalk_accepts(const struct llm_gwalk *w)
+{
+	if (!w->n_lv)
+		return false;
+	for (size_t i = w->lv[w->n_lv - 1].sk0; i < w->n_sk; i++)
+		if (!w->sk[i].n)
+			return true;
+	return false;
+}
