@@ -5,7 +5,7 @@
  * counts. Prints numbers only.
  *
  *   bench_pack [TYPE] [--shape N_INxN_OUT]... [--nc LIST] [--mib MIB]
- *              [--reps N] [--ref]
+ *              [--reps N] [--cpu] [--ref]
  *
  *   TYPE     q8_0 (default), f16, q4_k, q6_k: the weight type
  *   --shape  n_in x n_out; repeatable; default the llama-1.1B products:
@@ -17,6 +17,8 @@
  *            (default 128), so decode reads them from DRAM as the engine
  *            does, not from cache
  *   --reps   timed passes per case, the best kept (default 5)
+ *   --cpu    time with the thread's CPU clock instead of the wall clock
+ *            (for a machine busy with other jobs)
  *   --ref    pack with the reference layout and gemm (tk_pack_traits_ref)
  *            instead of the active CPU's (the default; falls back to the
  *            reference when the active table has none, and says so)
@@ -37,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_SHAPES 8
 #define MAX_NC 16
@@ -56,8 +59,18 @@ struct copy {
 	unsigned char *rows, *groups;
 };
 
+static bool use_cpu_time; /* --cpu */
+
+/* Wall time, or with --cpu this thread's CPU time: on a machine shared with
+ * other jobs the wall time counts their time slices too, CPU time does not
+ * (cache and memory contention still show). */
 static double now_s(void)
 {
+	if (use_cpu_time) {
+		struct timespec ts;
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+		return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	}
 	return (double)tk_time_mono_ns() / 1e9;
 }
 
@@ -76,7 +89,7 @@ static double pass(const struct copy *cp, int n_copies, bool packed, float *y, c
 static int usage(void)
 {
 	fprintf(stderr, "usage: bench_pack [q8_0|f16|q4_k|q6_k] [--shape N_INxN_OUT]... "
-			"[--nc 1,2,4,8,64] [--mib 128] [--reps 5] [--ref]\n");
+			"[--nc 1,2,4,8,64] [--mib 128] [--reps 5] [--cpu] [--ref]\n");
 	return 2;
 }
 
@@ -91,6 +104,8 @@ int main(int argc, char **argv)
 		const char *a = argv[i];
 		if (!strcmp(a, "--ref")) {
 			ref = true;
+		} else if (!strcmp(a, "--cpu")) {
+			use_cpu_time = true;
 		} else if (!strcmp(a, "--shape") && i + 1 < argc && n_shapes < MAX_SHAPES) {
 			long long ni, no;
 			if (sscanf(argv[++i], "%lldx%lld", &ni, &no) != 2 || ni < 1 || no < 1 ||
@@ -151,7 +166,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	printf("bench_pack %s: layout %s, gemm %s; 1 thread, best of %d, weights cycled over "
-	       "~%ld MiB\n", tk_type_name(type), pt->name, which, reps, mib);
+	       "~%ld MiB, %s time\n", tk_type_name(type), pt->name, which, reps, mib,
+	       use_cpu_time ? "CPU" : "wall");
 	printf("%-11s %4s %9s %9s %9s %9s %7s %9s\n", "shape", "nc", "file GB/s", "pack GB/s",
 	       "file GMAC", "pack GMAC", "speedup", "rel diff");
 	for (int s = 0; s < n_shapes; s++) {

@@ -469,7 +469,9 @@ int engine_lora_merge_write(const char *model_path, const struct engine_lora_use
 	int rc = 0;
 	struct tk_gguf_writer *w = NULL;
 	struct merge_job j = { 0 };
-	struct engine_model *m = engine_model_load(model_path);
+	/* the merge reads the file rows only: no packed copies (model.h) */
+	const struct engine_model_params mp = { .repack = ENGINE_REPACK_OFF };
+	struct engine_model *m = engine_model_load_params(model_path, &mp);
 	if (!m)
 		return tk_err_last() < 0 ? tk_err_last() : TK_EIO;
 	j.m = m;

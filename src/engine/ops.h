@@ -123,7 +123,9 @@ const void *engine_op_matmul_prepare(const struct engine_weight *w, const float 
  * is correct; splitting at multiples of TK_PACK_ROWS (which are multiples of
  * TK_TILE_MAX) keeps every output identical to one thread's. */
 #define ENGINE_MM_CHUNK_BYTES (64 * 1024)
+#ifndef ENGINE_MM_PACK_CHUNK_BYTES /* -D overrides it, for measuring */
 #define ENGINE_MM_PACK_CHUNK_BYTES (128 * 1024)
+#endif
 void engine_op_matmul_run(float *y, const struct engine_weight *w, const void *xq,
 			  int32_t n_tok, int64_t row_begin, int64_t row_end);
 
