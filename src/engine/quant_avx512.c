@@ -316,6 +316,7 @@ void tk_quant_avx512_install(struct tk_type_traits *tab)
 	tab[TK_TYPE_Q8_0].pack = &tk_pack_q8_0_avx512;
 	tab[TK_TYPE_Q4_0].vec_dot = q4_0_vec_dot_avx512;
 	tab[TK_TYPE_Q4_0].vec_dot_tile = q4_0_tile_avx512;
+	tab[TK_TYPE_Q4_K].pack = &tk_pack_q4_k_avx512;
 	tab[TK_TYPE_Q6_K].pack = &tk_pack_q6_k_avx512;
 	tab[TK_TYPE_F16].vec_dot_tile = f16_tile_avx512;
 	if (tk_cpu_features()->avx512bf16) {
