@@ -44,6 +44,7 @@
 #include "core/err.h"
 #include "engine/fp16.h"
 #include "engine/quant.h"
+#include "engine/quant_pack.h"
 #include "obs/log.h"
 
 #include <math.h>
@@ -270,14 +271,17 @@ static void mm_task(void *arg, int ith, int nth)
 	struct mm_job *j = arg;
 	for (int i = 0; i < j->n_w; i++) {
 		int64_t b, e;
-		engine_pool_split(j->w[i]->n_out, ith, nth, TK_TILE_MAX, &b, &e);
+		/* splits at whole packed groups (TK_PACK_ROWS, a multiple of
+		 * TK_TILE_MAX): packed weights run whole groups on every thread,
+		 * and every output equals the one-thread result */
+		engine_pool_split(j->w[i]->n_out, ith, nth, TK_PACK_ROWS, &b, &e);
 		if (e > b)
 			engine_op_matmul_run(j->y[i], j->w[i], j->xq, j->n_tok, b, e);
 	}
 	if (j->silu) {
 		int64_t b, e;
 		const int64_t n_out = j->w[0]->n_out;
-		engine_pool_split(n_out, ith, nth, TK_TILE_MAX, &b, &e);
+		engine_pool_split(n_out, ith, nth, TK_PACK_ROWS, &b, &e); /* as above */
 		for (int32_t t = 0; t < j->n_tok && e > b; t++)
 			engine_op_silu_mul(j->y[0] + (size_t)t * (size_t)n_out + (size_t)b,
 					   j->y[1] + (size_t)t * (size_t)n_out + (size_t)b, e - b);
