@@ -30,7 +30,8 @@
  *   [x += tmp;] h = rmsnorm(x)      tokens split over threads
  *   q, k, v = W h                   one dispatch, rows of each weight split
  *   bias, rope, cache store         tokens split
- *   attention                       (token, KV head) pairs dealt round-robin
+ *   attention                       (run of tokens, KV head) tasks taken from
+ *                                   a shared counter, longest first
  *   tmp = Wo att                    rows split
  *   x += tmp; h = rmsnorm(x)        tokens split
  *   gate, up = W h; silu(gate)*up   one dispatch; each thread applies SiLU to
@@ -42,12 +43,14 @@
 #include "engine/context.h"
 
 #include "core/err.h"
+#include "engine/attn_simd.h"
 #include "engine/fp16.h"
 #include "engine/quant.h"
 #include "engine/quant_pack.h"
 #include "obs/log.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,8 +129,7 @@ struct engine_ctx *engine_ctx_new(const struct engine_model *m,
 	c->kv_dim = hp->n_head_kv * hp->head_dim;
 	c->q_dim = hp->n_head * hp->head_dim;
 	c->kv_esz = p.kv_type == ENGINE_KV_F32 ? sizeof(float) : sizeof(uint16_t);
-	c->att_scratch_floats = engine_op_attention_scratch(hp->n_head, hp->n_head_kv,
-							    hp->head_dim);
+	c->att_scratch_floats = engine_attn_scratch(hp->n_head, hp->n_head_kv, hp->head_dim);
 
 	/* the largest encoded activation row over every weight's input width
 	 * (layers may differ in type: mixed quantizations) */
@@ -526,30 +528,68 @@ static void rope_task(void *arg, int ith, int nth)
 	}
 }
 
-/* attention of each (token, KV head) pair over its sequence's positions
- * 0..its own; pairs dealt round-robin (later tokens cost more) */
+/* Attention of each token over its sequence's positions 0..its own, in
+ * runs: up to per_call consecutive tokens of one sequence at consecutive
+ * positions go to one engine_attn_tokens() call per KV head (the SIMD
+ * variants convert each K/V block once for all of them). Tasks are (run, KV
+ * head) pairs, the last run first (later tokens see more positions), taken
+ * from a shared counter so that a thread slowed by other work on the
+ * machine delays no one. */
 struct att_job {
 	struct engine_ctx *c;
-	int32_t il, n;
+	int32_t il, n, per_call, n_runs;
 	float scale;
+	atomic_int next; /* the next task to take */
 };
+
+/* Token t continues the run of token t - 1. */
+static bool att_continues(const struct engine_ctx *c, int32_t t)
+{
+	return t > 0 && c->tok_seq[t] == c->tok_seq[t - 1] &&
+	       c->tok_pos[t] == c->tok_pos[t - 1] + 1;
+}
+
+/* Runs of tokens 0..n-1 (each at most per_call long); with want >= 0 also
+ * run number want's first token and length. */
+static int32_t att_runs(const struct engine_ctx *c, int32_t n, int32_t per_call, int32_t want,
+			int32_t *t0, int32_t *nt)
+{
+	int32_t runs = 0, start = 0;
+	for (int32_t t = 1; t <= n; t++) {
+		if (t < n && att_continues(c, t) && t - start < per_call)
+			continue;
+		if (runs == want) {
+			*t0 = start;
+			*nt = t - start;
+		}
+		runs++;
+		start = t;
+	}
+	return runs;
+}
 
 static void att_task(void *arg, int ith, int nth)
 {
+	(void)nth;
 	struct att_job *j = arg;
 	struct engine_ctx *c = j->c;
 	const struct engine_hparams *hp = &c->m->hp;
 	float *scratch = c->att_scratch + (size_t)ith * c->att_scratch_floats;
-	const int64_t n_task = (int64_t)j->n * hp->n_head_kv;
-	for (int64_t i = ith; i < n_task; i += nth) {
-		const int32_t t = (int32_t)(i / hp->n_head_kv), hk = (int32_t)(i % hp->n_head_kv);
-		const size_t off = cache_off(c, j->il, c->tok_seq[t]);
-		engine_op_attention_blocked(c->att_out + (size_t)t * (size_t)c->q_dim,
-					    c->q + (size_t)t * (size_t)c->q_dim,
-					    (const char *)c->k_cache + off,
-					    (const char *)c->v_cache + off, c->p.kv_type,
-					    c->tok_pos[t] + 1, hp->n_head, hp->n_head_kv,
-					    hp->head_dim, j->scale, hk, scratch);
+	const int64_t n_task = (int64_t)j->n_runs * hp->n_head_kv;
+	for (;;) {
+		const int64_t i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+		if (i >= n_task)
+			break;
+		const int32_t run = j->n_runs - 1 - (int32_t)(i / hp->n_head_kv);
+		const int32_t hk = (int32_t)(i % hp->n_head_kv);
+		int32_t t0 = 0, nt = 1;
+		att_runs(c, j->n, j->per_call, run, &t0, &nt);
+		const size_t off = cache_off(c, j->il, c->tok_seq[t0]);
+		engine_attn_tokens(c->att_out + (size_t)t0 * (size_t)c->q_dim,
+				   c->q + (size_t)t0 * (size_t)c->q_dim,
+				   (const char *)c->k_cache + off, (const char *)c->v_cache + off,
+				   c->p.kv_type, c->tok_pos[t0], nt, hp->n_head, hp->n_head_kv,
+				   hp->head_dim, j->scale, hk, scratch);
 	}
 }
 
@@ -570,6 +610,11 @@ static void forward_batch(struct engine_ctx *c, const int32_t *tokens, int32_t n
 		et->to_float((const char *)m->tok_embd.data +
 			     (size_t)tokens[t] * m->tok_embd.row_bytes,
 			     c->x + (size_t)t * (size_t)E, E);
+	/* attention runs (att_task); the reference takes one token a call */
+	const int32_t att_per_call = engine_attn_isa_active() == ENGINE_ATTN_ISA_REF
+					     ? 1
+					     : engine_attn_tokens_per_call(hp->n_head, hp->n_head_kv);
+	const int32_t att_n_runs = att_runs(c, n, att_per_call, -1, NULL, NULL);
 
 	for (int32_t il = 0; il < hp->n_layer; il++) {
 		const struct engine_layer *L = &m->layers[il];
@@ -585,9 +630,11 @@ static void forward_batch(struct engine_ctx *c, const int32_t *tokens, int32_t n
 		struct rope_job rj = { .c = c, .L = L, .il = il, .n = n };
 		ctx_par(c, n, 4, rope_task, &rj);
 		/* attention of each token over positions 0..its own (causal) */
-		struct att_job aj = { .c = c, .il = il, .n = n,
+		struct att_job aj = { .c = c, .il = il, .n = n, .per_call = att_per_call,
+				      .n_runs = att_n_runs,
 				      .scale = 1.0f / sqrtf((float)hp->head_dim) };
-		ctx_par(c, (int64_t)n * hp->n_head_kv, 1, att_task, &aj);
+		atomic_init(&aj.next, 0);
+		ctx_par(c, (int64_t)att_n_runs * hp->n_head_kv, 1, att_task, &aj);
 		/* tmp = Wo att_out: [n][n_embd]; x += tmp; h = rmsnorm(x) * ffn_norm */
 		const struct engine_weight *wo = &L->wo;
 		const enum engine_lora_slot wo_s = ENGINE_LORA_O;
