@@ -327,7 +327,22 @@ struct pack_job {
 	const int64_t *first;      /* [n] */
 	size_t n;
 	int64_t total;
+	bool drop; /* drop the file pages of packed rows (a file mapping) */
 };
+
+/* Drops the whole pages inside [p, p + bytes) of the file mapping from this
+ * process (read back from the file if touched again). */
+static void drop_file_pages(const void *p, size_t bytes)
+{
+	const long pg = sysconf(_SC_PAGESIZE);
+	if (pg <= 0)
+		return;
+	const uintptr_t a = (uintptr_t)p, z = a + bytes;
+	const uintptr_t pa = (a + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg;
+	const uintptr_t pz = z / (uintptr_t)pg * (uintptr_t)pg;
+	if (pz > pa)
+		(void)madvise((void *)pa, pz - pa, MADV_DONTNEED); /* advice only */
+}
 
 static void pack_task(void *arg, int ith, int nth)
 {
@@ -342,10 +357,16 @@ static void pack_task(void *arg, int ith, int nth)
 		if (lo >= e)
 			break;
 		const int64_t g0 = b > lo ? b : lo, g1 = e < hi ? e : hi;
+		const size_t span = TK_PACK_ROWS * w->row_bytes; /* file bytes of a group */
 		for (int64_t g = g0 - lo; g < g1 - lo; g++)
 			w->pack->pack(j->dst[i] + (size_t)g * w->group_bytes,
-				      (const char *)w->data + (size_t)g * TK_PACK_ROWS * w->row_bytes,
-				      w->row_bytes, w->n_in);
+				      (const char *)w->data + (size_t)g * span, w->row_bytes, w->n_in);
+		/* this thread's rows, done: their inner pages belong to no other
+		 * thread's range, and dropping them now keeps the peak resident
+		 * memory near one copy of the weights instead of two */
+		if (j->drop)
+			drop_file_pages((const char *)w->data + (size_t)(g0 - lo) * span,
+					(size_t)(g1 - g0) * span);
 	}
 }
 
@@ -354,21 +375,6 @@ static double now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* Drops the whole pages of the packed file rows of w from this process's
- * mapping (read back from the file if touched again). */
-static void drop_file_pages(const struct engine_weight *w)
-{
-	const long pg = sysconf(_SC_PAGESIZE);
-	if (pg <= 0)
-		return;
-	const uintptr_t a = (uintptr_t)w->data;
-	const uintptr_t z = a + (uintptr_t)w->n_packed * (uintptr_t)w->row_bytes;
-	const uintptr_t pa = (a + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg;
-	const uintptr_t pz = z / (uintptr_t)pg * (uintptr_t)pg;
-	if (pz > pa)
-		(void)madvise((void *)pa, pz - pa, MADV_DONTNEED); /* advice only */
 }
 
 /* Makes the packed copies (model.h). A weight that cannot be packed (no
@@ -439,7 +445,9 @@ static void pack_weights(struct engine_model *m, const struct engine_model_param
 		dst[i] = (unsigned char *)buf + (uintptr_t)dst[i];
 		ws[i]->packed = dst[i];
 	}
-	struct pack_job job = { .ws = ws, .dst = dst, .first = first, .n = n, .total = total };
+	const bool mapped = tk_gguf_is_mapped(m->gguf);
+	struct pack_job job = { .ws = ws, .dst = dst, .first = first, .n = n, .total = total,
+				.drop = mapped };
 	int nth = p->n_threads > 0 ? p->n_threads : engine_default_threads();
 	if (nth > ENGINE_POOL_MAX_THREADS)
 		nth = ENGINE_POOL_MAX_THREADS;
@@ -447,9 +455,9 @@ static void pack_weights(struct engine_model *m, const struct engine_model_param
 		engine_pool_run(pool, pack_task, &job);
 	else
 		pack_task(&job, 0, 1); /* one thread, or no pool: pack on the caller */
-	const bool mapped = tk_gguf_is_mapped(m->gguf);
+	/* the pages straddling two threads' ranges, now that all are done */
 	for (size_t i = 0; mapped && i < n; i++)
-		drop_file_pages(ws[i]);
+		drop_file_pages(ws[i]->data, (size_t)ws[i]->n_packed * ws[i]->row_bytes);
 	m->n_packed = (int32_t)n;
 	m->pack_ms = now_ms() - t0;
 	tk_logf(TK_LOG_INFO, "engine",
