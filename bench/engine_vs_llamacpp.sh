@@ -2,9 +2,18 @@
 # engine_vs_llamacpp.sh — Tanuki's engine (`tanuki bench`) and llama.cpp's
 # llama-bench side by side on the same GGUF files, same thread count, in one
 # run, interleaved file by file so both see the same machine state. Prints
-# one table (pp, tg, the ratio to llama.cpp, the bandwidth roofline of tg,
-# aggregate tg with several sequences) and keeps every raw record. Prints
-# numbers only; it never fails on speed.
+# one table (pp, tg, the ratio to llama.cpp, the bandwidth roofline of tg
+# and each engine's % of it, aggregate tg with several sequences) and keeps
+# every raw record. Prints numbers only; it never fails on speed.
+#
+# Roofline: for each file, `tanuki bench --membw` measures the read
+# bandwidth right after Tanuki's runs, before llama-bench's (so the probe
+# runs between the two engines' tg); roofline t/s = that best bandwidth /
+# the bytes one decode step reads (tanuki's bytes_per_token: the weights,
+# one embedding row, K/V at the tg run's mean position — the same for
+# llama.cpp, whose tg reads the same file with the same f16 KV cache).
+# Each engine's "% roof" is its tg t/s / roofline t/s; over 100% would mean
+# the probe is no ceiling (see docs/benchmarks.md, "Read bandwidth probe").
 #
 #   bench/engine_vs_llamacpp.sh [TANUKI_BIN]
 #
@@ -167,7 +176,7 @@ def load(p):
     except Exception: return None
 def fmt(m, sd): return "%.2f ± %.2f" % (m, sd) if m is not None else "-"
 def ratio(a, b): return "%.2fx" % (a / b) if a and b else "-"
-rows, seqrows, bw = [], [], None
+rows, seqrows, bws = [], [], []
 for name in models:
     for t in types:
         tk = load(os.path.join(res, f"{name}-{t}.tanuki.json")) or {}
@@ -176,24 +185,34 @@ for name in models:
         ltg = next((r for r in ll if r.get("n_gen", 0) > 0 and r.get("n_prompt", 0) == 0), {})
         pp, tg = tk.get("pp", {}), tk.get("tg", {})
         roof = tk.get("roofline", {})
-        if "membw" in tk: bw = tk["membw"]
+        bw = tk.get("membw")
+        if bw: bws.append((name, t, bw))
+        rtps = roof.get("tokens_per_s")
+        def pct(x): return "%.0f%%" % (100.0 * x / rtps) if x and rtps else "-"
         rows.append([name, t, "%.0f" % (tk["size_bytes"] / 2**20) if "size_bytes" in tk else "-",
                      fmt(pp.get("mean"), pp.get("stddev", 0)), fmt(lpp.get("avg_ts"), lpp.get("stddev_ts", 0)),
                      ratio(pp.get("mean"), lpp.get("avg_ts")),
                      fmt(tg.get("mean"), tg.get("stddev", 0)), fmt(ltg.get("avg_ts"), ltg.get("stddev_ts", 0)),
                      ratio(tg.get("mean"), ltg.get("avg_ts")),
-                     "%.1f" % roof["tokens_per_s"] if roof else "-",
-                     "%.0f%%" % roof["achieved_pct"] if roof else "-"])
+                     "%.1f" % bw["best_gbps"] if bw else "-",
+                     "%.1f" % rtps if rtps else "-",
+                     pct(tg.get("mean")), pct(ltg.get("avg_ts"))])
         if tk.get("seqs"):
             base = tk["seqs"][0]["mean"]
             seqrows.append([name, t] + ["%d: %.2f (%.2fx)" % (s["n_seq"], s["mean"], s["mean"] / base) for s in tk["seqs"]])
 hdr = ["model", "type", "MiB", f"tanuki pp{np_}", f"llama.cpp pp{np_}", "pp ratio",
-       f"tanuki tg{ng}", f"llama.cpp tg{ng}", "tg ratio", "roofline t/s", "tg/roof"]
+       f"tanuki tg{ng}", f"llama.cpp tg{ng}", "tg ratio", "GB/s", "roofline t/s",
+       "tanuki % roof", "llama.cpp % roof"]
 print()
 print("| " + " | ".join(hdr) + " |")
 print("|" + "|".join("---" for _ in hdr) + "|")
 for r in rows: print("| " + " | ".join(r) + " |")
-if bw: print(f"\nread bandwidth (membw, {bw['threads']} threads, {bw['bytes'] >> 20} MiB): best {bw['best_gbps']:.2f} GB/s, mean {bw['mean_gbps']:.2f} GB/s (last run)")
+if bws:
+    b0 = bws[0][2]
+    print(f"\nread bandwidth per file (GB/s column: the best; `tanuki bench --membw`, {b0.get('method', 'plain')}, "
+          f"{b0.get('streams', 1)} streams, prefetch {b0.get('prefetch_bytes', 0)}, {b0['threads']} threads, "
+          f"{b0['bytes'] >> 20} MiB), best / mean:")
+    print("  " + "; ".join(f"{n} {t} {b['best_gbps']:.2f} / {b['mean_gbps']:.2f}" for n, t, b in bws))
 if seqrows:
     print(f"\naggregate tg{ng} with N sequences decoded together, t/s (x of 1 sequence):")
     for r in seqrows: print("| " + " | ".join(r) + " |")
