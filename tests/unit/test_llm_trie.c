@@ -229,7 +229,6 @@ static void follow_doc(struct vocab *v, const struct llm_grammar *g, const char 
 
 static const char *const vocab_files[][2] = {
 	{ "tiny-llama", "models/tiny-llama-f32.gguf" },
-	{ "tiny-qwen2", "models/tiny-qwen2-f32.gguf" },
 	{ "llama-spm", "vocab/ggml-vocab-llama-spm.gguf" },
 	{ "gpt-2", "vocab/ggml-vocab-gpt-2.gguf" },
 	{ "phi-3", "vocab/ggml-vocab-phi-3.gguf" },
@@ -237,6 +236,41 @@ static const char *const vocab_files[][2] = {
 	{ "deepseek-coder", "vocab/ggml-vocab-deepseek-coder.gguf" },
 };
 #define N_VOCABS (sizeof vocab_files / sizeof vocab_files[0])
+
+/* Complete, valid UTF-8 (no overlongs, surrogates or code points past
+ * U+10FFFF), checked independently of the matcher. */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		unsigned c = s[i];
+		size_t k;
+		uint32_t cp, min;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if (c >= 0xC2 && c <= 0xDF) {
+			k = 1, cp = c & 0x1F, min = 0x80;
+		} else if (c >= 0xE0 && c <= 0xEF) {
+			k = 2, cp = c & 0x0F, min = 0x800;
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			k = 3, cp = c & 0x07, min = 0x10000;
+		} else {
+			return false;
+		}
+		if (n - i <= k)
+			return false;
+		for (size_t j = 1; j <= k; j++) {
+			if ((s[i + j] & 0xC0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + j] & 0x3F);
+		}
+		if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+			return false;
+		i += k + 1;
+	}
+	return true;
+}
 
 /* The trie holds every token with a non-empty text exactly once. */
 static void test_shape(void **state)
@@ -275,10 +309,7 @@ static void test_shape(void **state)
 			}
 			if (tk_tokenizer_piece(v.tok, (int32_t)i, 0, &p, &len) || !len)
 				continue;
-			struct llm_gstate *c = llm_gstate_clone(s);
-			assert_non_null(c);
-			want += llm_gstate_advance(c, p, len) == 0;
-			llm_gstate_free(c);
+			want += utf8_valid((const unsigned char *)p, len);
 		}
 		assert_int_equal(n, want);
 		assert_true(n > v.n_vocab / 2);
@@ -328,20 +359,23 @@ static void test_masks_equal(void **state)
 		struct vocab v;
 		vocab_open(&v, vocab_files[f][0], vocab_files[f][1]);
 		/* the big vocabularies cost ~vocabulary x checks per state in the
-		 * per-token reference: look at fewer of their states */
-		size_t stride = v.n_vocab > 4096 ? 8 : 1;
-		int walk = v.n_vocab > 4096 ? 2 : 12;
+		 * per-token reference (seconds under ASan): look at fewer of their
+		 * states — one document per case, every 14th token; the small ones
+		 * every other token */
+		size_t stride = v.n_vocab > 4096 ? 14 : 2;
+		int walk = v.n_vocab > 4096 ? 2 : 8;
 		for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
 			struct llm_grammar *g = cases[c].schema ? schema_grammar(cases[c].schema)
 								: gbnf(cases[c].gbnf);
-			for (size_t d = 0; d < 4 && cases[c].docs[d]; d++)
+			size_t n_docs = v.n_vocab > 4096 ? 1 : 4;
+			for (size_t d = 0; d < n_docs && cases[c].docs[d]; d++)
 				follow_doc(&v, g, cases[c].docs[d], stride, walk, &seed);
 			llm_grammar_free(g);
 		}
 		print_message("%s: %zu tokens, %zu trie nodes, %zu states, %.1f tokens allowed "
 			      "per state\n", v.name, v.n_vocab, llm_trie_n_nodes(v.trie), v.states,
 			      (double)v.allowed / (double)v.states);
-		assert_true(v.states >= 15);
+		assert_true(v.states >= 10);
 		assert_true(v.allowed > v.states); /* not all states allow nothing */
 		vocab_close(&v);
 	}
