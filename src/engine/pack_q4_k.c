@@ -62,37 +62,36 @@ static void scale_min(int j, const unsigned char *q, unsigned *sc, unsigned *m)
 	}
 }
 
-/* Code of element e (0..255) of a file block: qs[32g + l] nibble t for
- * e = 64g + 32t + l. */
-static unsigned file_code(const unsigned char *blk, int e)
-{
-	const unsigned char b = blk[16 + 32 * (e / 64) + e % 32];
-	return (e / 32) % 2 ? (unsigned)b >> 4 : b & 15u;
-}
-
 void tk_pack_q4_k_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
 {
 	const int64_t nb = n / TK_QK_K;
 	const unsigned char *s = src;
 	unsigned char *g = dst;
+	unsigned char code[TK_QK_K]; /* one file block's codes, element order */
 	for (int64_t b = 0; b < nb; b++, g += TK_PQ4K_BYTES) {
 		for (int r = 0; r < TK_PACK_ROWS; r++) {
 			const unsigned char *blk =
 				s + (size_t)r * row_bytes + (size_t)b * Q4K_FILE_BYTES;
 			memcpy(g + TK_PQ4K_D + 2 * r, blk, 2);
 			memcpy(g + TK_PQ4K_DMIN + 2 * r, blk + 2, 2);
+			/* element 64g + 32t + l is qs[32g + l], nibble t */
+			for (int gi = 0; gi < 4; gi++)
+				for (int l = 0; l < 32; l++) {
+					const unsigned char v = blk[16 + 32 * gi + l];
+					code[64 * gi + l] = v & 15u;
+					code[64 * gi + 32 + l] = v >> 4;
+				}
 			for (int j = 0; j < 8; j++) {
 				unsigned sc, m;
 				scale_min(j, blk + 4, &sc, &m);
 				g[TK_PQ4K_SC + 16 * j + r] = (unsigned char)sc;
 				g[TK_PQ4K_M + 16 * j + r] = (unsigned char)m;
+				unsigned char *q = g + TK_PQ4K_Q + 256 * j + 4 * r;
+				const unsigned char *e = code + 32 * j;
 				for (int k = 0; k < 4; k++)
-					for (int i = 0; i < 4; i++) {
-						const int e = 32 * j + 4 * k + i;
-						g[TK_PQ4K_Q + 256 * j + 64 * k + 4 * r + i] =
-							(unsigned char)(file_code(blk, e) |
-									file_code(blk, e + 16) << 4);
-					}
+					for (int i = 0; i < 4; i++)
+						q[64 * k + i] = (unsigned char)(e[4 * k + i] |
+										e[16 + 4 * k + i] << 4);
 			}
 		}
 	}
