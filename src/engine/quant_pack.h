@@ -124,8 +124,22 @@ void tk_act_trailer_fill(int act_type, void *row, int64_t n);
  *     sum += (d * dy) * (float)sumi,
  * the Q6_K vec_dot's exact integers and float steps (results equal it bit
  * for bit); four VPDPBUSD per sub-block for all 16 rows (pack_q6_k.c).
- * The other layouts are documented in their files (pack_q4_k.c,
- * pack_f16.c) and in docs/engine.md ("Packed weights").
+ * q4_kx16 (Q4_K weights, Q8_K activations): for each super-block i in
+ * order, 2368 bytes (16 file blocks + 64):
+ *     d[16], dmin[16]  half scales of rows 0..15 (2 x 32 bytes),
+ *     sc[8][16], m[8][16]  the 6-bit scale and min of sub-block j of row r
+ *                      at 16j + r, one byte each (2 x 128 bytes),
+ *     q[8][4][16][4]   sub-block j, chunk k = 0..3, row r, byte b = 0..3:
+ *                      low nibble the code of element 32j + 4k + b, high
+ *                      nibble that of element 32j + 16 + 4k + b.
+ * Per row, super-block and column (the Q4_K vec_dot's integers and float
+ * steps; results equal it bit for bit),
+ *     isum = sum_j sc_j * sum_{e in j} q_e * y_e,
+ *     msum = sum_j m_j * (bsums[2j] + bsums[2j + 1]),
+ *     sum += (d * dy) * (float)isum - (dmin * dy) * (float)msum;
+ * eight VPDPBUSD per sub-block for all 16 rows (pack_q4_k.c).
+ * The other layouts are documented in their files (pack_f16.c) and in
+ * docs/engine.md ("Packed weights").
  * --------------------------------------------------------------------- */
 
 extern const struct tk_pack_traits tk_pack_q8_0_ref;
