@@ -78,11 +78,15 @@ static void q8_0x16_gemm_ref(int64_t n, float *out, size_t ldo, const void *grou
 			const float dy = rd_half(yb);
 			const int32_t sb = rd_i32(sums + 4 * b);
 			for (int r = 0; r < TK_PACK_ROWS; r++) {
-				int32_t sumi = -128 * sb;
+				/* modulo 2^32, as VPDPBUSD: no UB whatever the trailer
+				 * holds; a valid row's sum fits int32 by far */
+				uint32_t u = 0u - ((uint32_t)sb << 7);
 				for (int k = 0; k < TK_QK8_0 / 4; k++)
 					for (int i = 0; i < 4; i++)
-						sumi += (int32_t)g[32 + 64 * k + 4 * r + i] *
-							(int32_t)(int8_t)yb[2 + 4 * k + i];
+						u += (uint32_t)((int32_t)g[32 + 64 * k + 4 * r + i] *
+								(int32_t)(int8_t)yb[2 + 4 * k + i]);
+				int32_t sumi;
+				memcpy(&sumi, &u, sizeof sumi);
 				acc[r] += (float)sumi * (rd_half(g + 2 * r) * dy);
 			}
 		}
