@@ -140,4 +140,54 @@ int llm_http_get_json(struct llm_backend *b, const char *who, const char *url, j
 /* Process-wide libcurl initialisation (idempotent, thread-safe). */
 int llm_http_global_init(void);
 
+/* ---- streamed chat calls of the remote backends (llm_stream.c) ---- */
+
+/* Sets the sampling fields both HTTP APIs name alike (temperature, top_p,
+ * top_k, repeat_penalty, seed, stop) on obj, and p->max_tokens under
+ * max_tokens_key ("max_tokens", Ollama's "num_predict"); unset parameters
+ * are left out. obj and p are borrowed. 0 or TK_ENOMEM naming who. */
+int llm_body_set_sampling(json_t *obj, const struct llm_params *p, const char *max_tokens_key,
+			  const char *who);
+
+/* p->json_schema parsed (at most 1 MiB) into *out (a new reference). 0 or
+ * TK_EINVAL naming who. */
+int llm_schema_parse(const struct llm_params *p, const char *who, json_t **out);
+
+/* A streamed reply as a backend's parser fills it: the text, and what the
+ * server said about it. The parser's state embeds one. */
+struct llm_stream {
+	struct llm_acc acc;
+	enum llm_finish finish;                   /* LLM_FINISH_STOP unless told */
+	int64_t prompt_tokens, completion_tokens; /* -1: not reported */
+	char model[256];                          /* the first model name seen */
+};
+
+/* Forgets a partial attempt (before the first and before each retry); the
+ * acc must have been initialised (llm_acc_init). */
+void llm_stream_reset(struct llm_stream *s);
+
+/* Keeps event's string "model" when none is kept yet. event is borrowed. */
+void llm_stream_note_model(struct llm_stream *s, const json_t *event);
+
+/* A backend's wire-format parser for llm_stream_post: lines go to on_line;
+ * is_done says whether the stream ended properly; on_retry forgets a
+ * partial attempt (it should call llm_stream_reset). ud is the parser
+ * state, which holds the llm_stream. */
+struct llm_stream_parser {
+	llm_http_line_fn on_line;
+	bool (*is_done)(void *ud);
+	void (*on_retry)(void *ud);
+	void *ud;
+};
+
+/* POSTs body (serialized, capped at twice max_response_bytes) to base_url
+ * + path with b's key, retry policy (while no text was handed on) and
+ * cancel flag, the reply read by ps; then fills out: attempts, queue time,
+ * and on success finish, usage, model (a copy) and the text (moved out of
+ * s->acc). body, s and ps are borrowed; the caller frees s->acc. 0 or the
+ * call's TK_E*. */
+int llm_stream_post(struct llm_backend *b, const char *base_url, const char *path, json_t *body,
+		    struct llm_stream *s, const struct llm_stream_parser *ps,
+		    const atomic_bool *cancel, struct llm_result *out);
+
 #endif

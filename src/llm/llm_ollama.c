@@ -7,7 +7,9 @@
  * num_ctx, stop) and "keep_alive". Health is GET / then GET /api/tags; the
  * model list comes from /api/tags. Ollama has no GBNF grammar input, so a
  * grammar is TK_EUNSUPPORTED. An adapter maps to an Ollama model (one made
- * from a Modelfile with ADAPTER) through llm.adapter_models.
+ * from a Modelfile with ADAPTER) through llm.adapter_models. The sampling
+ * fields, the POST and the reply's metadata are shared with the OpenAI
+ * backend (llm_stream.c).
  */
 #include "llm/llm_int.h"
 
@@ -50,38 +52,22 @@ static json_t *build_body(const struct llm_backend *b, const struct llm_message 
 		tk_errf(TK_EINVAL, "ollama: model name is not valid UTF-8 (or out of memory)");
 		return NULL;
 	}
-	const struct llm_sampling *s = &p->sampling;
-	int bad = 0;
-	if (s->temperature >= 0)
-		bad |= json_object_set_new(opts, "temperature", json_real(s->temperature));
-	if (s->top_p > 0)
-		bad |= json_object_set_new(opts, "top_p", json_real(s->top_p));
-	if (s->top_k > 0)
-		bad |= json_object_set_new(opts, "top_k", json_integer(s->top_k));
-	if (s->repeat_penalty > 0)
-		bad |= json_object_set_new(opts, "repeat_penalty", json_real(s->repeat_penalty));
-	if (p->max_tokens > 0)
-		bad |= json_object_set_new(opts, "num_predict", json_integer(p->max_tokens));
-	if (p->has_seed)
-		bad |= json_object_set_new(opts, "seed",
-					   json_integer((json_int_t)(p->seed & INT64_MAX)));
+	/* options owns the sampling fields; body owns options from here */
+	int bad = json_object_set_new(body, "options", opts);
+	if (bad || llm_body_set_sampling(opts, p, "num_predict", "ollama")) {
+		json_decref(body);
+		if (bad)
+			tk_errf(TK_ENOMEM, "ollama: out of memory building the request");
+		return NULL;
+	}
 	if (b->opt.num_ctx > 0)
 		bad |= json_object_set_new(opts, "num_ctx", json_integer(b->opt.num_ctx));
-	if (p->n_stop) {
-		json_t *stop = json_array();
-		for (size_t i = 0; stop && i < p->n_stop; i++)
-			if (json_array_append_new(stop, json_string(p->stop[i])))
-				bad = 1;
-		bad |= json_object_set_new(opts, "stop", stop);
-	}
-	bad |= json_object_set_new(body, "options", opts);
 	if (b->opt.keep_alive)
 		bad |= json_object_set_new(body, "keep_alive", json_string(b->opt.keep_alive));
 	if (p->json_schema) {
 		json_t *schema;
-		if (tk_json_parse(p->json_schema, strlen(p->json_schema), 1u << 20, &schema)) {
+		if (llm_schema_parse(p, "ollama", &schema)) {
 			json_decref(body);
-			tk_err_wrap(TK_EINVAL, "ollama: json_schema");
 			return NULL;
 		}
 		bad |= json_object_set_new(body, "format", schema);
@@ -96,11 +82,8 @@ static json_t *build_body(const struct llm_backend *b, const struct llm_message 
 
 /* NDJSON parser state of one call. */
 struct nd {
-	struct llm_acc acc;
+	struct llm_stream st; /* text, finish, usage, model */
 	bool done;
-	enum llm_finish finish;
-	int64_t prompt_tokens, completion_tokens;
-	char model[256];
 };
 
 static int nd_line(void *ud, const char *line, size_t len)
@@ -124,16 +107,14 @@ static int nd_line(void *ud, const char *line, size_t len)
 			     json_is_string(err) ? json_string_value(err) : "?");
 		goto out;
 	}
-	const char *model = tk_json_get_str(j, "model", NULL);
-	if (model && !s->model[0])
-		snprintf(s->model, sizeof s->model, "%s", model);
+	llm_stream_note_model(&s->st, j);
 	json_t *msg = json_object_get(j, "message");
 	json_t *content = json_object_get(msg, "content");
 	if (msg && (!json_is_object(msg) || (content && !json_is_string(content)))) {
 		rc = tk_errf(TK_EFORMAT, "ollama: stream line: message.content is not a string");
 		goto out;
 	}
-	if (content && (rc = llm_acc_push(&s->acc, json_string_value(content),
+	if (content && (rc = llm_acc_push(&s->st.acc, json_string_value(content),
 					  json_string_length(content))))
 		goto out;
 	json_t *done = json_object_get(j, "done");
@@ -144,9 +125,9 @@ static int nd_line(void *ud, const char *line, size_t len)
 	if (json_is_true(done)) {
 		s->done = true;
 		const char *reason = tk_json_get_str(j, "done_reason", "stop");
-		s->finish = llm_finish_parse(reason);
-		s->prompt_tokens = tk_json_get_int(j, "prompt_eval_count", -1);
-		s->completion_tokens = tk_json_get_int(j, "eval_count", -1);
+		s->st.finish = llm_finish_parse(reason);
+		s->st.prompt_tokens = tk_json_get_int(j, "prompt_eval_count", -1);
+		s->st.completion_tokens = tk_json_get_int(j, "eval_count", -1);
 	}
 out:
 	json_decref(j);
@@ -161,11 +142,8 @@ static bool nd_done(void *ud)
 static void nd_reset(void *ud)
 {
 	struct nd *s = ud;
-	tk_buf_reset(&s->acc.text);
+	llm_stream_reset(&s->st);
 	s->done = false;
-	s->finish = LLM_FINISH_STOP;
-	s->prompt_tokens = s->completion_tokens = -1;
-	s->model[0] = '\0';
 }
 
 static int ollama_chat(struct llm_backend *b, const struct llm_message *msgs, size_t n,
@@ -182,42 +160,15 @@ static int ollama_chat(struct llm_backend *b, const struct llm_message *msgs, si
 	json_t *body = build_body(b, msgs, n, p, model);
 	if (!body)
 		return tk_err_last() ? tk_err_last() : TK_EINVAL;
-	struct tk_buf url = TK_BUF_INIT(8192), req = TK_BUF_INIT(b->opt.max_response_bytes * 2);
 	struct nd s;
 	memset(&s, 0, sizeof s);
-	llm_acc_init(&s.acc, b, cb, ud);
+	llm_acc_init(&s.st.acc, b, cb, ud);
 	nd_reset(&s);
-	if ((rc = llm_url_join(&url, base_url(b), "/api/chat")))
-		goto out;
-	if ((rc = tk_json_dump(body, false, &req))) {
-		rc = tk_errf(rc, "ollama: request too large");
-		goto out;
-	}
-	struct llm_http_req rq = {
-		.who = "ollama", .method = "POST", .url = url.data, .body = req.data,
-		.api_key = b->opt.api_key, .retry = true, .on_line = nd_line, .ud = &s,
-		.committed = &s.acc.committed, .on_retry = nd_reset, .cancel = cancel,
-		.is_done = nd_done,
-	};
-	struct llm_http_stats st;
-	rc = llm_http_call(b, &rq, &st);
-	out->attempts = st.attempts;
-	out->timings.queue_ms = st.queue_ms;
-	if (rc)
-		goto out;
-	out->finish = s.finish;
-	out->usage.prompt_tokens = s.prompt_tokens;
-	out->usage.completion_tokens = s.completion_tokens;
-	if (s.model[0] && !(out->model = strdup(s.model))) {
-		rc = tk_errf(TK_ENOMEM, "ollama: out of memory");
-		goto out;
-	}
-	rc = llm_acc_finish(&s.acc, out);
-out:
+	const struct llm_stream_parser ps = { .on_line = nd_line, .is_done = nd_done,
+					      .on_retry = nd_reset, .ud = &s };
+	rc = llm_stream_post(b, base_url(b), "/api/chat", body, &s.st, &ps, cancel, out);
 	json_decref(body);
-	tk_buf_free(&url);
-	tk_buf_free(&req);
-	llm_acc_free(&s.acc);
+	llm_acc_free(&s.st.acc);
 	return rc;
 }
 

@@ -8,7 +8,8 @@
  * llama-server, vLLM and OpenRouter (url .../v1 as they document it).
  *
  * Owns nothing beyond the request it builds; the SSE parser state lives on
- * the stack of one call.
+ * the stack of one call. The sampling fields, the POST and the reply's
+ * metadata are shared with the Ollama backend (llm_stream.c).
  */
 #include "llm/llm_int.h"
 
@@ -49,28 +50,11 @@ static json_t *build_body(const struct llm_message *msgs, size_t n, const struct
 		tk_errf(TK_EINVAL, "openai: model name is not valid UTF-8");
 		return NULL;
 	}
-	const struct llm_sampling *s = &p->sampling;
-	int bad = 0;
-	if (s->temperature >= 0)
-		bad |= json_object_set_new(body, "temperature", json_real(s->temperature));
-	if (s->top_p > 0)
-		bad |= json_object_set_new(body, "top_p", json_real(s->top_p));
-	if (s->top_k > 0) /* an extension llama.cpp and vLLM accept */
-		bad |= json_object_set_new(body, "top_k", json_integer(s->top_k));
-	if (s->repeat_penalty > 0)
-		bad |= json_object_set_new(body, "repeat_penalty", json_real(s->repeat_penalty));
-	if (p->max_tokens > 0)
-		bad |= json_object_set_new(body, "max_tokens", json_integer(p->max_tokens));
-	if (p->has_seed)
-		bad |= json_object_set_new(body, "seed", json_integer((json_int_t)(p->seed &
-										 INT64_MAX)));
-	if (p->n_stop) {
-		json_t *stop = json_array();
-		for (size_t i = 0; stop && i < p->n_stop; i++)
-			if (json_array_append_new(stop, json_string(p->stop[i])))
-				bad = 1;
-		bad |= json_object_set_new(body, "stop", stop);
+	if (llm_body_set_sampling(body, p, "max_tokens", "openai")) {
+		json_decref(body);
+		return NULL;
 	}
+	int bad = 0;
 	if (p->grammar) {
 		json_t *g = json_string(p->grammar);
 		if (!g) {
@@ -82,9 +66,8 @@ static json_t *build_body(const struct llm_message *msgs, size_t n, const struct
 	}
 	if (p->json_schema) {
 		json_t *schema;
-		if (tk_json_parse(p->json_schema, strlen(p->json_schema), 1u << 20, &schema)) {
+		if (llm_schema_parse(p, "openai", &schema)) {
 			json_decref(body);
-			tk_err_wrap(TK_EINVAL, "openai: json_schema");
 			return NULL;
 		}
 		json_t *rf = json_pack("{s:s, s:{s:s, s:o, s:b}}", "type", "json_schema",
@@ -101,12 +84,8 @@ static json_t *build_body(const struct llm_message *msgs, size_t n, const struct
 
 /* SSE parser state of one call. */
 struct sse {
-	struct llm_acc acc;
+	struct llm_stream st;   /* text, finish, usage, model */
 	bool done;              /* saw data: [DONE] */
-	bool finished;          /* saw a finish_reason */
-	enum llm_finish finish;
-	int64_t prompt_tokens, completion_tokens;
-	char model[256];
 	struct tk_buf data;     /* data of the event being read (multi-line) */
 };
 
@@ -135,14 +114,12 @@ static int sse_event(struct sse *s)
 		rc = tk_errf(TK_EIO, "openai: the server reported an error mid-stream: %.300s", m);
 		goto out;
 	}
-	const char *model = tk_json_get_str(j, "model", NULL);
-	if (model && !s->model[0])
-		snprintf(s->model, sizeof s->model, "%s", model);
+	llm_stream_note_model(&s->st, j);
 	json_t *usage = json_object_get(j, "usage");
 	if (json_is_object(usage)) {
-		s->prompt_tokens = tk_json_get_int(usage, "prompt_tokens", s->prompt_tokens);
-		s->completion_tokens = tk_json_get_int(usage, "completion_tokens",
-						       s->completion_tokens);
+		s->st.prompt_tokens = tk_json_get_int(usage, "prompt_tokens", s->st.prompt_tokens);
+		s->st.completion_tokens = tk_json_get_int(usage, "completion_tokens",
+							  s->st.completion_tokens);
 	}
 	json_t *choices = json_object_get(j, "choices");
 	if (choices && !json_is_array(choices)) {
@@ -159,14 +136,12 @@ static int sse_event(struct sse *s)
 			goto out;
 		}
 		if (json_is_string(content) &&
-		    (rc = llm_acc_push(&s->acc, json_string_value(content),
+		    (rc = llm_acc_push(&s->st.acc, json_string_value(content),
 				       json_string_length(content))))
 			goto out;
 		const char *fr = tk_json_get_str(c0, "finish_reason", NULL);
-		if (fr) {
-			s->finished = true;
-			s->finish = llm_finish_parse(fr);
-		}
+		if (fr)
+			s->st.finish = llm_finish_parse(fr);
 	}
 out:
 	json_decref(j);
@@ -226,12 +201,9 @@ static bool sse_done(void *ud)
 static void sse_reset(void *ud)
 {
 	struct sse *s = ud;
-	tk_buf_reset(&s->acc.text);
+	llm_stream_reset(&s->st);
 	tk_buf_reset(&s->data);
-	s->done = s->finished = false;
-	s->finish = LLM_FINISH_STOP;
-	s->prompt_tokens = s->completion_tokens = -1;
-	s->model[0] = '\0';
+	s->done = false;
 }
 
 static int openai_chat(struct llm_backend *b, const struct llm_message *msgs, size_t n,
@@ -245,44 +217,17 @@ static int openai_chat(struct llm_backend *b, const struct llm_message *msgs, si
 	json_t *body = build_body(msgs, n, p, model);
 	if (!body)
 		return tk_err_last() ? tk_err_last() : TK_EINVAL;
-	struct tk_buf url = TK_BUF_INIT(8192), req = TK_BUF_INIT(b->opt.max_response_bytes * 2);
 	struct sse s;
 	memset(&s, 0, sizeof s);
-	llm_acc_init(&s.acc, b, cb, ud);
+	llm_acc_init(&s.st.acc, b, cb, ud);
 	tk_buf_init(&s.data, LLM_LINE_MAX);
 	sse_reset(&s);
-	if ((rc = llm_url_join(&url, base_url(b), "/chat/completions")))
-		goto out;
-	if ((rc = tk_json_dump(body, false, &req))) {
-		rc = tk_errf(rc, "openai: request too large");
-		goto out;
-	}
-	struct llm_http_req rq = {
-		.who = "openai", .method = "POST", .url = url.data, .body = req.data,
-		.api_key = b->opt.api_key, .retry = true, .on_line = sse_line, .ud = &s,
-		.committed = &s.acc.committed, .on_retry = sse_reset, .cancel = cancel,
-		.is_done = sse_done,
-	};
-	struct llm_http_stats st;
-	rc = llm_http_call(b, &rq, &st);
-	out->attempts = st.attempts;
-	out->timings.queue_ms = st.queue_ms;
-	if (rc)
-		goto out;
-	out->finish = s.finished ? s.finish : LLM_FINISH_STOP;
-	out->usage.prompt_tokens = s.prompt_tokens;
-	out->usage.completion_tokens = s.completion_tokens;
-	if (s.model[0] && !(out->model = strdup(s.model))) {
-		rc = tk_errf(TK_ENOMEM, "openai: out of memory");
-		goto out;
-	}
-	rc = llm_acc_finish(&s.acc, out);
-out:
+	const struct llm_stream_parser ps = { .on_line = sse_line, .is_done = sse_done,
+					      .on_retry = sse_reset, .ud = &s };
+	rc = llm_stream_post(b, base_url(b), "/chat/completions", body, &s.st, &ps, cancel, out);
 	json_decref(body);
-	tk_buf_free(&url);
-	tk_buf_free(&req);
 	tk_buf_free(&s.data);
-	llm_acc_free(&s.acc);
+	llm_acc_free(&s.st.acc);
 	return rc;
 }
 
