@@ -39,11 +39,53 @@ static double ms_since(int64_t t0)
 	return (double)(tk_time_mono_ns() - t0) / 1e6;
 }
 
-/* Streams text[*shown .. text->len - hold) and advances *shown. */
-static int stream_out(engine_gen_cb cb, void *ud, const struct tk_buf *text, size_t hold,
+int engine_gen_stop_init(struct engine_gen_stop *gs, const struct tk_tokenizer *tok,
+			 const struct engine_gen_params *params)
+{
+	int rc;
+	gs->tok = tok;
+	engine_stop_init(&gs->stop, params->max_tokens);
+	for (size_t i = 0; i < params->n_stop; i++)
+		if ((rc = engine_stop_add_string(&gs->stop, params->stop[i])))
+			return rc;
+	for (size_t i = 0; i < params->n_stop_ids; i++)
+		if ((rc = engine_stop_add_token(&gs->stop, params->stop_ids[i])))
+			return rc;
+	if (tok && ((rc = engine_stop_add_token(&gs->stop, tk_tokenizer_eos(tok))) ||
+		    (rc = engine_stop_add_token(&gs->stop, tk_tokenizer_eot(tok)))))
+		return rc;
+	return 0;
+}
+
+int engine_gen_stop_check(const struct engine_gen_stop *gs, struct tk_tok_stream *stream,
+			  int32_t id, struct tk_buf *text, enum engine_gen_verdict *verdict,
+			  size_t *show)
+{
+	*verdict = ENGINE_GEN_GO;
+	*show = text->len;
+	if (engine_stop_is_token(&gs->stop, id) || (gs->tok && tk_tokenizer_is_eog(gs->tok, id))) {
+		*verdict = ENGINE_GEN_END_TOKEN;
+		return 0;
+	}
+	int rc = stream ? tk_tok_stream_push(stream, id, text)
+			: tk_buf_printf(text, "%s%d", text->len ? " " : "", id);
+	if (rc)
+		return rc;
+	size_t at;
+	if (engine_stop_find_string(&gs->stop, text->data, text->len, &at)) {
+		tk_buf_truncate(text, at);
+		*verdict = ENGINE_GEN_END_STRING;
+		*show = text->len;
+		return 0;
+	}
+	*show = text->len - engine_stop_partial_len(&gs->stop, text->data, text->len);
+	return 0;
+}
+
+/* Streams text[*shown .. upto) and advances *shown. */
+static int stream_out(engine_gen_cb cb, void *ud, const struct tk_buf *text, size_t upto,
 		      size_t *shown)
 {
-	size_t upto = text->len - hold;
 	if (!cb || upto <= *shown)
 		return 0;
 	int rc = cb(ud, text->data + *shown, upto - *shown);
@@ -61,23 +103,13 @@ int engine_generate(struct engine_ctx *ctx, const struct tk_tokenizer *tok,
 	struct engine_sampler *smp = NULL;
 	struct tk_tok_stream *stream = NULL;
 	struct tk_buf text = TK_BUF_INIT(ENGINE_GEN_TEXT_MAX);
-	struct engine_stop stop;
+	struct engine_gen_stop stop;
 
 	if (params->max_tokens < 0 || n_prompt <= 0)
 		return tk_errf(TK_EINVAL, "generate: max_tokens %d, prompt of %d tokens",
 			       params->max_tokens, n_prompt);
-	engine_stop_init(&stop, params->max_tokens);
-	for (size_t i = 0; i < params->n_stop; i++)
-		if ((rc = engine_stop_add_string(&stop, params->stop[i])))
-			return rc;
-	for (size_t i = 0; i < params->n_stop_ids; i++)
-		if ((rc = engine_stop_add_token(&stop, params->stop_ids[i])))
-			return rc;
-	if (tok) {
-		if ((rc = engine_stop_add_token(&stop, tk_tokenizer_eos(tok))) ||
-		    (rc = engine_stop_add_token(&stop, tk_tokenizer_eot(tok))))
-			return rc;
-	}
+	if ((rc = engine_gen_stop_init(&stop, tok, params)))
+		return rc;
 	smp = engine_sampler_new(&params->sampling, m->hp.n_vocab);
 	out->tokens = malloc(((size_t)params->max_tokens + 1) * sizeof *out->tokens);
 	if (!smp || !out->tokens) {
@@ -110,24 +142,21 @@ int engine_generate(struct engine_ctx *ctx, const struct tk_tokenizer *tok,
 			goto out;
 		}
 		engine_sampler_accept(smp, id);
-		if (engine_stop_is_token(&stop, id) || (tok && tk_tokenizer_is_eog(tok, id))) {
+		enum engine_gen_verdict v;
+		size_t show;
+		if ((rc = engine_gen_stop_check(&stop, stream, id, &text, &v, &show)))
+			goto out;
+		if (v == ENGINE_GEN_END_TOKEN) {
 			finish = ENGINE_FINISH_STOP;
 			break;
 		}
 		out->tokens[out->n_tokens++] = id;
-		rc = stream ? tk_tok_stream_push(stream, id, &text)
-			    : tk_buf_printf(&text, "%s%d", out->n_tokens > 1 ? " " : "", id);
-		if (rc)
-			goto out;
-		size_t at;
-		if (engine_stop_find_string(&stop, text.data, text.len, &at)) {
-			tk_buf_truncate(&text, at);
+		if (v == ENGINE_GEN_END_STRING) {
 			finish = ENGINE_FINISH_STOP;
 			cut = true;
 			break;
 		}
-		if (stream_out(cb, ud, &text, engine_stop_partial_len(&stop, text.data, text.len),
-			       &shown)) {
+		if (stream_out(cb, ud, &text, show, &shown)) {
 			finish = ENGINE_FINISH_CANCEL;
 			break;
 		}
@@ -146,7 +175,7 @@ int engine_generate(struct engine_ctx *ctx, const struct tk_tokenizer *tok,
 	if (stream && !cut && (rc = tk_tok_stream_flush(stream, &text)))
 		goto out;
 	if (finish != ENGINE_FINISH_CANCEL)
-		stream_out(cb, ud, &text, 0, &shown);
+		stream_out(cb, ud, &text, text.len, &shown);
 	out->finish = finish;
 	out->text_len = text.len;
 	out->text = tk_buf_detach(&text, NULL);

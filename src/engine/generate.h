@@ -25,6 +25,8 @@
 #include "engine/sampler.h"
 
 struct tk_tokenizer;
+struct tk_tok_stream;
+struct tk_buf;
 
 #define ENGINE_GEN_TEXT_MAX (16u << 20) /* bytes of generated text kept */
 
@@ -77,5 +79,41 @@ int engine_generate(struct engine_ctx *ctx, const struct tk_tokenizer *tok,
 
 /* Frees the result's arrays (the struct itself is the caller's). NULL ok. */
 void engine_gen_result_free(struct engine_gen_result *r);
+
+/* ---- the stop rules, for loops of their own (the embedded backend's
+ * scheduler-driven loop) that must end exactly as engine_generate does ---- */
+
+/* The stop rules of one generation: params' stop strings and stop ids, and
+ * with a tokenizer its EOS/EOT and every end-of-generation id. tok is
+ * borrowed for the generation (may be NULL). */
+struct engine_gen_stop {
+	struct engine_stop stop;
+	const struct tk_tokenizer *tok;
+};
+
+/* Sets up *gs from params (its strings are borrowed for the generation);
+ * 0 or TK_EINVAL / TK_ELIMIT (a bad or too many stop strings). */
+int engine_gen_stop_init(struct engine_gen_stop *gs, const struct tk_tokenizer *tok,
+			 const struct engine_gen_params *params);
+
+enum engine_gen_verdict {
+	ENGINE_GEN_GO,         /* keep the token and go on */
+	ENGINE_GEN_END_TOKEN,  /* an end-of-generation token: not kept, ends */
+	ENGINE_GEN_END_STRING, /* keep the token; the text was cut at a stop
+				* string; ends */
+};
+
+/* One sampled token id through the stop rules. An end-of-generation id:
+ * ENGINE_GEN_END_TOKEN, *text unchanged. Otherwise id's text is appended to
+ * *text — decoded through stream, or the id in decimal (space-separated)
+ * when stream is NULL — and a stop string found in *text cuts it before
+ * the string: ENGINE_GEN_END_STRING. Else ENGINE_GEN_GO. *show gets the
+ * bytes of *text that may be streamed now (the rest could still begin a
+ * stop string; all of it after END_STRING). max_tokens, a full context and
+ * cancelling are the caller's checks. 0, or the decoder's TK_E* (TK_ELIMIT
+ * when *text is full). */
+int engine_gen_stop_check(const struct engine_gen_stop *gs, struct tk_tok_stream *stream,
+			  int32_t id, struct tk_buf *text, enum engine_gen_verdict *verdict,
+			  size_t *show);
 
 #endif

@@ -746,10 +746,11 @@ out:
 	return rc;
 }
 
-/* The plain generation loop, with engine_generate's rules (generate.h):
- * end-of-generation tokens end it (never shown), stop strings cut the text
- * and bytes that could start one are held back from the stream until they
- * cannot, the decode is UTF-8-safe, max_tokens and a full context end it.
+/* The plain generation loop, with engine_generate's rules (generate.h; the
+ * stop checks are its engine_gen_stop_check): end-of-generation tokens end
+ * it (never shown), stop strings cut the text and bytes that could start
+ * one are held back from the stream until they cannot, the decode is
+ * UTF-8-safe, max_tokens and a full context end it.
  * Each token goes through seq_eval, so the scheduler batches this call's
  * steps with the other calls'. The prompt is already in the sequence. */
 static int generate_plain(struct embedded *e, struct slot *s, const struct engine_lora *lora,
@@ -759,17 +760,12 @@ static int generate_plain(struct embedded *e, struct slot *s, const struct engin
 	struct engine_sampler *smp = NULL;
 	struct tk_tok_stream *stream = NULL;
 	struct tk_buf text = TK_BUF_INIT(ENGINE_GEN_TEXT_MAX);
-	struct engine_stop stop;
+	struct engine_gen_stop stop;
 	int rc = 0;
 	memset(out, 0, sizeof *out);
 	out->finish = LLM_FINISH_LENGTH;
-	engine_stop_init(&stop, gp->max_tokens);
-	for (size_t i = 0; i < gp->n_stop; i++)
-		if ((rc = engine_stop_add_string(&stop, gp->stop[i])))
-			return tk_err_wrap(rc, "embedded: stop string %zu", i);
-	if ((rc = engine_stop_add_token(&stop, tk_tokenizer_eos(e->tok))) ||
-	    (rc = engine_stop_add_token(&stop, tk_tokenizer_eot(e->tok))))
-		return tk_err_wrap(rc, "embedded: stop tokens");
+	if ((rc = engine_gen_stop_init(&stop, e->tok, gp)))
+		return tk_err_wrap(rc, "embedded: stop rules");
 	smp = engine_sampler_new(&gp->sampling, e->n_vocab);
 	stream = tk_tok_stream_new(e->tok, 0);
 	out->tokens = malloc(((size_t)gp->max_tokens + 1) * sizeof *out->tokens);
@@ -792,21 +788,20 @@ static int generate_plain(struct embedded *e, struct slot *s, const struct engin
 			goto out;
 		}
 		engine_sampler_accept(smp, id);
-		if (engine_stop_is_token(&stop, id) || tk_tokenizer_is_eog(e->tok, id)) {
+		enum engine_gen_verdict v;
+		size_t upto;
+		if ((rc = engine_gen_stop_check(&stop, stream, id, &text, &v, &upto)))
+			goto out;
+		if (v == ENGINE_GEN_END_TOKEN) {
 			out->finish = LLM_FINISH_STOP;
 			break;
 		}
 		out->tokens[out->n_tokens++] = id;
-		if ((rc = tk_tok_stream_push(stream, id, &text)))
-			goto out;
-		size_t at;
-		if (engine_stop_find_string(&stop, text.data, text.len, &at)) {
-			tk_buf_truncate(&text, at);
+		if (v == ENGINE_GEN_END_STRING) {
 			out->finish = LLM_FINISH_STOP;
 			cut = true;
 			break;
 		}
-		size_t upto = text.len - engine_stop_partial_len(&stop, text.data, text.len);
 		if (upto > shown) {
 			if ((rc = llm_acc_push(acc, text.data + shown, upto - shown)))
 				goto out;
