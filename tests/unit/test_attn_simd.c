@@ -225,7 +225,9 @@ static void check_exp(int isa)
 	printf("# exp %s: max error %.3f ulp (at x = %.9g) over %zu values in [%g, 0]\n",
 	       engine_attn_isa_name(isa), worst, worst_x, n_checked + N,
 	       (double)ENGINE_ATTN_EXP_MIN);
-	assert_true(worst <= 2.0); /* the bound attn_simd.h states */
+	/* an exhaustive sweep of all 1.12e9 floats of [EXP_MIN, 0] (not run
+	 * here: 90 s) measured 0.937 ulp at most (docs/attention.md) */
+	assert_true(worst <= 1.0);
 
 	/* the edges softmax reaches: 0, -inf, below the cutoff, NaN, and a
 	 * length that leaves a partial vector */
@@ -238,7 +240,7 @@ static void check_exp(int isa)
 	assert_true(ye[3] == 0.0f);
 	assert_true(isnan(ye[4]));
 	assert_true(ye[5] == 1.0f);
-	assert_true(ye[6] >= FLT_MIN && ulps(ye[6], exp((double)edge[6])) <= 2.0);
+	assert_true(ye[6] >= FLT_MIN && ulps(ye[6], exp((double)edge[6])) <= 1.0);
 }
 
 static void test_exp(void **state)
