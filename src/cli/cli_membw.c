@@ -309,6 +309,16 @@ size_t membw_default_bytes(void)
 	return b & ~(size_t)(MEMBW_PAGE - 1);
 }
 
+size_t membw_bytes_for(double working_set)
+{
+	double lo = 256.0 * (1u << 20), hi = 2048.0 * (1u << 20);
+	double b = working_set < lo ? lo : working_set > hi ? hi : working_set;
+	size_t phys = phys_bytes();
+	if (phys && b > (double)(phys / 4))
+		b = (double)(phys / 4);
+	return (size_t)b & ~(size_t)(MEMBW_PAGE - 1);
+}
+
 int membw_method_parse(const char *s, enum membw_method *out)
 {
 	if (!strcmp(s, "streams"))

@@ -80,6 +80,14 @@ struct membw_result {
  * most a quarter of the physical memory; whole 4 KiB pages. */
 size_t membw_default_bytes(void);
 
+/* The buffer for the roofline of a decode that reads working_set bytes per
+ * token: that many (so that the probe finds as much of its buffer in the
+ * last-level cache as decode finds of the weights — a larger buffer would
+ * find less and could be beaten by decode), at least 256 MiB, at most
+ * 2 GiB (a smaller buffer than the working set only raises the ceiling)
+ * and a quarter of the physical memory; whole 4 KiB pages. */
+size_t membw_bytes_for(double working_set);
+
 /* "streams" or "plain" -> *out; 0, or TK_EINVAL naming the text. s is
  * borrowed. */
 int membw_method_parse(const char *s, enum membw_method *out);

@@ -45,7 +45,8 @@ static const char usage[] =
 	"                     decode roofline: bandwidth / bytes read per token\n"
 	"                     (weights + the KV cache read at the mean position),\n"
 	"                     and the bandwidth tg achieved as a % of it\n"
-	"  --membw-mib MIB    its buffer (default: 4x the last-level cache, at least\n"
+	"  --membw-mib MIB    its buffer (default: the bytes read per token with\n"
+	"                     --model, else 4x the last-level cache; at least\n"
 	"                     256 MiB, at most 2 GiB)\n"
 	"  --membw-method M   streams (default) or plain (one stream per thread,\n"
 	"                     the earlier probe, which decode can beat)\n"
@@ -687,6 +688,9 @@ int cli_cmd_bench(int argc, char **argv)
 	if (o.membw) {
 		struct membw_opts mo = { .bytes = (size_t)o.membw_mib << 20, .threads = (int)o.threads,
 					 .method = o.membw_method };
+		/* with a model: a buffer the size of what a token reads (membw_bytes_for) */
+		if (!mo.bytes && o.model)
+			mo.bytes = membw_bytes_for(bytes_per_token(&o, &r.mi));
 		if (membw_measure(&mo, &r.bw)) {
 			cli_fail("bench", "--membw");
 			goto out;

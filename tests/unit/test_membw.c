@@ -214,6 +214,18 @@ static void test_method_names(void **state)
 	size_t d = membw_default_bytes();
 	assert_true(d >= MEMBW_MIN_BYTES && d <= (2048u << 20));
 	assert_int_equal(d % 4096, 0);
+	/* the roofline's buffer follows decode's working set, clamped */
+	const size_t mib = 1u << 20, quarter = phys_bytes() / 4;
+	const double sets[] = { 0, 1e6, 300.0 * mib, 700e6 + 123, 1900.0 * mib, 5e9, 1e300 };
+	for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) {
+		size_t b = membw_bytes_for(sets[i]);
+		double want = sets[i] < 256.0 * mib ? 256.0 * mib
+			      : sets[i] > 2048.0 * mib ? 2048.0 * mib : sets[i];
+		if (quarter && want > (double)quarter)
+			want = (double)quarter;
+		assert_int_equal(b % 4096, 0);
+		assert_true((double)b <= want && (double)b > want - 4096);
+	}
 }
 
 int main(void)
