@@ -7,7 +7,7 @@
 #     model's vocabulary and the fixtures' llama-spm and gpt-2;
 #  2. decode speed with and without a grammar / JSON schema, each grammar
 #     case twice, interleaved: masks by the trie (default) and token by token
-#     (TANUKI_GRAMMAR_NO_TRIE=1).
+#     (TANUKI_NO_GRAMMAR_TRIE=1).
 # Prints numbers; never fails on time. Run it under the benchmark lock:
 #   flock -x /tmp/tk-bench.lock bench/llm_grammar.sh BUILD/src/cli/tanuki [MODEL]
 #
@@ -64,5 +64,5 @@ for c in "grammar [a-zA-Z .,]+|--grammar|$T/text.gbnf" \
          "json schema {story}|--json-schema|$T/story.json"; do
   IFS='|' read -r label flag file <<<"$c"
   run "$label, trie" - "$flag" "$file"
-  run "$label, per-token" TANUKI_GRAMMAR_NO_TRIE=1 "$flag" "$file"
+  run "$label, per-token" TANUKI_NO_GRAMMAR_TRIE=1 "$flag" "$file"
 done

@@ -36,7 +36,7 @@
  * after GRAMMAR_LAZY_TRIES the whole vocabulary is masked at once by a walk
  * of the vocabulary trie (llm_trie.h: built once with the tokenizer, shared
  * read-only by every call) together with the grammar; the environment
- * variable TANUKI_GRAMMAR_NO_TRIE=1 masks token by token instead (the
+ * variable TANUKI_NO_GRAMMAR_TRIE=1 masks token by token instead (the
  * reference, for A/B timing).
  *
  * Adapters: with llm.adapter_dir, params.adapter names DIR/<name>.gguf in
@@ -126,7 +126,7 @@ struct embedded {
 	struct tk_tokenizer *tok;
 	struct llm_trie *trie;  /* tok's vocabulary trie (grammar masks);
 				 * immutable, read by every call */
-	bool mask_naive;        /* TANUKI_GRAMMAR_NO_TRIE=1: mask token by
+	bool mask_naive;        /* TANUKI_NO_GRAMMAR_TRIE=1: mask token by
 				 * token (A/B timing) */
 	const char *tmpl;       /* borrowed from the model's GGUF, or NULL */
 	char name[256];
@@ -221,7 +221,7 @@ static int embedded_init(struct llm_backend *b)
 				 "embedded: %s: vocabulary trie", path);
 		goto fail;
 	}
-	const char *no_trie = getenv("TANUKI_GRAMMAR_NO_TRIE");
+	const char *no_trie = getenv("TANUKI_NO_GRAMMAR_TRIE");
 	e->mask_naive = no_trie && !strcmp(no_trie, "1");
 	if (tk_gguf_get_str(e->m->gguf, "tokenizer.chat_template", &e->tmpl, NULL))
 		e->tmpl = NULL;
