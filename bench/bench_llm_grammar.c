@@ -109,6 +109,7 @@ static int bench_one(const char *path, const struct llm_grammar *g)
 	       (narrow.trie_s + open.trie_s) * 1e3 / (double)(narrow.n + open.n),
 	       (narrow.naive_s + open.naive_s) / (narrow.trie_s + open.trie_s), worst_naive * 1e3,
 	       worst_trie * 1e3);
+	fflush(stdout);
 	rc = 0;
 	goto out;
 err:
