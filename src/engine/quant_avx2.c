@@ -45,6 +45,7 @@
 #include "engine/quant_x86.h"
 
 #include "engine/fp16.h"
+#include "engine/quant_pack.h"
 
 #include <immintrin.h>
 #include <string.h>
@@ -662,6 +663,7 @@ void tk_quant_avx2_install(struct tk_type_traits *tab)
 	tab[TK_TYPE_Q8_0].from_float = q8_0_from_float_avx2;
 	tab[TK_TYPE_Q8_0].vec_dot = q8_0_vec_dot_avx2;
 	tab[TK_TYPE_Q8_0].vec_dot_tile = q8_0_tile_avx2;
+	tab[TK_TYPE_Q8_0].pack = &tk_pack_q8_0_avx2;
 	tab[TK_TYPE_Q4_0].vec_dot = q4_0_vec_dot_avx2;
 	tab[TK_TYPE_Q4_0].vec_dot_tile = q4_0_tile_avx2;
 	tab[TK_TYPE_Q8_K].from_float = q8_k_from_float_avx2;

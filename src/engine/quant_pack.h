@@ -147,6 +147,7 @@ extern const struct tk_pack_traits tk_pack_q8_0_ref;
 size_t tk_pack_q8_0_group_size(int64_t n);
 void tk_pack_q8_0_pack(void *dst, const void *src, size_t row_bytes, int64_t n);
 extern const struct tk_pack_traits tk_pack_q8_0_avx512; /* x86-64 builds only */
+extern const struct tk_pack_traits tk_pack_q8_0_avx2; /* x86-64 builds only */
 extern const struct tk_pack_traits tk_pack_q4_k_ref;
 extern const struct tk_pack_traits tk_pack_q4_k_avx512; /* x86-64 builds only */
 extern const struct tk_pack_traits tk_pack_q6_k_ref;
