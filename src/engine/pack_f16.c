@@ -13,18 +13,28 @@
  * blocks).
  *
  * Arithmetic (what every kernel of this layout computes, bit for bit).
- * Activation row c is n float32s. Each cell (row r, column c) keeps
- * TK_PACK_F16_SPLIT = 2 float partial sums: element e is added into partial
- * sum e % 2 with one fused multiply-add, p = fma(w_r[e], y_c[e], p) (w
- * widened exactly from half), in increasing e; the cell is p0 + p1. The
- * order depends on neither nc nor the ISA, so a token's result is the same
- * whether it is computed alone (decode) or beside seven others (prefill,
- * batched decode), and the same on every CPU. Two partial sums are what
- * the widest kernel (nc = 8 columns x 2 = 16 zmm accumulators) can hold
- * with room for the weights, and enough independent FMA chains for a
- * single column to stream from DRAM; they also keep each chain short
- * enough that the result stays as close to a plain float sum as the file
- * kernels' (docs/engine.md, "Packed weights").
+ * Activation row c is n float32s. The row is cut in two halves at
+ * h = tk_pack_f16_half(n) = 2 * floor(n / 4): [0, h) and [h, n). Each half
+ * is summed in chunks of TK_PACK_F16_CHUNK = 16 consecutive elements
+ * counted from the half's start (the last chunk may be shorter): a chunk
+ * sum q starts at +0 and takes each term with one fused multiply-add,
+ * q = fma(w_r[e], y_c[e], q) (w widened exactly from half), in increasing
+ * e; the half's sum p (from +0) adds its chunk sums in order, p = p + q.
+ * The cell is p_first + p_second. The order depends on neither nc nor the
+ * ISA, so a token's result is the same whether it is computed alone
+ * (decode) or beside seven others (prefill, batched decode), and the same
+ * on every CPU.
+ * Why halves: a kernel walks both halves at once, which gives each column
+ * two independent FMA chains and gives decode two memory streams, 16 KiB
+ * and more apart; one stream measured 15-25% slower from DRAM on the
+ * 2-core VM (docs/engine.md, "f16x16"). Why two: nc = 8 columns x 2
+ * halves are 16 zmm chunk accumulators, which leaves room for the weights.
+ * h is even so that the second half starts on a 64-byte boundary of a
+ * 64-byte aligned group. Why chunks: one rounding chain of n/2 terms put
+ * the tiny F16 model's logits 2e-4 from llama.cpp's (6e-6 through the file
+ * kernels, whose 16 lanes each sum every 16th element); chains of <= 16
+ * plus n/32 brought them back to 6e-6 (test_forward_golden), for one
+ * vector add per 16 FMAs.
  */
 #include "engine/pack_f16.h"
 
@@ -60,16 +70,22 @@ static void f16x16_gemm_ref(int64_t n, float *out, size_t ldo, const void *group
 	for (int c = 0; c < nc; c++) {
 		const unsigned char *yc = (const unsigned char *)y + (size_t)c * by;
 		for (int r = 0; r < TK_PACK_ROWS; r++) {
-			float p[TK_PACK_F16_SPLIT] = { 0.0f };
+			const int64_t h = tk_pack_f16_half(n);
+			float p[2] = { 0.0f, 0.0f }; /* the halves' sums */
+			float q[2] = { 0.0f, 0.0f }; /* their open chunks' sums */
 			for (int64_t e = 0; e < n; e++) {
-				uint16_t h;
+				const int k = e >= h;
+				if ((e - (k ? h : 0)) % TK_PACK_F16_CHUNK == 0 && e > (k ? h : 0)) {
+					p[k] = p[k] + q[k]; /* a chunk closes */
+					q[k] = 0.0f;
+				}
+				uint16_t w;
 				float a;
-				memcpy(&h, g + (size_t)e * 32 + 2 * (size_t)r, 2);
+				memcpy(&w, g + (size_t)e * 32 + 2 * (size_t)r, 2);
 				memcpy(&a, yc + 4 * (size_t)e, 4);
-				float *pe = &p[e % TK_PACK_F16_SPLIT];
-				*pe = fmaf(tk_fp16_to_fp32(h), a, *pe);
+				q[k] = fmaf(tk_fp16_to_fp32(w), a, q[k]);
 			}
-			out[(size_t)c * ldo + (size_t)r] = p[0] + p[1];
+			out[(size_t)c * ldo + (size_t)r] = (p[0] + q[0]) + (p[1] + q[1]);
 		}
 	}
 }

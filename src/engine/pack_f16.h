@@ -9,8 +9,15 @@
 
 #include "engine/quant_pack.h"
 
-/* Float partial sums per (row, column) cell: element e goes into e % 2. */
-#define TK_PACK_F16_SPLIT 2
+/* Elements per chunk sum within each half of a row (pack_f16.c). */
+#define TK_PACK_F16_CHUNK 16
+
+/* Where the second half of a row of n elements starts: 2 * floor(n / 4)
+ * (even, and <= n - h, so the second half is the longer by 0..3). */
+static inline int64_t tk_pack_f16_half(int64_t n)
+{
+	return n / 4 * 2;
+}
 
 /* Bytes of one group: 16 rows x n halfs; 0 for n <= 0. */
 size_t tk_pack_f16_group_size(int64_t n);

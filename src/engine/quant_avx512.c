@@ -319,6 +319,7 @@ void tk_quant_avx512_install(struct tk_type_traits *tab)
 	tab[TK_TYPE_Q4_K].pack = &tk_pack_q4_k_avx512;
 	tab[TK_TYPE_Q6_K].pack = &tk_pack_q6_k_avx512;
 	tab[TK_TYPE_F16].vec_dot_tile = f16_tile_avx512;
+	tab[TK_TYPE_F16].pack = &tk_pack_f16_avx512;
 	if (tk_cpu_features()->avx512bf16) {
 		tab[TK_TYPE_BF16].vec_dot = bf16_vec_dot_avx512bf16;
 		tab[TK_TYPE_BF16].vec_dot_tile = bf16_tile_avx512bf16;

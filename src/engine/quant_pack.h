@@ -138,8 +138,14 @@ void tk_act_trailer_fill(int act_type, void *row, int64_t n);
  *     msum = sum_j m_j * (bsums[2j] + bsums[2j + 1]),
  *     sum += (d * dy) * (float)isum - (dmin * dy) * (float)msum;
  * eight VPDPBUSD per sub-block for all 16 rows (pack_q4_k.c).
- * The other layouts are documented in their files (pack_f16.c) and in
- * docs/engine.md ("Packed weights").
+ * f16x16 (F16 weights, float32 activations): element e of rows 0..15 is
+ * the 16 halfs at byte 32e (row r at 32e + 2r), so group_size(n) = 32n.
+ * Per row and column two float partial sums, elements [0, h) and [h, n)
+ * with h = 2 * floor(n / 4), each term one fused multiply-add in
+ * increasing e, in chunks of 16 summed in order; the cell is the halves'
+ * sum. One VCVTPH2PS and one FMA per element and column for all 16 rows
+ * (pack_f16.c).
+ * Each layout's file and docs/engine.md ("Packed weights") say more.
  * --------------------------------------------------------------------- */
 
 extern const struct tk_pack_traits tk_pack_q8_0_ref;
@@ -153,5 +159,6 @@ extern const struct tk_pack_traits tk_pack_q4_k_avx512; /* x86-64 builds only */
 extern const struct tk_pack_traits tk_pack_q6_k_ref;
 extern const struct tk_pack_traits tk_pack_q6_k_avx512; /* x86-64 builds only */
 extern const struct tk_pack_traits tk_pack_f16_ref;
+extern const struct tk_pack_traits tk_pack_f16_avx512; /* x86-64 builds only */
 
 #endif
