@@ -4,7 +4,8 @@
  * awkward shapes: one visible position, runs that are not a multiple of the
  * 64-position block and cross block edges, GQA groups 1, 2, 6, 8 and 40
  * (more heads than one pass holds on AVX2), head_dim 64 and 128, F16 and
- * F32 caches; and the vector exp's error, measured in ulps against a double
+ * F32 caches; a run of tokens equals one call per token bit for bit; and
+ * the vector exp's error, measured in ulps against a double
  * exp over the range softmax feeds it. Variants this CPU lacks are skipped
  * (and said so); the reference path of engine_attn_tokens_isa is checked
  * everywhere.
@@ -167,6 +168,63 @@ static void test_avx512(void **state)
 	check_isa(ENGINE_ATTN_ISA_AVX512);
 }
 
+/* A token's output does not depend on the run it is computed in: a run of
+ * n_tok tokens equals the same variant called once per token, bit for bit
+ * (what keeps prefill equal to token-by-token decode). The scratch is
+ * deliberately misaligned by one float. */
+static void check_run_independence(int isa, enum engine_kv_type kv_type)
+{
+	const int32_t n_head_kv = 2, group = 6, hd = 64, pos0 = 50, n_tok = 23;
+	const int32_t n_head = n_head_kv * group, n_pos = pos0 + n_tok;
+	const size_t q_dim = (size_t)n_head * (size_t)hd;
+	const size_t kv_n = (size_t)n_pos * (size_t)n_head_kv * (size_t)hd;
+	const size_t esz = kv_type == ENGINE_KV_F16 ? sizeof(uint16_t) : sizeof(float);
+	float *q = malloc((size_t)n_tok * q_dim * sizeof(float));
+	float *run = calloc((size_t)n_tok * q_dim, sizeof(float));
+	float *one = calloc((size_t)n_tok * q_dim, sizeof(float));
+	void *k = malloc(kv_n * esz), *v = malloc(kv_n * esz);
+	float *scratch = malloc((engine_attn_scratch(n_head, n_head_kv, hd) + 1) * sizeof(float));
+	assert_true(q && run && one && k && v && scratch);
+	for (size_t i = 0; i < (size_t)n_tok * q_dim; i++)
+		q[i] = 2.0f * rnd();
+	for (size_t i = 0; i < kv_n; i++) {
+		if (kv_type == ENGINE_KV_F16) {
+			((uint16_t *)k)[i] = tk_fp32_to_fp16(2.0f * rnd());
+			((uint16_t *)v)[i] = tk_fp32_to_fp16(rnd());
+		} else {
+			((float *)k)[i] = 2.0f * rnd();
+			((float *)v)[i] = rnd();
+		}
+	}
+	const float scale = 0.125f;
+	for (int32_t hk = 0; hk < n_head_kv; hk++) {
+		engine_attn_tokens_isa(isa, run, q, k, v, kv_type, pos0, n_tok, n_head, n_head_kv, hd,
+				       scale, hk, scratch + 1);
+		for (int32_t t = 0; t < n_tok; t++)
+			engine_attn_tokens_isa(isa, one + (size_t)t * q_dim, q + (size_t)t * q_dim, k, v,
+					       kv_type, pos0 + t, 1, n_head, n_head_kv, hd, scale, hk,
+					       scratch + 1);
+	}
+	assert_memory_equal(run, one, (size_t)n_tok * q_dim * sizeof(float));
+	free(q);
+	free(run);
+	free(one);
+	free(k);
+	free(v);
+	free(scratch);
+}
+
+static void test_run_independence(void **state)
+{
+	(void)state;
+	for (int isa = 0; isa < ENGINE_ATTN_ISA_COUNT; isa++) {
+		if (!engine_attn_isa_supported(isa))
+			continue;
+		check_run_independence(isa, ENGINE_KV_F16);
+		check_run_independence(isa, ENGINE_KV_F32);
+	}
+}
+
 /* The active variant is one of the three and computes what it names. */
 static void test_active(void **state)
 {
@@ -258,7 +316,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ref_path), cmocka_unit_test(test_avx2),
-		cmocka_unit_test(test_avx512),   cmocka_unit_test(test_active),
+		cmocka_unit_test(test_avx512),   cmocka_unit_test(test_run_independence),
+		cmocka_unit_test(test_active),
 		cmocka_unit_test(test_exp),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
