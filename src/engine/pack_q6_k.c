@@ -36,7 +36,10 @@
  * float steps) equals the reference vec_dot's result bit for bit.
  * Bounds: q in 0..63, |y| <= 128, |sc| <= 128: |sum q*y| <= 16*63*128 =
  * 129024 and |32 * bsum| <= 65536 per sub-block, so the scaled term is
- * below 2^25 and sumi below 2^29 in magnitude: no int32 overflow.
+ * below 2^25 and sumi below 2^29 in magnitude: no int32 overflow. (Any
+ * int16 bsums keep each scaled term below 2^28; the sum over 16 is taken
+ * modulo 2^32, as the SIMD lanes do, so even a foreign activation row
+ * cannot cause undefined behaviour.)
  */
 #include "engine/pack_q6_k.h"
 
@@ -124,7 +127,10 @@ static void q6_k_gemm_ref(int64_t n, float *out, size_t ldo, const void *group, 
 				const uint8_t *sb = g + (size_t)nb * 32 + (size_t)i * SB_BYTES;
 				const uint8_t *yb = yr + (size_t)i * Q8K_BYTES;
 				const int8_t *yq = (const int8_t *)(yb + 4);
-				int32_t sumi = 0;
+				/* modulo 2^32 as the SIMD lanes: with the quantizer's
+				 * bsums it never wraps (bounds above), and bsums from
+				 * anywhere else cannot make it undefined */
+				uint32_t sumi = 0;
 				for (int s = 0; s < 16; s++) {
 					const uint8_t *q = sb + 256 + 192 * s;
 					int32_t dot = 0;
@@ -132,11 +138,11 @@ static void q6_k_gemm_ref(int64_t n, float *out, size_t ldo, const void *group, 
 						dot += packed_code(q, r, e) * yq[16 * s + e];
 					const int16_t bsum = (int16_t)(uint16_t)(yb[260 + 2 * s] |
 										 yb[261 + 2 * s] << 8);
-					sumi += (int8_t)sb[16 * s + r] * (dot - 32 * bsum);
+					sumi += (uint32_t)((int8_t)sb[16 * s + r] * (dot - 32 * bsum));
 				}
 				const uint8_t *dp = g + (size_t)i * 32 + 2 * r;
 				const float dx = tk_fp16_to_fp32((uint16_t)(dp[0] | dp[1] << 8));
-				sum += (dx * rd_f32(yb)) * (float)sumi;
+				sum += (dx * rd_f32(yb)) * (float)(int32_t)sumi;
 			}
 			out[(size_t)c * ldo + r] = sum;
 		}

@@ -8,6 +8,8 @@
  *   - extreme values (codes 0 and 63, scales -128 and 127, activation codes
  *     -128 and 127 with unit scales) against an int64 sum computed here from
  *     the dequantization formula, so int32 overflow or a lost offset shows;
+ *   - activation rows with arbitrary bsums: no undefined behaviour, the
+ *     same (wrapped) sums in every gemm;
  *   - the AVX-512 gemm (when this CPU runs it, skipped with a message
  *     otherwise) against the reference gemm, misaligned pointers included.
  * Comparisons are exact (bit for bit): the integer sums are exact and every
@@ -317,6 +319,50 @@ static void test_extremes(void **state)
 	free(w);
 }
 
+/* Activation rows whose bsums are not their codes' sums (any int16, as a
+ * foreign or corrupt row could hold): the integer sums may wrap then, but
+ * modulo 2^32 in every gemm alike, never undefined (UBSan build), and the
+ * AVX-512 gemm still equals the reference bit for bit. */
+static void test_foreign_bsums(void **state)
+{
+	(void)state;
+	const struct tk_pack_traits *pt = tk_pack_traits_ref(TK_TYPE_Q6_K);
+	const int64_t n = 1024;
+	const size_t rb = 4 * Q6K, by = 4 * Q8K, gsize = pt->group_size(n);
+	uint8_t *w = xmalloc(TK_PACK_ROWS * rb);
+	uint8_t *y = xmalloc(TK_PACK_COLS * by);
+	make_weights(w, TK_PACK_ROWS, n, rb, 0);
+	for (int r = 0; r < TK_PACK_ROWS; r++) /* largest scales: -128 */
+		for (int i = 0; i < 4; i++)
+			memset(w + (size_t)r * rb + i * Q6K + 192, 0x80, 16);
+	make_acts(y, TK_PACK_COLS, n, by);
+	for (int c = 0; c < TK_PACK_COLS; c++)
+		for (int i = 0; i < 4; i++)
+			for (int s = 0; s < 16; s++) {
+				const uint16_t u = c & 1 ? (uint16_t)rng_u64() : (c & 2 ? 0x8000 : 0x7fff);
+				y[(size_t)c * by + i * Q8K + 260 + 2 * s] = (uint8_t)u;
+				y[(size_t)c * by + i * Q8K + 261 + 2 * s] = (uint8_t)(u >> 8);
+			}
+	uint8_t *packed = pack_matrix(pt, w, 1, n, rb, gsize, 0);
+	float want[TK_PACK_COLS * TK_PACK_ROWS];
+	float out[TK_PACK_COLS * TK_PACK_ROWS];
+	pt->gemm(n, want, TK_PACK_ROWS, packed, y, by, TK_PACK_COLS);
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+		assert_true(isfinite(want[i]));
+#if defined(__x86_64__)
+	if (tk_quant_isa_supported(TK_QUANT_ISA_AVX512)) {
+		for (int nc = 1; nc <= TK_PACK_COLS; nc++) {
+			tk_pack_q6_k_avx512.gemm(n, out, TK_PACK_ROWS, packed, y, by, nc);
+			assert_memory_equal(out, want, (size_t)nc * TK_PACK_ROWS * sizeof(float));
+		}
+	}
+#endif
+	(void)out;
+	free(packed);
+	free(y);
+	free(w);
+}
+
 static void test_avx512(void **state)
 {
 	(void)state;
@@ -344,6 +390,7 @@ int main(void)
 		cmocka_unit_test(test_group_size),
 		cmocka_unit_test(test_ref_gemm_equals_vec_dot),
 		cmocka_unit_test(test_extremes),
+		cmocka_unit_test(test_foreign_bsums),
 		cmocka_unit_test(test_avx512),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
