@@ -25,9 +25,9 @@
  * (decode) or beside seven others (prefill, batched decode), and the same
  * on every CPU.
  * Why halves: a kernel walks both halves at once, which gives each column
- * two independent FMA chains and gives decode two memory streams, 16 KiB
- * and more apart; one stream measured 15-25% slower from DRAM on the
- * 2-core VM (docs/engine.md, "f16x16"). Why two: nc = 8 columns x 2
+ * two independent FMA chains and gives decode two memory streams 32h
+ * bytes apart (32 KiB at n = 2048); one stream measured 15-25% slower from
+ * DRAM on the 2-core VM (docs/benchmarks.md, "f16x16"). Why two: nc = 8 columns x 2
  * halves are 16 zmm chunk accumulators, which leaves room for the weights.
  * h is even so that the second half starts on a 64-byte boundary of a
  * 64-byte aligned group. Why chunks: one rounding chain of n/2 terms put

@@ -676,6 +676,7 @@ void tk_quant_avx2_install(struct tk_type_traits *tab)
 	tab[TK_TYPE_F16].to_float = f16_to_float_avx2;
 	tab[TK_TYPE_F16].vec_dot = f16_vec_dot_avx2;
 	tab[TK_TYPE_F16].vec_dot_tile = f16_tile_avx2;
+	tab[TK_TYPE_F16].pack = &tk_pack_f16_avx2;
 	tab[TK_TYPE_BF16].vec_dot = bf16_vec_dot_avx2;
 }
 

@@ -159,6 +159,7 @@ extern const struct tk_pack_traits tk_pack_q4_k_avx512; /* x86-64 builds only */
 extern const struct tk_pack_traits tk_pack_q6_k_ref;
 extern const struct tk_pack_traits tk_pack_q6_k_avx512; /* x86-64 builds only */
 extern const struct tk_pack_traits tk_pack_f16_ref;
+extern const struct tk_pack_traits tk_pack_f16_avx2; /* x86-64 builds only */
 extern const struct tk_pack_traits tk_pack_f16_avx512; /* x86-64 builds only */
 
 #endif

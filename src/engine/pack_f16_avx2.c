@@ -1,0 +1,142 @@
+/*
+ * pack_f16_avx2.c — the AVX2 + FMA + F16C product of the f16x16 packed
+ * layout (pack_f16.c): tk_pack_f16_avx2, installed by
+ * tk_quant_avx2_install() as the F16 type's `pack` (the avx512 set replaces
+ * it). Compiled with the AVX2 flags for this file only
+ * (src/engine/CMakeLists.txt); empty on a non-x86 build.
+ *
+ * A ymm holds 8 floats, so a group is two 8-row halves: bytes 16k .. 16k+15
+ * of element e (k = 0, 1) are rows 8k .. 8k+7, one VCVTPH2PS of a 128-bit
+ * load. The 16 ymm registers hold four accumulators per (row half, column)
+ * (the two row halves' chunk sums and the two halves' sums, pack_f16.c),
+ * so the kernel sweeps the group several times: decode (nc = 1) in one
+ * sweep over both row halves, which streams the group once from DRAM as
+ * two streams prefetched TK_PREFETCH_AHEAD ahead; nc >= 2 one sweep per
+ * row half and pair of columns (the group stays in L2 between sweeps).
+ * Every cell is computed with the reference's operations in its order, so
+ * results equal tk_pack_f16_ref's bit for bit (test_pack_f16).
+ */
+#if defined(__x86_64__)
+
+#include "engine/pack_f16.h"
+#include "engine/quant_simd.h"
+#include "engine/quant_x86.h"
+
+#include <immintrin.h>
+
+/* Rows 8k .. 8k+7 of element e. */
+AINL __m256 ld_f16x8(const uint8_t *g, int64_t e, int k)
+{
+	return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + 32 * (size_t)e + 16 * (size_t)k)));
+}
+
+/* acc[k][c] += (rows 8(K0+k).. of element e, from group half base gb) *
+ * y_c[ye], for the sweep's R8 row halves and C columns. */
+#define F16X8_STEP(acc, gb, e, ye)                                                     \
+	do {                                                                           \
+		for (int k_ = 0; k_ < R8; k_++) {                                     \
+			const __m256 w_ = ld_f16x8(gb, e, K0 + k_);                   \
+			for (int c_ = 0; c_ < C; c_++)                                \
+				acc[k_][c_] = _mm256_fmadd_ps(                        \
+					w_, _mm256_set1_ps(ld_f32(yc[c_] + 4 * (size_t)(ye))), \
+					acc[k_][c_]);                                 \
+		}                                                                     \
+	} while (0)
+
+AINL void zero8(__m256 v[2][2], const int R8, const int C)
+{
+	for (int k = 0; k < R8; k++)
+		for (int c = 0; c < C; c++)
+			v[k][c] = _mm256_setzero_ps();
+}
+
+AINL void add8(__m256 p[2][2], __m256 q[2][2], const int R8, const int C)
+{
+	for (int k = 0; k < R8; k++)
+		for (int c = 0; c < C; c++)
+			p[k][c] = _mm256_add_ps(p[k][c], q[k][c]);
+}
+
+/* One sweep: rows 8 K0 .. 8 (K0 + R8) - 1 of the group, columns yc[0..C-1]
+ * into out (column c at out + c * ldo). The structure is the avx512
+ * kernel's (pack_f16_avx512.c), lane for lane. */
+AINL void f16x8_sweep(int64_t n, float *out, size_t ldo, const uint8_t *g,
+		      const uint8_t *const *yc, const int K0, const int R8, const int C)
+{
+	const int64_t h = tk_pack_f16_half(n);
+	const int64_t n1 = n - h;
+	const uint8_t *g1 = g + 32 * (size_t)h;
+	__m256 p0[2][2], p1[2][2], q0[2][2], q1[2][2];
+	zero8(p0, R8, C);
+	zero8(p1, R8, C);
+	int64_t e = 0;
+	for (; e + TK_PACK_F16_CHUNK <= h; e += TK_PACK_F16_CHUNK) {
+		zero8(q0, R8, C);
+		zero8(q1, R8, C);
+#pragma GCC unroll 8
+		for (int i = 0; i < TK_PACK_F16_CHUNK; i += 2) {
+			tk_prefetch_weights(g + 32 * (size_t)(e + i), 64);
+			tk_prefetch_weights(g1 + 32 * (size_t)(e + i), 64);
+			F16X8_STEP(q0, g, e + i, e + i);
+			F16X8_STEP(q1, g1, e + i, h + e + i);
+			F16X8_STEP(q0, g, e + i + 1, e + i + 1);
+			F16X8_STEP(q1, g1, e + i + 1, h + e + i + 1);
+		}
+		add8(p0, q0, R8, C);
+		add8(p1, q1, R8, C);
+	}
+	const int64_t open1 = e;
+	zero8(q1, R8, C);
+	if (e < h) {
+		zero8(q0, R8, C);
+		for (; e < h; e++) {
+			F16X8_STEP(q0, g, e, e);
+			F16X8_STEP(q1, g1, e, h + e);
+		}
+		add8(p0, q0, R8, C);
+	}
+	for (int64_t o = h; o < n1; o++) {
+		if (o % TK_PACK_F16_CHUNK == 0 && o != open1) {
+			add8(p1, q1, R8, C);
+			zero8(q1, R8, C);
+		}
+		F16X8_STEP(q1, g1, o, h + o);
+	}
+	add8(p1, q1, R8, C);
+	for (int k = 0; k < R8; k++)
+		for (int c = 0; c < C; c++)
+			_mm256_storeu_ps(out + (size_t)c * ldo + 8 * (size_t)(K0 + k),
+					 _mm256_add_ps(p0[k][c], p1[k][c]));
+}
+
+static void f16x16_gemm_avx2(int64_t n, float *out, size_t ldo, const void *group, const void *y,
+			     size_t by, int nc)
+{
+	const uint8_t *g = group;
+	const uint8_t *yc[TK_PACK_COLS];
+	for (int c = 0; c < nc && c < TK_PACK_COLS; c++)
+		yc[c] = (const uint8_t *)y + (size_t)c * by;
+	if (nc == 1) {
+		f16x8_sweep(n, out, ldo, g, yc, 0, 2, 1);
+		return;
+	}
+	for (int k = 0; k < 2; k++)
+		for (int c0 = 0; c0 < nc && c0 < TK_PACK_COLS; c0 += 2) {
+			if (nc - c0 >= 2)
+				f16x8_sweep(n, out + (size_t)c0 * ldo, ldo, g, yc + c0, k, 1, 2);
+			else
+				f16x8_sweep(n, out + (size_t)c0 * ldo, ldo, g, yc + c0, k, 1, 1);
+		}
+}
+
+const struct tk_pack_traits tk_pack_f16_avx2 = {
+	.name = "f16x16",
+	.group_size = tk_pack_f16_group_size,
+	.pack = tk_pack_f16_pack,
+	.gemm = f16x16_gemm_avx2,
+};
+
+#else
+/* Not x86-64: nothing to build (ISO C wants one declaration). */
+typedef int tk_pack_f16_avx2_absent;
+#endif /* __x86_64__ */
