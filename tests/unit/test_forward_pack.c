@@ -199,14 +199,16 @@ static void packed_vs_file(const char *path, int32_t n_threads, double tol)
 static void test_models_packed_vs_file(void **state)
 {
 	(void)state;
-	/* bounds: about 5x the measured worst case (see packed_vs_file) */
+	/* bounds: about 5x the measured worst case (see packed_vs_file).
+	 * One model per layout (Q4_K_M has Q4_K and Q6_K tensors), to keep
+	 * the scalar reference products affordable in debug and ASan builds;
+	 * test_forward_golden runs the others' story case packed. Measured:
+	 * llama Q8_0 1.1e-3, qwen2 Q8_0 9.6e-3, F16 1.4e-4, Q6_K 0, llama
+	 * Q4_K_M 1.0e-2, qwen2 Q4_K_M 1.9e-2. */
 	packed_vs_file(FIX_MODEL("tiny-llama-Q8_0"), 3, 5e-2);
-	packed_vs_file(FIX_MODEL("tiny-qwen2-Q8_0"), 2, 5e-2);
 	packed_vs_file(FIX_MODEL("tiny-llama-F16"), 2, 1e-3);
-	packed_vs_file(FIX_MODEL("tiny-llama-Q6_K"), 1, 1e-4);
-	packed_vs_file(FIX_MODEL("tiny-llama-Q4_K_M"), 3, 1e-1);
 	packed_vs_file(FIX_MODEL("tiny-qwen2-Q4_K_M"), 2, 1e-1);
-	packed_vs_file(FIX_MODEL("tiny-llama-f32"), 2, 0.0 + 1e-12); /* nothing packed */
+	packed_vs_file(FIX_MODEL("tiny-llama-f32"), 1, 1e-12); /* nothing packed */
 }
 
 /* xorshift, deterministic */
