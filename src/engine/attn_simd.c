@@ -58,7 +58,7 @@ static bool env_set(const char *name)
 static int attn_isa_choose(void)
 {
 	int cap = ENGINE_ATTN_ISA_COUNT - 1;
-	if (env_set("TANUKI_NO_AVX2") || env_set("TANUKI_ATTN_REF"))
+	if (env_set("TANUKI_NO_AVX2") || env_set("TANUKI_NO_ATTN_SIMD"))
 		cap = ENGINE_ATTN_ISA_REF;
 	else if (env_set("TANUKI_NO_AVX512"))
 		cap = ENGINE_ATTN_ISA_AVX2;

@@ -32,7 +32,7 @@
  *
  * Choosing the variant: the best one this CPU supports, capped by
  * TANUKI_NO_AVX512=1 (at avx2) and TANUKI_NO_AVX2=1 (at the reference), as
- * quant_simd.h does; TANUKI_ATTN_REF=1 forces the reference for attention
+ * quant_simd.h does; TANUKI_NO_ATTN_SIMD=1 forces the reference for attention
  * alone (for A/B timing). Read once, on the first call.
  *
  * Threads: every function may be called from any thread at once; buffers
