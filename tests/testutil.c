@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,4 +81,28 @@ int tk_test_run_child(void (*fn)(void *), void *arg, const char *dir)
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	return status;
+}
+
+uint64_t tk_test_rng_u64(uint64_t *state)
+{
+	uint64_t s = *state;
+	s ^= s >> 12;
+	s ^= s << 25;
+	s ^= s >> 27;
+	*state = s;
+	return s * 0x2545f4914f6cdd1dull;
+}
+
+float tk_test_rng_normal(uint64_t *state)
+{
+	const double u = ((double)(tk_test_rng_u64(state) >> 11) + 0.5) / 9007199254740992.0;
+	const double v = ((double)(tk_test_rng_u64(state) >> 11) + 0.5) / 9007199254740992.0;
+	return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
+}
+
+void *tk_test_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	assert_non_null(p);
+	return p;
 }

@@ -29,4 +29,13 @@ char *tk_test_read_file(const char *path, size_t *len_out);
  * dir ("stdout", "stderr"); returns the raw wait status. */
 int tk_test_run_child(void (*fn)(void *), void *arg, const char *dir);
 
+/* Deterministic random numbers for kernel tests (each test file keeps its
+ * own state and seed): xorshift64* step of *state; a standard normal by
+ * Box-Muller from two successive draws (u, then v). */
+uint64_t tk_test_rng_u64(uint64_t *state);
+float tk_test_rng_normal(uint64_t *state);
+
+/* malloc(n) (at least 1 byte) that fails the test when out of memory. */
+void *tk_test_xmalloc(size_t n);
+
 #endif

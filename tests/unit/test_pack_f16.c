@@ -27,27 +27,10 @@
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
-static uint64_t rng_u64(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
-}
+static uint64_t rng_u64(void) { return tk_test_rng_u64(&rng_state); }
 
-static float rng_normal(void)
-{
-	double u = ((double)(rng_u64() >> 11) + 0.5) / 9007199254740992.0;
-	double v = ((double)(rng_u64() >> 11) + 0.5) / 9007199254740992.0;
-	return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
-}
+static float rng_normal(void) { return tk_test_rng_normal(&rng_state); }
 
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-	assert_non_null(p);
-	return p;
-}
 
 /* Row lengths: tails of every unroll (1..9, 15..17, 31..33, 63..65), odd
  * counts, and the model sizes (1.1B llama 2048/5632, 1.5B qwen 1536/8960). */
@@ -88,7 +71,7 @@ static void make_rows(unsigned char *rows, size_t row_bytes, int64_t n, enum wmo
  * magnitudes over 1e-20..1e30 (only the fast-vs-reference check uses it). */
 static void make_acts(unsigned char *y, size_t by, int64_t n, int nc, enum wmode mode, bool wide)
 {
-	float *x = xmalloc((size_t)n * sizeof *x);
+	float *x = tk_test_xmalloc((size_t)n * sizeof *x);
 	for (int c = 0; c < nc; c++) {
 		for (int64_t e = 0; e < n; e++) {
 			float v;
@@ -138,9 +121,9 @@ static void test_layout(void **state)
 	for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
 		const int64_t n = ns[k];
 		const size_t row_bytes = 2 * (size_t)n + 6; /* padded rows */
-		unsigned char *rows = xmalloc(row_bytes * TK_PACK_ROWS);
+		unsigned char *rows = tk_test_xmalloc(row_bytes * TK_PACK_ROWS);
 		const size_t gs = pt->group_size(n);
-		unsigned char *g = xmalloc(gs + 64);
+		unsigned char *g = tk_test_xmalloc(gs + 64);
 		make_rows(rows, row_bytes, n, W_ANYBITS);
 		memset(g, 0xee, gs + 64);
 		pt->pack(g, rows, row_bytes, n);
@@ -173,11 +156,11 @@ static void fixture_make(struct fixture *f, int64_t n, enum wmode mode, bool wid
 	f->row_bytes = 2 * (size_t)n + 2 * (rng_u64() % 3);
 	f->by = tk_act_row_size(TK_TYPE_F32, n) + 4 * (rng_u64() % 3) + yoff % 4;
 	f->ldo = TK_PACK_ROWS + (size_t)(rng_u64() % 5);
-	f->rows = xmalloc(f->row_bytes * TK_PACK_ROWS);
-	f->group = xmalloc(pt->group_size(n));
-	f->ybuf = xmalloc(f->by * TK_PACK_COLS + yoff);
+	f->rows = tk_test_xmalloc(f->row_bytes * TK_PACK_ROWS);
+	f->group = tk_test_xmalloc(pt->group_size(n));
+	f->ybuf = tk_test_xmalloc(f->by * TK_PACK_COLS + yoff);
 	f->y = f->ybuf + yoff;
-	f->yh = xmalloc((size_t)n * 2 * TK_PACK_COLS);
+	f->yh = tk_test_xmalloc((size_t)n * 2 * TK_PACK_COLS);
 	make_rows(f->rows, f->row_bytes, n, mode);
 	pt->pack(f->group, f->rows, f->row_bytes, n);
 	make_acts(f->y, f->by, n, TK_PACK_COLS, mode, wide);
@@ -237,7 +220,7 @@ static void test_ref_vs_vec_dot(void **state)
 					tol[c][r] = mode == W_INT ? 0.0 :
 						((double)n / 2.0 + 4.0) * 0x1p-24 * abs_terms(&f, r, c);
 				}
-			float *out = xmalloc(f.ldo * TK_PACK_COLS * sizeof *out);
+			float *out = tk_test_xmalloc(f.ldo * TK_PACK_COLS * sizeof *out);
 			for (int nc = 1; nc <= TK_PACK_COLS; nc++) {
 				pt->gemm(n, out, f.ldo, f.group, f.y, f.by, nc);
 				for (int c = 0; c < nc; c++)
@@ -280,7 +263,7 @@ static void check_fast(const char *isa, const struct tk_pack_traits *pt)
 				memcpy(f.y + f.by + 4 * (size_t)(n - 1), &big, 4);
 			}
 			const size_t cells = f.ldo * TK_PACK_COLS + 3;
-			float *a = xmalloc(cells * sizeof *a), *b = xmalloc(cells * sizeof *b);
+			float *a = tk_test_xmalloc(cells * sizeof *a), *b = tk_test_xmalloc(cells * sizeof *b);
 			/* the reference's cells do not depend on nc
 			 * (test_ref_vs_vec_dot checks every nc): one call */
 			for (size_t i = 0; i < cells; i++)

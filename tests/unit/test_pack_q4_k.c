@@ -41,27 +41,10 @@
 
 static uint64_t rng_state = 0x6a09e667f3bcc909ull;
 
-static uint64_t rng_u64(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
-}
+static uint64_t rng_u64(void) { return tk_test_rng_u64(&rng_state); }
 
-static float rng_normal(void)
-{
-	double u = ((double)(rng_u64() >> 11) + 0.5) / 9007199254740992.0;
-	double v = ((double)(rng_u64() >> 11) + 0.5) / 9007199254740992.0;
-	return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
-}
+static float rng_normal(void) { return tk_test_rng_normal(&rng_state); }
 
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-	assert_non_null(p);
-	return p;
-}
 
 static void put_half(uint8_t *p, float f)
 {
@@ -76,7 +59,7 @@ static void put_half(uint8_t *p, float f)
 static void make_rows(uint8_t *x, size_t row_bytes, int rows, int64_t n, int mode)
 {
 	const struct tk_type_traits *rt = tk_type_traits_ref(TK_TYPE_Q4_K);
-	float *f = xmalloc((size_t)n * sizeof *f);
+	float *f = tk_test_xmalloc((size_t)n * sizeof *f);
 	for (int r = 0; r < rows; r++) {
 		uint8_t *row = x + (size_t)r * row_bytes;
 		if (mode == 0) {
@@ -98,7 +81,7 @@ static void make_rows(uint8_t *x, size_t row_bytes, int rows, int64_t n, int mod
 /* n elements of random activations, encoded as a Q8_K row at y. */
 static void make_act(uint8_t *y, int64_t n)
 {
-	float *f = xmalloc((size_t)n * sizeof *f);
+	float *f = tk_test_xmalloc((size_t)n * sizeof *f);
 	for (int64_t i = 0; i < n; i++)
 		f[i] = rng_normal() * (rng_u64() % 8 == 0 ? 10.0f : 1.0f);
 	tk_act_encode(TK_TYPE_Q8_K, f, y, n);
@@ -135,9 +118,9 @@ static void test_layout(void **state)
 	assert_int_equal(pt->group_size(n), 3 * PB);
 	assert_int_equal(pt->group_size(QK), PB);
 	const size_t rb = (size_t)(n / QK) * XB + 7; /* strided rows */
-	uint8_t *x = xmalloc(ROWS * rb);
+	uint8_t *x = tk_test_xmalloc(ROWS * rb);
 	make_rows(x, rb, ROWS, n, 0);
-	uint8_t *g = xmalloc(pt->group_size(n));
+	uint8_t *g = tk_test_xmalloc(pt->group_size(n));
 	memset(g, 0xa5, pt->group_size(n));
 	pt->pack(g, x, rb, n);
 	for (int b = 0; b < 3; b++) {
@@ -170,8 +153,8 @@ static void test_layout(void **state)
  * |terms|, the scale of float rounding in any summation order. */
 static double dot_f64(const uint8_t *xrow, const uint8_t *yrow, int64_t n, double *mag)
 {
-	float *xf = xmalloc((size_t)n * sizeof *xf);
-	float *yf = xmalloc((size_t)n * sizeof *yf);
+	float *xf = tk_test_xmalloc((size_t)n * sizeof *xf);
+	float *yf = tk_test_xmalloc((size_t)n * sizeof *yf);
 	tk_type_traits_ref(TK_TYPE_Q4_K)->to_float(xrow, xf, n);
 	tk_type_traits_ref(TK_TYPE_Q8_K)->to_float(yrow, yf, n);
 	double s = 0, a = 0;
@@ -194,7 +177,7 @@ static void check_ref(const uint8_t *x, size_t rb, int groups, int64_t n, const 
 	const struct tk_pack_traits *pt = tk_pack_traits_ref(TK_TYPE_Q4_K);
 	const tk_vec_dot_fn vd = tk_type_traits_ref(TK_TYPE_Q4_K)->vec_dot;
 	const size_t gs = pt->group_size(n);
-	uint8_t *g = xmalloc(gs);
+	uint8_t *g = tk_test_xmalloc(gs);
 	float out[TK_PACK_COLS * ROWS];
 	for (int gi = 0; gi < groups; gi++) {
 		pt->pack(g, x + (size_t)gi * ROWS * rb, rb, n);
@@ -240,8 +223,8 @@ static void test_reference(void **state)
 		const int groups = n <= 768 ? 3 : n <= 2048 ? 2 : 1;
 		const size_t rb = (size_t)(n / QK) * XB + (t % 2 ? 3 : 0);
 		const size_t by = (size_t)(n / QK) * YB + (t % 3 ? 5 : 0);
-		uint8_t *x = xmalloc((size_t)groups * ROWS * rb);
-		uint8_t *y = xmalloc(TK_PACK_COLS * by);
+		uint8_t *x = tk_test_xmalloc((size_t)groups * ROWS * rb);
+		uint8_t *y = tk_test_xmalloc(TK_PACK_COLS * by);
 		for (int mode = 0; mode < 2; mode++) {
 			make_rows(x, rb, groups * ROWS, n, mode);
 			for (int c = 0; c < TK_PACK_COLS; c++)
@@ -283,9 +266,9 @@ static void test_extreme(void **state)
 	const tk_vec_dot_fn vd = tk_type_traits_ref(TK_TYPE_Q4_K)->vec_dot;
 	const int64_t n = 4 * QK;
 	const size_t rb = (size_t)(n / QK) * XB, by = (size_t)(n / QK) * YB;
-	uint8_t *x = xmalloc(ROWS * rb);
-	uint8_t *y = xmalloc(2 * by);
-	uint8_t *g = xmalloc(pt->group_size(n));
+	uint8_t *x = tk_test_xmalloc(ROWS * rb);
+	uint8_t *y = tk_test_xmalloc(2 * by);
+	uint8_t *g = tk_test_xmalloc(pt->group_size(n));
 	for (int r = 0; r < ROWS; r++)
 		for (int64_t b = 0; b < n / QK; b++) {
 			uint8_t *blk = x + (size_t)r * rb + (size_t)b * XB;
@@ -354,9 +337,9 @@ static void test_fast(void **state)
 			const size_t by = (size_t)(n / QK) * YB + 3;
 			const size_t gs = ref->group_size(n);
 			const size_t ldo = ROWS + 3;
-			uint8_t *x = xmalloc(ROWS * rb);
-			uint8_t *y = xmalloc(TK_PACK_COLS * by + 1);
-			uint8_t *g = xmalloc(gs + 1);
+			uint8_t *x = tk_test_xmalloc(ROWS * rb);
+			uint8_t *y = tk_test_xmalloc(TK_PACK_COLS * by + 1);
+			uint8_t *g = tk_test_xmalloc(gs + 1);
 			make_rows(x, rb, ROWS, n, (int)(t % 2));
 			for (int c = 0; c < TK_PACK_COLS; c++)
 				make_act(y + 1 + (size_t)c * by, n);

@@ -37,27 +37,10 @@
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
-static uint64_t rng_u64(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
-}
+static uint64_t rng_u64(void) { return tk_test_rng_u64(&rng_state); }
 
-static float rng_normal(void)
-{
-	double u = ((double)(rng_u64() >> 11) + 0.5) / 9007199254740992.0;
-	double v = ((double)(rng_u64() >> 11) + 0.5) / 9007199254740992.0;
-	return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
-}
+static float rng_normal(void) { return tk_test_rng_normal(&rng_state); }
 
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-	assert_non_null(p);
-	return p;
-}
 
 static void put_half(uint8_t *p, float f)
 {
@@ -72,7 +55,7 @@ static void put_half(uint8_t *p, float f)
 static void make_weights(uint8_t *w, int rows, int64_t n, size_t row_bytes, int mode)
 {
 	const int64_t nb = n / TK_QK_K;
-	float *x = xmalloc((size_t)n * sizeof(float));
+	float *x = tk_test_xmalloc((size_t)n * sizeof(float));
 	for (int r = 0; r < rows; r++) {
 		uint8_t *row = w + (size_t)r * row_bytes;
 		if (mode == 1) {
@@ -93,7 +76,7 @@ static void make_weights(uint8_t *w, int rows, int64_t n, size_t row_bytes, int 
  * normal floats with tk_act_encode (the active quantizer). */
 static void make_acts(uint8_t *y, int nc, int64_t n, size_t by)
 {
-	float *x = xmalloc((size_t)n * sizeof(float));
+	float *x = tk_test_xmalloc((size_t)n * sizeof(float));
 	for (int c = 0; c < nc; c++) {
 		for (int64_t i = 0; i < n; i++)
 			x[i] = rng_normal() * (float)(1 + c);
@@ -106,7 +89,7 @@ static void make_acts(uint8_t *y, int nc, int64_t n, size_t by)
 static uint8_t *pack_matrix(const struct tk_pack_traits *pt, const uint8_t *w, int groups,
 			    int64_t n, size_t row_bytes, size_t gsize, size_t misalign)
 {
-	uint8_t *p = xmalloc((size_t)groups * gsize + misalign);
+	uint8_t *p = tk_test_xmalloc((size_t)groups * gsize + misalign);
 	for (int g = 0; g < groups; g++)
 		pt->pack(p + misalign + (size_t)g * gsize, w + (size_t)g * TK_PACK_ROWS * row_bytes,
 			 row_bytes, n);
@@ -181,10 +164,10 @@ static void run_shapes(tk_pack_gemm_fn gemm, const char *what, size_t misalign)
 		const size_t row_stride = rb + 3; /* pack reads rows row_bytes apart */
 		const size_t by = (size_t)(n / TK_QK_K) * Q8K + 5;
 		const size_t gsize = pt->group_size(n);
-		uint8_t *w = xmalloc((size_t)rows * row_stride);
-		uint8_t *yb = xmalloc(TK_PACK_COLS * by + misalign);
+		uint8_t *w = tk_test_xmalloc((size_t)rows * row_stride);
+		uint8_t *yb = tk_test_xmalloc(TK_PACK_COLS * by + misalign);
 		uint8_t *y = yb + misalign;
-		float *want = xmalloc((size_t)TK_PACK_COLS * rows * sizeof(float));
+		float *want = tk_test_xmalloc((size_t)TK_PACK_COLS * rows * sizeof(float));
 		make_weights(w, rows, n, row_stride, shapes[si].mode);
 		make_acts(y, TK_PACK_COLS, n, by);
 		for (int c = 0; c < TK_PACK_COLS; c++)
@@ -229,8 +212,8 @@ static void test_extremes(void **state)
 	const struct tk_type_traits *rt = tk_type_traits_ref(TK_TYPE_Q6_K);
 	const int64_t n = 512;
 	const size_t rb = 2 * Q6K, by = 2 * Q8K;
-	uint8_t *w = xmalloc(TK_PACK_ROWS * rb);
-	uint8_t *y = xmalloc(TK_PACK_COLS * by);
+	uint8_t *w = tk_test_xmalloc(TK_PACK_ROWS * rb);
+	uint8_t *y = tk_test_xmalloc(TK_PACK_COLS * by);
 	float want[TK_PACK_COLS * TK_PACK_ROWS];
 	static const int codes[] = { 63, 0, 63, 0, 1, 62, 32, 63, 0, 63, 0, 63, 31, 0, 63, 17 };
 	static const int scales[] = { -128, -128, 127, 127, -128, 127, 1, -1,
@@ -329,8 +312,8 @@ static void test_foreign_bsums(void **state)
 	const struct tk_pack_traits *pt = tk_pack_traits_ref(TK_TYPE_Q6_K);
 	const int64_t n = 1024;
 	const size_t rb = 4 * Q6K, by = 4 * Q8K, gsize = pt->group_size(n);
-	uint8_t *w = xmalloc(TK_PACK_ROWS * rb);
-	uint8_t *y = xmalloc(TK_PACK_COLS * by);
+	uint8_t *w = tk_test_xmalloc(TK_PACK_ROWS * rb);
+	uint8_t *y = tk_test_xmalloc(TK_PACK_COLS * by);
 	make_weights(w, TK_PACK_ROWS, n, rb, 0);
 	for (int r = 0; r < TK_PACK_ROWS; r++) /* largest scales: -128 */
 		for (int i = 0; i < 4; i++)

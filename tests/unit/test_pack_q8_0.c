@@ -34,27 +34,10 @@
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
-static uint64_t rng_u64(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
-}
+static uint64_t rng_u64(void) { return tk_test_rng_u64(&rng_state); }
 
-static float rng_normal(void)
-{
-	double u = ((double)(rng_u64() >> 11) + 0.5) / 9007199254740992.0;
-	double v = ((double)(rng_u64() >> 11) + 0.5) / 9007199254740992.0;
-	return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
-}
+static float rng_normal(void) { return tk_test_rng_normal(&rng_state); }
 
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-	assert_non_null(p);
-	return p;
-}
 
 /* The most negative activation code the extreme cases use (the product
  * under test may require -127, see the file comment). */
@@ -73,7 +56,7 @@ static void put_half(unsigned char *p, uint16_t h)
 static void fill_rows(unsigned char *w, size_t row_bytes, int64_t n, enum wfill how)
 {
 	const int64_t nb = n / TK_QK8_0;
-	float *x = xmalloc((size_t)n * sizeof *x);
+	float *x = tk_test_xmalloc((size_t)n * sizeof *x);
 	for (int r = 0; r < ROWS; r++) {
 		unsigned char *row = w + (size_t)r * row_bytes;
 		if (how == W_QUANTIZED) {
@@ -110,7 +93,7 @@ static void fill_rows(unsigned char *w, size_t row_bytes, int64_t n, enum wfill 
  * tk_act_trailer_fill); otherwise random floats through tk_act_encode. */
 static void fill_acts(unsigned char *y, size_t by, int64_t n, int nc, bool extreme)
 {
-	float *x = xmalloc((size_t)n * sizeof *x);
+	float *x = tk_test_xmalloc((size_t)n * sizeof *x);
 	for (int c = 0; c < nc; c++) {
 		unsigned char *row = y + (size_t)c * by;
 		if (extreme) {
@@ -135,7 +118,7 @@ static void fill_acts(unsigned char *y, size_t by, int64_t n, int nc, bool extre
 static double abs_dot(const void *xrow, const void *yrow, int64_t n)
 {
 	const struct tk_type_traits *rt = tk_type_traits_ref(TK_TYPE_Q8_0);
-	float *xf = xmalloc((size_t)n * sizeof *xf), *yf = xmalloc((size_t)n * sizeof *yf);
+	float *xf = tk_test_xmalloc((size_t)n * sizeof *xf), *yf = tk_test_xmalloc((size_t)n * sizeof *yf);
 	rt->to_float(xrow, xf, n);
 	rt->to_float(yrow, yf, n);
 	double s = 0.0;
@@ -181,8 +164,8 @@ static void test_layout(void **state)
 		assert_int_equal(tk_type_row_size(TK_TYPE_Q8_0, n, &rb), 0);
 		assert_int_equal(pt->group_size(n), ROWS * rb);
 		const size_t stride = rb + 7; /* rows need not be adjacent */
-		unsigned char *w = xmalloc(ROWS * stride);
-		unsigned char *g = xmalloc(pt->group_size(n) + 1);
+		unsigned char *w = tk_test_xmalloc(ROWS * stride);
+		unsigned char *g = tk_test_xmalloc(pt->group_size(n) + 1);
 		fill_rows(w, stride, n, W_RANDOM_BYTES);
 		g[pt->group_size(n)] = 0xa5;
 		pt->pack(g, w, stride, n);
@@ -217,12 +200,12 @@ static void run_case(const char *what, const struct tk_pack_traits *pt,
 	assert_int_equal(ar, rb + (size_t)(n / TK_QK8_0) * 4);
 	const size_t by = ar + 5, ldo = ROWS + 3; /* odd strides */
 	const int NC = TK_PACK_COLS;
-	unsigned char *w = xmalloc(ROWS * rb);
-	unsigned char *graw = xmalloc(pt->group_size(n) + 1), *g = graw + 1; /* unaligned */
-	unsigned char *yraw = xmalloc((size_t)NC * by + 3), *y = yraw + 3;
-	float *out = xmalloc((size_t)(NC + 1) * ldo * sizeof *out);
-	float *want = xmalloc((size_t)NC * ROWS * sizeof *want);
-	double *abs_sum = xmalloc((size_t)NC * ROWS * sizeof *abs_sum);
+	unsigned char *w = tk_test_xmalloc(ROWS * rb);
+	unsigned char *graw = tk_test_xmalloc(pt->group_size(n) + 1), *g = graw + 1; /* unaligned */
+	unsigned char *yraw = tk_test_xmalloc((size_t)NC * by + 3), *y = yraw + 3;
+	float *out = tk_test_xmalloc((size_t)(NC + 1) * ldo * sizeof *out);
+	float *want = tk_test_xmalloc((size_t)NC * ROWS * sizeof *want);
+	double *abs_sum = tk_test_xmalloc((size_t)NC * ROWS * sizeof *abs_sum);
 	fill_rows(w, rb, n, wf);
 	fill_acts(y, by, n, NC, extreme_y);
 	pt->pack(g, w, rb, n);
@@ -234,7 +217,7 @@ static void run_case(const char *what, const struct tk_pack_traits *pt,
 				rt->vec_dot(n, &want[c * ROWS + r], xr, yr);
 		}
 	if (ref) {
-		float *tmp = xmalloc((size_t)NC * ldo * sizeof *tmp);
+		float *tmp = tk_test_xmalloc((size_t)NC * ldo * sizeof *tmp);
 		ref->gemm(n, tmp, ldo, g, y, by, NC);
 		for (int c = 0; c < NC; c++)
 			for (int r = 0; r < ROWS; r++)
@@ -287,8 +270,8 @@ static void check_exact(const char *what, const struct tk_pack_traits *pt)
 	size_t rb;
 	assert_int_equal(tk_type_row_size(TK_TYPE_Q8_0, n, &rb), 0);
 	const size_t by = tk_act_row_size(TK_TYPE_Q8_0, n);
-	unsigned char *w = xmalloc(ROWS * rb), *g = xmalloc(pt->group_size(n));
-	unsigned char *y = xmalloc(TK_PACK_COLS * by);
+	unsigned char *w = tk_test_xmalloc(ROWS * rb), *g = tk_test_xmalloc(pt->group_size(n));
+	unsigned char *y = tk_test_xmalloc(TK_PACK_COLS * by);
 	float out[TK_PACK_COLS * ROWS];
 	for (int pass = 0; pass < 3; pass++) {
 		fill_rows(w, rb, n, W_EXTREME);

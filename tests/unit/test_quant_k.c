@@ -24,13 +24,7 @@
 
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
 
-static uint64_t rng_u64(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
-}
+static uint64_t rng_u64(void) { return tk_test_rng_u64(&rng_state); }
 
 static double rng_unit(void) /* (0, 1) */
 {

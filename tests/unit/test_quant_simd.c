@@ -35,32 +35,15 @@
 
 static uint64_t rng_state = 0x243f6a8885a308d3ull;
 
-static uint64_t rng_u64(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
-}
+static uint64_t rng_u64(void) { return tk_test_rng_u64(&rng_state); }
 
 static float rng_uniform(void) /* [-1, 1) */
 {
 	return (float)((double)(rng_u64() >> 11) / 4503599627370496.0 - 1.0);
 }
 
-static float rng_normal(void)
-{
-	double u = ((double)(rng_u64() >> 11) + 0.5) / 9007199254740992.0;
-	double v = ((double)(rng_u64() >> 11) + 0.5) / 9007199254740992.0;
-	return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
-}
+static float rng_normal(void) { return tk_test_rng_normal(&rng_state); }
 
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-	assert_non_null(p);
-	return p;
-}
 
 /* Where each block keeps its half-precision scales (byte offsets), so that
  * random bytes can be made into valid blocks with finite scales. Types not
@@ -140,7 +123,7 @@ static void make_weights(int type, void *dst, int64_t n, int mode, bool unit_sca
 			}
 		return;
 	}
-	float *x = xmalloc((size_t)n * sizeof *x);
+	float *x = tk_test_xmalloc((size_t)n * sizeof *x);
 	fill_floats(x, n, 0);
 	rt->from_float(x, dst, n);
 	free(x);
@@ -175,7 +158,7 @@ static void make_acts(int vtype, void *dst, int64_t n, int dist, bool unit_scale
 		}
 		return;
 	}
-	float *x = xmalloc((size_t)n * sizeof *x);
+	float *x = tk_test_xmalloc((size_t)n * sizeof *x);
 	/* half/bfloat16 activations: no magnitudes that overflow to inf */
 	fill_floats(x, n, vt->is_quantized || dist != 1 ? dist : 0);
 	vt->from_float(x, dst, n);
@@ -187,7 +170,7 @@ static void make_acts(int vtype, void *dst, int64_t n, int dist, bool unit_scale
 static double abs_dot(int type, const void *x, const void *y, int64_t n, bool y_f32)
 {
 	const struct tk_type_traits *rt = tk_type_traits_ref(type);
-	float *xf = xmalloc((size_t)n * sizeof *xf), *yf = xmalloc((size_t)n * sizeof *yf);
+	float *xf = tk_test_xmalloc((size_t)n * sizeof *xf), *yf = tk_test_xmalloc((size_t)n * sizeof *yf);
 	rt->to_float(x, xf, n);
 	if (y_f32)
 		memcpy(yf, y, (size_t)n * sizeof *yf);
@@ -204,7 +187,7 @@ static double abs_dot(int type, const void *x, const void *y, int64_t n, bool y_
 /* Reference of F16 weights x float32 activations: widened, summed in double. */
 static float f16_f32_ref(const void *x, const float *y, int64_t n)
 {
-	float *xf = xmalloc((size_t)n * sizeof *xf);
+	float *xf = tk_test_xmalloc((size_t)n * sizeof *xf);
 	tk_type_traits_ref(TK_TYPE_F16)->to_float(x, xf, n);
 	double s = 0.0;
 	for (int64_t i = 0; i < n; i++)
@@ -266,8 +249,8 @@ static void check_from_float(const struct tk_type_traits *tab, int type)
 	for (int li = 0; li < nl; li++) {
 		const int64_t n = ns[li];
 		const size_t bytes = row_bytes(type, n);
-		float *x = xmalloc((size_t)n * sizeof *x);
-		uint8_t *a = xmalloc(bytes), *b = xmalloc(bytes);
+		float *x = tk_test_xmalloc((size_t)n * sizeof *x);
+		uint8_t *a = tk_test_xmalloc(bytes), *b = tk_test_xmalloc(bytes);
 		for (int dist = 0; dist < 7; dist++) {
 			if (dist < 4) {
 				fill_floats(x, n, dist);
@@ -308,8 +291,8 @@ static void check_to_float(const struct tk_type_traits *tab, int type)
 	const int nl = lengths(rt->blck_size, ns);
 	for (int li = 0; li < nl; li++) {
 		const int64_t n = ns[li];
-		uint8_t *w = xmalloc(row_bytes(type, n));
-		float *a = xmalloc((size_t)n * sizeof *a), *b = xmalloc((size_t)n * sizeof *b);
+		uint8_t *w = tk_test_xmalloc(row_bytes(type, n));
+		float *a = tk_test_xmalloc((size_t)n * sizeof *a), *b = tk_test_xmalloc((size_t)n * sizeof *b);
 		make_weights(type, w, n, 0, false);
 		if (type == TK_TYPE_F16) /* every finite half, subnormals included */
 			for (int64_t i = 0; i < n; i++) {
@@ -339,7 +322,7 @@ static void check_vec_dot(const struct tk_type_traits *tab, int type)
 	const int nl = lengths(rt->blck_size, ns);
 	for (int li = 0; li < nl; li++) {
 		const int64_t n = ns[li];
-		uint8_t *w = xmalloc(row_bytes(type, n)), *y = xmalloc(row_bytes(rt->vec_dot_type, n));
+		uint8_t *w = tk_test_xmalloc(row_bytes(type, n)), *y = tk_test_xmalloc(row_bytes(rt->vec_dot_type, n));
 		for (int mode = 0; mode < 2; mode++) {
 			for (int dist = 0; dist < 4; dist++) {
 				make_weights(type, w, n, mode, false);
@@ -382,12 +365,12 @@ static void check_tile(const struct tk_type_traits *tab, int type)
 	for (int li = 0; li < nl; li++) {
 		const int64_t n = ns[li];
 		const size_t bx = row_bytes(type, n) + PAD, by = row_bytes(vtype, n) + PAD;
-		uint8_t *x = xmalloc(bx * TK_TILE_MAX), *y = xmalloc(by * TK_TILE_MAX);
+		uint8_t *x = tk_test_xmalloc(bx * TK_TILE_MAX), *y = tk_test_xmalloc(by * TK_TILE_MAX);
 		for (int r = 0; r < TK_TILE_MAX; r++)
 			make_weights(type, x + (size_t)r * bx, n, r & 1, false);
 		for (int c = 0; c < TK_TILE_MAX; c++) {
 			if (f32_acts) {
-				float *yf = xmalloc((size_t)n * sizeof *yf);
+				float *yf = tk_test_xmalloc((size_t)n * sizeof *yf);
 				fill_floats(yf, n, c & 1);
 				memcpy(y + (size_t)c * by, yf, (size_t)n * sizeof *yf);
 				free(yf);
@@ -401,7 +384,7 @@ static void check_tile(const struct tk_type_traits *tab, int type)
 			for (int c = 0; c < TK_TILE_MAX; c++) {
 				const uint8_t *xr = x + (size_t)r * bx, *yc = y + (size_t)c * by;
 				if (f32_acts) {
-					float *yf = xmalloc((size_t)n * sizeof *yf);
+					float *yf = tk_test_xmalloc((size_t)n * sizeof *yf);
 					memcpy(yf, yc, (size_t)n * sizeof *yf);
 					want[r][c] = f16_f32_ref(xr, yf, n);
 					scale[r][c] = abs_dot(type, xr, yf, n, true);
@@ -523,7 +506,7 @@ static void test_avx512_equals_avx2(void **state)
 		for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
 			const int64_t n = ns[k];
 			const size_t bx = row_bytes(t, n), by = row_bytes(rt->vec_dot_type, n);
-			uint8_t *x = xmalloc(bx * 4), *y = xmalloc(by * 4);
+			uint8_t *x = tk_test_xmalloc(bx * 4), *y = tk_test_xmalloc(by * 4);
 			for (int r = 0; r < 4; r++) {
 				make_weights(t, x + (size_t)r * bx, n, 0, false);
 				make_acts(rt->vec_dot_type, y + (size_t)r * by, n, r, false);
