@@ -8,6 +8,8 @@
  */
 #include "engine/attn_simd.h"
 
+#include "core/config.h"
+
 #include "engine/attn_kernel.h"
 #include "engine/cpu.h"
 
@@ -48,19 +50,12 @@ bool engine_attn_isa_supported(int isa)
 	}
 }
 
-/* Set when present with a value other than "" or "0" (as quant_isa.c). */
-static bool env_set(const char *name)
-{
-	const char *v = getenv(name);
-	return v && *v && strcmp(v, "0") != 0;
-}
-
 static int attn_isa_choose(void)
 {
 	int cap = ENGINE_ATTN_ISA_COUNT - 1;
-	if (env_set("TANUKI_NO_AVX2") || env_set("TANUKI_NO_ATTN_SIMD"))
+	if (tk_env_flag("TANUKI_NO_AVX2") || tk_env_flag("TANUKI_NO_ATTN_SIMD"))
 		cap = ENGINE_ATTN_ISA_REF;
-	else if (env_set("TANUKI_NO_AVX512"))
+	else if (tk_env_flag("TANUKI_NO_AVX512"))
 		cap = ENGINE_ATTN_ISA_AVX2;
 	for (int isa = cap; isa > ENGINE_ATTN_ISA_REF; isa--)
 		if (engine_attn_isa_supported(isa))

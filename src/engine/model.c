@@ -9,6 +9,7 @@
  */
 #include "engine/model.h"
 
+#include "core/config.h"
 #include "core/err.h"
 #include "engine/gguf.h"
 #include "engine/pool.h"
@@ -294,14 +295,6 @@ static size_t matmul_weights(struct engine_model *m, struct engine_weight **out)
 	return n;
 }
 
-/* An override variable is set when present with a value other than "" or
- * "0" (as TANUKI_NO_AVX512, quant_simd.h). */
-static bool env_set(const char *name)
-{
-	const char *v = getenv(name);
-	return v && *v && strcmp(v, "0") != 0;
-}
-
 /* The layout w gets under mode, or NULL: not packed. */
 static const struct tk_pack_traits *pack_choice(const struct engine_weight *w,
 						enum engine_repack mode)
@@ -385,7 +378,7 @@ static void pack_weights(struct engine_model *m, const struct engine_model_param
 {
 	enum engine_repack mode = p->repack;
 	m->pack_mode = mode == ENGINE_REPACK_OFF ? "off" : mode == ENGINE_REPACK_REF ? "ref" : "auto";
-	if (mode == ENGINE_REPACK_AUTO && env_set("TANUKI_NO_REPACK")) {
+	if (mode == ENGINE_REPACK_AUTO && tk_env_flag("TANUKI_NO_REPACK")) {
 		m->pack_mode = "env-off";
 		return;
 	}

@@ -6,6 +6,7 @@
  */
 #include "engine/quant_simd.h"
 
+#include "core/config.h"
 #include "core/err.h"
 #include "engine/cpu.h"
 
@@ -45,19 +46,12 @@ bool tk_quant_isa_supported(int isa)
 	}
 }
 
-/* An override variable is set when present with a value other than "" or "0". */
-static bool env_set(const char *name)
-{
-	const char *v = getenv(name);
-	return v && *v && strcmp(v, "0") != 0;
-}
-
 int tk_quant_isa_choose(void)
 {
 	int cap = TK_QUANT_ISA_COUNT - 1;
-	if (env_set("TANUKI_NO_AVX2"))
+	if (tk_env_flag("TANUKI_NO_AVX2"))
 		cap = TK_QUANT_ISA_REF;
-	else if (env_set("TANUKI_NO_AVX512"))
+	else if (tk_env_flag("TANUKI_NO_AVX512"))
 		cap = TK_QUANT_ISA_AVX2;
 	for (int isa = cap; isa > TK_QUANT_ISA_REF; isa--)
 		if (tk_quant_isa_supported(isa))

@@ -59,6 +59,7 @@
 #include "llm/llm_int.h"
 
 #include "core/buf.h"
+#include "core/config.h"
 #include "core/err.h"
 #include "core/time.h"
 #include "engine/adapter_cache.h"
@@ -221,8 +222,7 @@ static int embedded_init(struct llm_backend *b)
 				 "embedded: %s: vocabulary trie", path);
 		goto fail;
 	}
-	const char *no_trie = getenv("TANUKI_NO_GRAMMAR_TRIE");
-	e->mask_naive = no_trie && !strcmp(no_trie, "1");
+	e->mask_naive = tk_env_flag("TANUKI_NO_GRAMMAR_TRIE");
 	if (tk_gguf_get_str(e->m->gguf, "tokenizer.chat_template", &e->tmpl, NULL))
 		e->tmpl = NULL;
 	const char *gname = NULL;

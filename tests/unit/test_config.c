@@ -37,6 +37,26 @@ static int teardown(void **state)
 
 static char *no_env[] = { NULL };
 
+/* Tooling switches: set by any value but "" and "0", read when asked. */
+static void test_env_flag(void **state)
+{
+	(void)state;
+	const char *name = "TANUKI_NO_TEST_ENV_FLAG";
+	unsetenv(name);
+	assert_false(tk_env_flag(name));
+	static const char *const off[] = { "", "0" }, *const on[] = { "1", "yes", "00", " " };
+	for (size_t i = 0; i < sizeof off / sizeof off[0]; i++) {
+		assert_int_equal(setenv(name, off[i], 1), 0);
+		assert_false(tk_env_flag(name));
+	}
+	for (size_t i = 0; i < sizeof on / sizeof on[0]; i++) {
+		assert_int_equal(setenv(name, on[i], 1), 0);
+		assert_true(tk_env_flag(name));
+	}
+	unsetenv(name);
+	assert_false(tk_env_flag(name));
+}
+
 static void test_defaults(void **state)
 {
 	(void)state;
@@ -164,6 +184,7 @@ int main(void)
 		cmocka_unit_test(test_precedence),
 		cmocka_unit_test(test_bad_values_name_key_and_source),
 		cmocka_unit_test(test_dump_masks_secrets),
+		cmocka_unit_test(test_env_flag),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
