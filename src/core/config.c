@@ -608,9 +608,3 @@ void tk_config_register_secrets(const struct tk_config *c, int (*add_secret)(con
 		if (settings[i].secret && c->v[i].u.s && *c->v[i].u.s)
 			add_secret(c->v[i].u.s);
 }
-
-bool tk_env_flag(const char *name)
-{
-	const char *v = getenv(name);
-	return v && *v && strcmp(v, "0") != 0;
-}

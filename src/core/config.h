@@ -88,9 +88,4 @@ int tk_config_dump(const struct tk_config *c, bool with_sources, struct tk_buf *
 void tk_config_register_secrets(const struct tk_config *c,
 				int (*add_secret)(const char *value));
 
-/* Whether the tooling switch `name` (a TANUKI_NO_* variable, which the loader
- * lets through as tooling: TANUKI_NO_AVX512, TANUKI_NO_REPACK, ...) is set:
- * present with a value other than "" or "0". Reads the environment now. */
-bool tk_env_flag(const char *name);
-
 #endif

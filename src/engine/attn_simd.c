@@ -8,7 +8,7 @@
  */
 #include "engine/attn_simd.h"
 
-#include "core/config.h"
+#include "core/env.h"
 
 #include "engine/attn_kernel.h"
 #include "engine/cpu.h"

@@ -9,7 +9,7 @@
  */
 #include "engine/model.h"
 
-#include "core/config.h"
+#include "core/env.h"
 #include "core/err.h"
 #include "engine/gguf.h"
 #include "engine/pool.h"

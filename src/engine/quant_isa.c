@@ -6,7 +6,7 @@
  */
 #include "engine/quant_simd.h"
 
-#include "core/config.h"
+#include "core/env.h"
 #include "core/err.h"
 #include "engine/cpu.h"
 

@@ -59,7 +59,7 @@
 #include "llm/llm_int.h"
 
 #include "core/buf.h"
-#include "core/config.h"
+#include "core/env.h"
 #include "core/err.h"
 #include "core/time.h"
 #include "engine/adapter_cache.h"

@@ -2,6 +2,7 @@
 #include "testutil.h"
 
 #include "core/config.h"
+#include "core/env.h"
 #include "core/err.h"
 
 #include <stdio.h>
