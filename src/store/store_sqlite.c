@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 /* ---------------------------------------------------------- migrations */
 
@@ -449,6 +450,30 @@ static int set_size_cap(struct sq *q, uint64_t max_bytes)
 	return pragma(q, sql, NULL);
 }
 
+/* Switches the database to WAL and applies the migrations, retrying while
+ * another connection is busy with the same (both steps are idempotent).
+ * SQLite answers SQLITE_BUSY at once, without calling the busy handler,
+ * when two connections that each hold a shared lock want the exclusive
+ * one (changing the journal mode of a fresh file, creating its first
+ * table), so several processes or threads opening a new database together
+ * would otherwise fail at random; the busy timeout bounds the retries. */
+static int setup_schema(struct sq *q, bool memory, int busy_timeout_ms)
+{
+	int64_t deadline = tk_time_mono_ns() + (int64_t)busy_timeout_ms * 1000000;
+	long pause_us = 200;
+	for (;;) {
+		int rc = pragma(q, "PRAGMA journal_mode = WAL", memory ? "memory" : "wal");
+		if (!rc)
+			rc = migrate(q);
+		if (rc != TK_EBUSY || tk_time_mono_ns() >= deadline)
+			return rc;
+		struct timespec ts = { 0, pause_us * 1000 };
+		nanosleep(&ts, NULL);
+		if (pause_us < 20000)
+			pause_us *= 2;
+	}
+}
+
 static void sq_close(struct tk_store *s)
 {
 	struct sq *q = SQ(s);
@@ -499,12 +524,10 @@ static int sq_open(struct tk_store *s, const char *target)
 	}
 	sqlite3_extended_result_codes(q->db, 1);
 	sqlite3_busy_timeout(q->db, s->opts.busy_timeout_ms);
-	if ((rc = pragma(q, "PRAGMA journal_mode = WAL", memory ? "memory" : "wal")) ||
+	if ((rc = setup_schema(q, memory, s->opts.busy_timeout_ms)) ||
 	    (rc = pragma(q, "PRAGMA foreign_keys = ON", NULL)) ||
 	    (rc = pragma(q, s->opts.sync_normal ? "PRAGMA synchronous = NORMAL"
 						: "PRAGMA synchronous = FULL", NULL)))
-		goto fail;
-	if ((rc = migrate(q)))
 		goto fail;
 	if (s->opts.max_db_bytes && (rc = set_size_cap(q, s->opts.max_db_bytes)))
 		goto fail;

@@ -612,6 +612,7 @@ struct opener {
 	const char *path;
 	int rc;
 	int version;
+	char detail[256];
 };
 
 static void *open_one(void *arg)
@@ -623,12 +624,15 @@ static void *open_one(void *arg)
 	struct tk_store *s = tk_store_open(o->path, &opts);
 	if (!s) {
 		o->rc = tk_err_last();
+		snprintf(o->detail, sizeof o->detail, "open: %s", tk_err_detail());
 		return NULL;
 	}
 	o->version = tk_store_schema_version(s);
 	char id[TK_ID_LEN];
 	struct tk_task_new in = { .request_json = "{}" };
 	o->rc = tk_store_task_create(s, &in, id);
+	if (o->rc)
+		snprintf(o->detail, sizeof o->detail, "create: %s", tk_err_detail());
 	tk_store_close(s);
 	return NULL;
 }
@@ -644,10 +648,13 @@ static void test_concurrent_open(void **state)
 		o[i] = (struct opener){ .path = path, .rc = -100 };
 		assert_int_equal(pthread_create(&th[i], NULL, open_one, &o[i]), 0);
 	}
-	for (int i = 0; i < 6; i++) {
+	/* Join every thread before any assertion: a failed assertion returns
+	 * from this function while o[] is on its stack. */
+	for (int i = 0; i < 6; i++)
 		pthread_join(th[i], NULL);
+	for (int i = 0; i < 6; i++) {
 		if (o[i].rc)
-			fail_msg("opener %d: %d", i, o[i].rc);
+			fail_msg("opener %d: %d: %s", i, o[i].rc, o[i].detail);
 		assert_int_equal(o[i].version, tk_store_schema_version_max());
 	}
 	sqlite3 *db = raw_open(path);
