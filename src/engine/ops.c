@@ -8,6 +8,7 @@
  */
 #include "engine/ops.h"
 
+#include "core/env.h"
 #include "engine/fp16.h"
 #include "engine/quant.h"
 #include "engine/quant_pack.h"
@@ -217,6 +218,19 @@ static void matmul_rows(float *y, const struct engine_weight *w, const void *xq,
  * every block of TK_PACK_COLS encoded tokens (a few KiB to ~70 KiB: in L1
  * or L2) passes over them; the weights are read from memory once. */
 _Static_assert(TK_PACK_ROWS % TK_TILE_MAX == 0, "group splits must be tile splits");
+/* TANUKI_NO_GEMV=1: decode through gemm one group at a time, as before the
+ * multi-group kernels (for A/B runs; read once). */
+static bool no_gemv(void)
+{
+	static int v = -1; /* every thread that finds -1 computes the same */
+	int r = __atomic_load_n(&v, __ATOMIC_RELAXED);
+	if (r < 0) {
+		r = tk_env_flag("TANUKI_NO_GEMV");
+		__atomic_store_n(&v, r, __ATOMIC_RELAXED);
+	}
+	return r;
+}
+
 static void matmul_packed(float *y, const struct engine_weight *w, const void *xq, int32_t n_tok,
 			  int64_t g_begin, int64_t g_end)
 {
@@ -224,6 +238,15 @@ static void matmul_packed(float *y, const struct engine_weight *w, const void *x
 	const size_t xrow = engine_op_matmul_scratch(w->type, w->n_in);
 	const size_t n_out = (size_t)w->n_out, gb = w->group_bytes;
 	const unsigned char *groups = w->packed;
+	if (n_tok == 1 && w->pack->gemv && !no_gemv()) {
+		for (int64_t g = g_begin; g < g_end; g += TK_PACK_GEMV_GROUPS) {
+			const int ng = g_end - g < TK_PACK_GEMV_GROUPS ? (int)(g_end - g)
+								       : TK_PACK_GEMV_GROUPS;
+			w->pack->gemv(w->n_in, y + (size_t)g * TK_PACK_ROWS, groups + (size_t)g * gb,
+				      gb, ng, xq);
+		}
+		return;
+	}
 	if (n_tok == 1) {
 		for (int64_t g = g_begin; g < g_end; g++)
 			gemm(w->n_in, y + (size_t)g * TK_PACK_ROWS, n_out, groups + (size_t)g * gb, xq,

@@ -88,6 +88,64 @@ AINL void q8p_kern(int64_t nb, float *out, size_t ldo, const uint8_t *g, const u
 		_mm512_storeu_ps(out + (size_t)c * ldo, accf[c]);
 }
 
+/* Decode: G groups gb bytes apart times one activation row, in lockstep
+ * (quant_pack.h's gemv). Per cell the same steps in the same order as
+ * q8p_kern with C = 1, so the results are bit-identical to it. No software
+ * prefetch: G streams keep the hardware prefetchers busy (adding the
+ * 8 KiB-ahead prefetch per stream measured no faster). */
+AINL void q8p_gemv(int64_t nb, float *out, const uint8_t *g, size_t gb, const uint8_t *y,
+		   const int G)
+{
+	const uint8_t *sums = y + (size_t)nb * Y_BLOCK;
+	__m512 accf[TK_PACK_GEMV_GROUPS];
+	for (int i = 0; i < G; i++)
+		accf[i] = _mm512_setzero_ps();
+	for (int64_t b = 0; b < nb; b++, g += Q8P_BLOCK, y += Y_BLOCK, sums += 4) {
+		const __m512i init = _mm512_set1_epi32((int)(0u - ((uint32_t)ld_i32(sums) << 7)));
+		const __m512 dy = _mm512_cvtph_ps(_mm256_set1_epi16((short)ld_u16(y)));
+		__m512i acc[TK_PACK_GEMV_GROUPS];
+		for (int i = 0; i < G; i++)
+			acc[i] = init;
+		for (int k = 0; k < 8; k++) {
+			const __m512i yk = _mm512_set1_epi32(ld_i32(y + 2 + 4 * k));
+			for (int i = 0; i < G; i++)
+				acc[i] = _mm512_dpbusd_epi32(
+					acc[i], _mm512_loadu_si512(g + (size_t)i * gb + 32 + 64 * k), yk);
+		}
+		for (int i = 0; i < G; i++) {
+			const __m512 dx = _mm512_cvtph_ps(
+				_mm256_loadu_si256((const __m256i *)(g + (size_t)i * gb)));
+			accf[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i]), _mm512_mul_ps(dx, dy),
+						  accf[i]);
+		}
+	}
+	for (int i = 0; i < G; i++)
+		_mm512_storeu_ps(out + 16 * i, accf[i]);
+}
+
+#define Q8P_GEMV_CASE(G)                                                       \
+	case G:                                                                \
+		q8p_gemv(nb, out, (const uint8_t *)groups, gb, (const uint8_t *)y, G); \
+		break;
+
+static void q8_0x16_gemv_avx512(int64_t n, float *out, const void *groups, size_t gb, int ng,
+				const void *y)
+{
+	const int64_t nb = n / TK_QK8_0;
+	switch (ng) {
+	Q8P_GEMV_CASE(1)
+	Q8P_GEMV_CASE(2)
+	Q8P_GEMV_CASE(3)
+	Q8P_GEMV_CASE(4)
+	Q8P_GEMV_CASE(5)
+	Q8P_GEMV_CASE(6)
+	Q8P_GEMV_CASE(7)
+	Q8P_GEMV_CASE(8)
+	default:
+		break;
+	}
+}
+
 #define Q8P_CASE(C)                                                 \
 	case C:                                                     \
 		q8p_kern(nb, out, ldo, (const uint8_t *)group,      \
@@ -117,6 +175,7 @@ const struct tk_pack_traits tk_pack_q8_0_avx512 = {
 	.group_size = tk_pack_q8_0_group_size,
 	.pack = tk_pack_q8_0_pack,
 	.gemm = q8_0x16_gemm_avx512,
+	.gemv = q8_0x16_gemv_avx512,
 };
 
 #else

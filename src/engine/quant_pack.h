@@ -60,12 +60,27 @@ typedef size_t (*tk_pack_size_fn)(int64_t n);
 typedef void (*tk_pack_fn)(void *dst, const void *src, size_t row_bytes, int64_t n);
 typedef void (*tk_pack_gemm_fn)(int64_t n, float *out, size_t ldo, const void *group,
 				const void *y, size_t by, int nc);
+/* Decode (one activation row): ng = 1..TK_PACK_GEMV_GROUPS consecutive
+ * groups, the first at groups, each group_bytes after the previous, times
+ * the activation row y; writes out[0 .. 16 * ng) in row order (group i's
+ * row r at 16 * i + r) and nothing else. Each cell must equal what gemm
+ * with nc = 1 writes for that group, bit for bit (test_pack_gemv checks
+ * every installed kernel): the point is the memory walk, not different
+ * arithmetic. A gemv walks its ng groups in lockstep (block b of every
+ * group, then block b + 1), so each thread keeps ng streams of DRAM reads
+ * in flight instead of one, and the ng accumulator chains are independent
+ * (measured, 2-core Xeon VM, llama-1.1B Q8_0 decode: 18.8 -> 22.2 tok/s). */
+#define TK_PACK_GEMV_GROUPS 8
+typedef void (*tk_pack_gemv_fn)(int64_t n, float *out, const void *groups, size_t group_bytes,
+				int ng, const void *y);
 
 struct tk_pack_traits {
 	const char *name;          /* layout name, e.g. "q8_0x16" */
 	tk_pack_size_fn group_size; /* bytes of one group of TK_PACK_ROWS rows */
 	tk_pack_fn pack;           /* file rows -> one group */
 	tk_pack_gemm_fn gemm;      /* group x up to TK_PACK_COLS activation rows */
+	tk_pack_gemv_fn gemv;      /* NULL or several groups x one row (decode);
+				    * the engine falls back to gemm, nc = 1 */
 };
 
 /* The portable reference traits of type t's layout (pack + scalar gemm),

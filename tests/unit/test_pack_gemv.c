@@ -1,0 +1,170 @@
+/* test_pack_gemv.c — the decode products of the packed layouts
+ * (quant_pack.h, tk_pack_traits.gemv): for every packed type (Q8_0, Q4_K,
+ * Q6_K, F16) and every ISA variant this CPU runs whose traits install a
+ * gemv, on 11 groups of random weights of several row lengths:
+ *   - gemv over ng = 1..TK_PACK_GEMV_GROUPS groups starting at every group
+ *     equals gemm with nc = 1 on each group, bit for bit (the contract: a
+ *     gemv changes the memory walk, not the arithmetic);
+ *   - it writes out[0 .. 16 * ng) and nothing after;
+ *   - unaligned group and activation pointers work;
+ *   - the gemm itself agrees with the reference traits' gemm (loosely:
+ *     the per-layout tests check that closely), so a gemv equal to a
+ *     broken gemm cannot pass.
+ * Variants this CPU lacks, and traits without a gemv, are reported and
+ * skipped.
+ */
+#include "testutil.h"
+
+#include "engine/quant.h"
+#include "engine/quant_pack.h"
+#include "engine/quant_simd.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ROWS TK_PACK_ROWS
+#define N_GROUPS 11
+#define SENTINEL 0x7fc0dead /* a NaN payload no kernel writes */
+
+static uint64_t rng_state = 0x243f6a8885a308d3ull;
+
+static const int types[] = { TK_TYPE_Q8_0, TK_TYPE_Q4_K, TK_TYPE_Q6_K, TK_TYPE_F16 };
+
+/* Row lengths per type: one block, odd block counts, model sizes. */
+static int row_lengths(int t, int64_t *out)
+{
+	if (t == TK_TYPE_Q4_K || t == TK_TYPE_Q6_K) {
+		const int64_t v[] = { 256, 768, 1536, 2048 };
+		memcpy(out, v, sizeof v);
+		return 4;
+	}
+	const int64_t v[] = { 32, 96, 1536, 2048 };
+	memcpy(out, v, sizeof v);
+	return 4;
+}
+
+static int act_type_of(int t)
+{
+	/* F16 layouts take float32 activations (quant_pack.h) */
+	return t == TK_TYPE_F16 ? TK_TYPE_F32 : tk_type_traits(t)->vec_dot_type;
+}
+
+static uint32_t bits(float f)
+{
+	uint32_t u;
+	memcpy(&u, &f, 4);
+	return u;
+}
+
+/* One type, one ISA's pack traits, one row length. */
+static void run_case(const char *isa, int t, const struct tk_pack_traits *pt, int64_t n)
+{
+	const struct tk_type_traits *ref = tk_type_traits_ref(t);
+	size_t row_bytes = 0;
+	assert_int_equal(tk_type_row_size(t, n, &row_bytes), 0);
+	const size_t gb = pt->group_size(n);
+	assert_true(gb > 0);
+
+	/* weights: N_GROUPS * 16 random rows in the file layout, packed */
+	float *x = tk_test_xmalloc((size_t)n * sizeof(float));
+	unsigned char *rows = tk_test_xmalloc((size_t)N_GROUPS * ROWS * row_bytes);
+	for (int r = 0; r < N_GROUPS * ROWS; r++) {
+		for (int64_t i = 0; i < n; i++)
+			x[i] = tk_test_rng_normal(&rng_state) * (1.0f + (float)(r % 5));
+		ref->from_float(x, rows + (size_t)r * row_bytes, n);
+	}
+	unsigned char *gbuf = tk_test_xmalloc((size_t)N_GROUPS * gb + 64);
+	unsigned char *groups = gbuf + 1; /* unaligned on purpose */
+	for (int g = 0; g < N_GROUPS; g++)
+		pt->pack(groups + (size_t)g * gb, rows + (size_t)g * ROWS * row_bytes, row_bytes, n);
+
+	/* one activation row, encoded as the engine does, also unaligned */
+	const int at = act_type_of(t);
+	const size_t by = tk_act_row_size(at, n);
+	assert_true(by > 0);
+	unsigned char *ybuf = tk_test_xmalloc(by + 8);
+	unsigned char *y = ybuf + 3;
+	for (int64_t i = 0; i < n; i++)
+		x[i] = tk_test_rng_normal(&rng_state);
+	tk_act_encode(at, x, y, n);
+
+	/* expected: gemm nc = 1 per group; and the reference gemm as a check
+	 * that the gemm itself is sane */
+	const struct tk_pack_traits *rt = tk_pack_traits_ref(t);
+	float want[N_GROUPS * ROWS], refv[ROWS];
+	for (int g = 0; g < N_GROUPS; g++) {
+		pt->gemm(n, want + g * ROWS, ROWS, groups + (size_t)g * gb, y, by, 1);
+		rt->gemm(n, refv, ROWS, groups + (size_t)g * gb, y, by, 1);
+		for (int r = 0; r < ROWS; r++) {
+			const float w = want[g * ROWS + r];
+			assert_true(isfinite(w));
+			if (fabsf(w - refv[r]) > 1e-3f * (fabsf(refv[r]) + 1.0f))
+				fail_msg("%s %s n=%lld group %d row %d: gemm %.9g, reference %.9g", isa,
+					 pt->name, (long long)n, g, r, (double)w, (double)refv[r]);
+		}
+	}
+
+	float out[TK_PACK_GEMV_GROUPS * ROWS + ROWS];
+	const uint32_t sentinel = SENTINEL;
+	for (int ng = 1; ng <= TK_PACK_GEMV_GROUPS; ng++) {
+		for (int s = 0; s + ng <= N_GROUPS; s++) {
+			for (size_t i = 0; i < sizeof out / sizeof out[0]; i++)
+				memcpy(&out[i], &sentinel, 4);
+			pt->gemv(n, out, groups + (size_t)s * gb, gb, ng, y);
+			for (int i = 0; i < ng * ROWS; i++)
+				if (bits(out[i]) != bits(want[s * ROWS + i]))
+					fail_msg("%s %s n=%lld ng=%d start %d cell %d: gemv %.9g, "
+						 "gemm %.9g",
+						 isa, pt->name, (long long)n, ng, s, i, (double)out[i],
+						 (double)want[s * ROWS + i]);
+			for (size_t i = (size_t)ng * ROWS; i < sizeof out / sizeof out[0]; i++)
+				if (bits(out[i]) != sentinel)
+					fail_msg("%s %s n=%lld ng=%d: wrote cell %zu past 16 * ng", isa,
+						 pt->name, (long long)n, ng, i);
+		}
+	}
+	free(ybuf);
+	free(gbuf);
+	free(rows);
+	free(x);
+}
+
+static void test_gemv_equals_gemm(void **state)
+{
+	(void)state;
+	static struct tk_type_traits tab[TK_TYPE_COUNT];
+	int tested = 0;
+	for (int isa = TK_QUANT_ISA_AVX2; isa < TK_QUANT_ISA_COUNT; isa++) {
+		if (!tk_quant_isa_supported(isa)) {
+			printf("# %s: not supported on this CPU, skipped\n", tk_quant_isa_name(isa));
+			continue;
+		}
+		assert_int_equal(tk_quant_isa_traits(isa, tab), 0);
+		for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+			const int t = types[ti];
+			const struct tk_pack_traits *pt = tab[t].pack;
+			if (!pt || !pt->gemv) {
+				printf("# %s %s: no packed gemv\n", tk_quant_isa_name(isa),
+				       tk_type_name(t));
+				continue;
+			}
+			int64_t ns[8];
+			const int nn = row_lengths(t, ns);
+			for (int i = 0; i < nn; i++)
+				run_case(tk_quant_isa_name(isa), t, pt, ns[i]);
+			printf("# %s %s: gemv checked\n", tk_quant_isa_name(isa), pt->name);
+			tested++;
+		}
+	}
+	printf("# packed gemv kernels tested: %d\n", tested);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_gemv_equals_gemm),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
