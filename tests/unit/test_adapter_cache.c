@@ -327,10 +327,13 @@ static void test_concurrent(void **state)
 		assert_int_equal(pthread_create(&t[i], NULL, worker_main, &w[i]), 0);
 	}
 	int ok = 0;
+	void *rets[NT];
+	int joined[NT];
+	for (int i = 0; i < NT; i++) /* all joined before any assertion */
+		joined[i] = pthread_join(t[i], &rets[i]);
 	for (int i = 0; i < NT; i++) {
-		void *ret = NULL;
-		assert_int_equal(pthread_join(t[i], &ret), 0);
-		assert_null(ret);
+		assert_int_equal(joined[i], 0);
+		assert_null(rets[i]);
 		ok += w[i].ok;
 	}
 	struct engine_adapter_stats st;

@@ -171,8 +171,9 @@ static void test_threads_share_the_pool(void **state)
 		w[i] = (struct worker){ b, -1, NULL };
 		assert_int_equal(pthread_create(&t[i], NULL, worker_main, &w[i]), 0);
 	}
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 3; i++) /* all joined before any assertion */
 		pthread_join(t[i], NULL);
+	for (int i = 0; i < 3; i++) {
 		assert_int_equal(w[i].rc, 0);
 		assert_string_equal(w[i].text, want);
 		free(w[i].text);

@@ -712,11 +712,11 @@ static void test_secrets_added_concurrently(void **state)
 		r[i] = (struct secret_race){ i, c.path };
 		assert_int_equal(pthread_create(&th[i], NULL, add_secrets_while_logging, &r[i]), 0);
 	}
-	for (int i = 0; i < 4; i++) {
-		void *ret;
-		pthread_join(th[i], &ret);
-		assert_null(ret);
-	}
+	void *rets[4];
+	for (int i = 0; i < 4; i++) /* all joined before any assertion */
+		pthread_join(th[i], &rets[i]);
+	for (int i = 0; i < 4; i++)
+		assert_null(rets[i]);
 	struct lines ls = read_lines(c.path);
 	assert_int_equal(ls.n, 160);
 	for (size_t i = 0; i < ls.n; i++) {

@@ -675,6 +675,7 @@ struct claimer {
 	char (*got)[TK_ID_LEN];    /* this thread's claims */
 	size_t n;
 	int err;
+	char detail[256];          /* tk_err_detail() of this thread at err */
 };
 
 static void *claim_loop(void *arg)
@@ -687,6 +688,7 @@ static void *claim_loop(void *arg)
 	struct tk_store *s = c->shared ? c->shared : tk_store_open(c->path, &o);
 	if (!s) {
 		c->err = tk_err_last();
+		snprintf(c->detail, sizeof c->detail, "open: %s", tk_err_detail());
 		return NULL;
 	}
 	for (;;) {
@@ -696,6 +698,7 @@ static void *claim_loop(void *arg)
 			break;
 		if (rc) {
 			c->err = rc;
+			snprintf(c->detail, sizeof c->detail, "claim: %s", tk_err_detail());
 			break;
 		}
 		memcpy(c->got[c->n++], t.id, TK_ID_LEN);
@@ -734,10 +737,11 @@ static void run_claimers(struct fx *f, bool shared)
 	}
 	static char all[CLAIM_TASKS * 2][TK_ID_LEN];
 	size_t total = 0;
-	for (int i = 0; i < CLAIM_THREADS; i++) {
+	for (int i = 0; i < CLAIM_THREADS; i++) /* all joined before any assertion */
 		pthread_join(th[i], NULL);
+	for (int i = 0; i < CLAIM_THREADS; i++) {
 		if (cl[i].err)
-			fail_msg("claimer %d: error %d: %s", i, cl[i].err, tk_err_detail());
+			fail_msg("claimer %d: error %d: %s", i, cl[i].err, cl[i].detail);
 		assert_true(total + cl[i].n <= CLAIM_TASKS * 2);
 		memcpy(all[total], cl[i].got, cl[i].n * TK_ID_LEN);
 		total += cl[i].n;
@@ -902,8 +906,9 @@ static void test_events_concurrent(void **state)
 		assert_int_equal(pthread_create(&th[i], NULL, append_loop, &ap[i]), 0);
 	}
 	bool seen[APPENDERS * APPENDS + 2] = { false };
-	for (int i = 0; i < APPENDERS; i++) {
+	for (int i = 0; i < APPENDERS; i++) /* all joined before any assertion */
 		pthread_join(th[i], NULL);
+	for (int i = 0; i < APPENDERS; i++) {
 		assert_int_equal(ap[i].err, 0);
 		for (int j = 0; j < APPENDS; j++) {
 			int64_t q = ap[i].seqs[j];

@@ -278,10 +278,10 @@ static void test_concurrent_encode(void **state)
 		jobs[i] = (struct mt_job){ t, text, strlen(text), want, n, 0 };
 		assert_int_equal(pthread_create(&th[i], NULL, mt_worker, &jobs[i]), 0);
 	}
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 4; i++) /* all joined before any assertion */
 		pthread_join(th[i], NULL);
+	for (int i = 0; i < 4; i++)
 		assert_int_equal(jobs[i].bad, 0);
-	}
 	free(want);
 	tk_tokenizer_free(t);
 }
