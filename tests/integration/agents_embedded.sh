@@ -13,6 +13,10 @@
 # under ASan+UBSan (docs/benchmarks.md, "Grammar masks"). The grammar is
 # not what costs here: prefilling the briefings is (masks are ~0.02% of the
 # profile). Needs the sandbox only if a tool call is `run`.
+#
+# tests/slow/agents_run_embedded.sh runs this script with the whole team:
+#   TK_EMB_TEAM       agents.team JSON (default: the two agents above)
+#   TK_EMB_MAX_TOKENS agents.max_tokens, the task's token budget (5000)
 set -euo pipefail
 T="${TANUKI_BIN:?TANUKI_BIN not set}"
 FX="${TK_FIXTURES:?TK_FIXTURES not set}"
@@ -24,15 +28,16 @@ fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
 
 cp "$FX/agents/entry_add.h" "$TMP/add.h"
 # Small replies and few turns: the point is the pipeline, not the answer.
-TEAM='[{"name":"planner-critic","max_tokens":32},
-       {"name":"coder","max_tokens":32,"max_turns":1}]'
+TEAM=${TK_EMB_TEAM:-'[{"name":"planner-critic","max_tokens":32},
+       {"name":"coder","max_tokens":32,"max_turns":1}]'}
+MAX_TOKENS=${TK_EMB_MAX_TOKENS:-5000}
 rc=0
 (cd "$TMP" && "$T" run "Implement add() declared in add.h in add.c" --file add.h \
 	--test-command false --out "$TMP/out" --events "$TMP/ev.jsonl" --json \
 	--set llm.backend=embedded --set "llm.model=$M" --set llm.embedded_ctx=4096 \
 	--set agents.context_tokens=4096 --set "agents.team=$TEAM" --set agents.plans=1 \
 	--set agents.max_iterations=1 --set agents.wall_s=900 --set agents.seed=7 \
-	--set agents.max_repairs=0 --set agents.max_tokens=5000 \
+	--set agents.max_repairs=0 --set "agents.max_tokens=$MAX_TOKENS" \
 	>"$TMP/result.json" 2>"$TMP/stderr") || rc=$?
 
 # A clear ending: exit 1 (never completed), a terminal status with a reason.
