@@ -20,16 +20,7 @@
 
 const char *engine_attn_isa_name(int isa)
 {
-	switch (isa) {
-	case ENGINE_ATTN_ISA_REF:
-		return "ref";
-	case ENGINE_ATTN_ISA_AVX2:
-		return "avx2";
-	case ENGINE_ATTN_ISA_AVX512:
-		return "avx512";
-	default:
-		return "unknown";
-	}
+	return tk_isa_name(isa);
 }
 
 bool engine_attn_isa_supported(int isa)
@@ -52,15 +43,7 @@ bool engine_attn_isa_supported(int isa)
 
 static int attn_isa_choose(void)
 {
-	int cap = ENGINE_ATTN_ISA_COUNT - 1;
-	if (tk_env_flag("TANUKI_NO_AVX2") || tk_env_flag("TANUKI_NO_ATTN_SIMD"))
-		cap = ENGINE_ATTN_ISA_REF;
-	else if (tk_env_flag("TANUKI_NO_AVX512"))
-		cap = ENGINE_ATTN_ISA_AVX2;
-	for (int isa = cap; isa > ENGINE_ATTN_ISA_REF; isa--)
-		if (engine_attn_isa_supported(isa))
-			return isa;
-	return ENGINE_ATTN_ISA_REF;
+	return tk_isa_choose(engine_attn_isa_supported, tk_env_flag("TANUKI_NO_ATTN_SIMD"));
 }
 
 /* -1 until the first call; every thread that races computes the same value */

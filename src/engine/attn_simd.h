@@ -41,17 +41,19 @@
 #ifndef TK_ENGINE_ATTN_SIMD_H
 #define TK_ENGINE_ATTN_SIMD_H
 
+#include "engine/cpu.h"
 #include "engine/ops.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+/* The levels of cpu.h (tk_isa_level). */
 enum engine_attn_isa {
-	ENGINE_ATTN_ISA_REF = 0,    /* engine_op_attention_blocked per token */
-	ENGINE_ATTN_ISA_AVX2 = 1,   /* AVX2 + FMA + F16C, 8 lanes */
-	ENGINE_ATTN_ISA_AVX512 = 2, /* AVX-512F, 16 lanes */
-	ENGINE_ATTN_ISA_COUNT
+	ENGINE_ATTN_ISA_REF = TK_ISA_REF,       /* engine_op_attention_blocked per token */
+	ENGINE_ATTN_ISA_AVX2 = TK_ISA_AVX2,     /* AVX2 + FMA + F16C, 8 lanes */
+	ENGINE_ATTN_ISA_AVX512 = TK_ISA_AVX512, /* AVX-512F, 16 lanes */
+	ENGINE_ATTN_ISA_COUNT = TK_ISA_COUNT
 };
 
 /* (token, query head) rows one SIMD pass holds; larger runs go in chunks. */

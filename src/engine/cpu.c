@@ -9,6 +9,8 @@
  */
 #include "engine/cpu.h"
 
+#include "core/env.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -106,4 +108,31 @@ char *tk_cpu_describe(char *buf, size_t cap)
 	if (!len)
 		snprintf(buf, cap, "none");
 	return buf;
+}
+
+const char *tk_isa_name(int isa)
+{
+	switch (isa) {
+	case TK_ISA_REF:
+		return "ref";
+	case TK_ISA_AVX2:
+		return "avx2";
+	case TK_ISA_AVX512:
+		return "avx512";
+	default:
+		return "unknown";
+	}
+}
+
+int tk_isa_choose(bool (*supported)(int isa), bool off)
+{
+	int cap = TK_ISA_COUNT - 1;
+	if (off || tk_env_flag("TANUKI_NO_AVX2"))
+		cap = TK_ISA_REF;
+	else if (tk_env_flag("TANUKI_NO_AVX512"))
+		cap = TK_ISA_AVX2;
+	for (int isa = cap; isa > TK_ISA_REF; isa--)
+		if (supported(isa))
+			return isa;
+	return TK_ISA_REF;
 }

@@ -31,6 +31,25 @@ struct tk_cpu_features {
 /* The features of this CPU (borrowed, static storage, never NULL). */
 const struct tk_cpu_features *tk_cpu_features(void);
 
+/* Kernel variant levels, shared by every module with per-ISA kernels (the
+ * quantized products, quant_simd.h; attention, attn_simd.h). What a level
+ * requires of the CPU is each module's own rule (attention's AVX-512 needs
+ * only AVX-512F, the products' also BW, VL and VNNI). */
+enum tk_isa_level {
+	TK_ISA_REF = 0,    /* portable C, always built */
+	TK_ISA_AVX2 = 1,   /* AVX2 + FMA + F16C (and more, per module) */
+	TK_ISA_AVX512 = 2, /* AVX-512 (which subsets, per module) */
+	TK_ISA_COUNT
+};
+
+/* "ref", "avx2", "avx512"; "unknown" for anything else. Never NULL. */
+const char *tk_isa_name(int isa);
+
+/* The highest level for which supported(level) holds, capped by the
+ * environment now: TANUKI_NO_AVX2 (or off = true) -> TK_ISA_REF,
+ * TANUKI_NO_AVX512 -> at most TK_ISA_AVX2. */
+int tk_isa_choose(bool (*supported)(int isa), bool off);
+
 /* Writes the set flags as space-separated lower-case names ("avx2 fma f16c
  * avx512f ...", or "none") into buf[cap], truncating; returns buf. */
 char *tk_cpu_describe(char *buf, size_t cap);

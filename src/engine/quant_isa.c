@@ -6,7 +6,6 @@
  */
 #include "engine/quant_simd.h"
 
-#include "core/env.h"
 #include "core/err.h"
 #include "engine/cpu.h"
 
@@ -15,16 +14,7 @@
 
 const char *tk_quant_isa_name(int isa)
 {
-	switch (isa) {
-	case TK_QUANT_ISA_REF:
-		return "ref";
-	case TK_QUANT_ISA_AVX2:
-		return "avx2";
-	case TK_QUANT_ISA_AVX512:
-		return "avx512";
-	default:
-		return "unknown";
-	}
+	return tk_isa_name(isa);
 }
 
 bool tk_quant_isa_supported(int isa)
@@ -48,15 +38,7 @@ bool tk_quant_isa_supported(int isa)
 
 int tk_quant_isa_choose(void)
 {
-	int cap = TK_QUANT_ISA_COUNT - 1;
-	if (tk_env_flag("TANUKI_NO_AVX2"))
-		cap = TK_QUANT_ISA_REF;
-	else if (tk_env_flag("TANUKI_NO_AVX512"))
-		cap = TK_QUANT_ISA_AVX2;
-	for (int isa = cap; isa > TK_QUANT_ISA_REF; isa--)
-		if (tk_quant_isa_supported(isa))
-			return isa;
-	return TK_QUANT_ISA_REF;
+	return tk_isa_choose(tk_quant_isa_supported, false);
 }
 
 int tk_quant_isa_apply(int isa, struct tk_type_traits *tab)

@@ -25,13 +25,16 @@
 #ifndef TK_ENGINE_QUANT_SIMD_H
 #define TK_ENGINE_QUANT_SIMD_H
 
+#include "engine/cpu.h"
 #include "engine/quant.h"
 
+/* The levels of cpu.h (tk_isa_level); avx512 here needs AVX-512 F, BW, VL
+ * and VNNI besides AVX2 + FMA + F16C. */
 enum tk_quant_isa {
-	TK_QUANT_ISA_REF = 0,
-	TK_QUANT_ISA_AVX2 = 1,
-	TK_QUANT_ISA_AVX512 = 2,
-	TK_QUANT_ISA_COUNT
+	TK_QUANT_ISA_REF = TK_ISA_REF,
+	TK_QUANT_ISA_AVX2 = TK_ISA_AVX2,
+	TK_QUANT_ISA_AVX512 = TK_ISA_AVX512,
+	TK_QUANT_ISA_COUNT = TK_ISA_COUNT
 };
 
 /* "ref", "avx2", "avx512"; "unknown" for anything else. Never NULL. */
