@@ -1,6 +1,9 @@
 /* testutil.c — see testutil.h. */
 #include "testutil.h"
 
+#include "core/err.h"
+#include "engine/context.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -105,4 +108,34 @@ void *tk_test_xmalloc(size_t n)
 	void *p = malloc(n ? n : 1);
 	assert_non_null(p);
 	return p;
+}
+
+double tk_test_rel_diff(const float *a, const float *b, size_t n)
+{
+	double d = 0.0, m = 1.0;
+	for (size_t i = 0; i < n; i++) {
+		double e = fabs((double)a[i] - (double)b[i]);
+		if (isnan(e))
+			return INFINITY;
+		if (e > d)
+			d = e;
+		if (fabs((double)b[i]) > m)
+			m = fabs((double)b[i]);
+	}
+	return d / m;
+}
+
+struct engine_ctx *tk_test_engine_ctx(const struct engine_model *m, int32_t n_ctx,
+				      int32_t n_batch, int32_t n_threads, int32_t n_seq)
+{
+	struct engine_ctx_params p;
+	engine_ctx_params_default(&p);
+	p.n_ctx = n_ctx;
+	p.n_batch = n_batch;
+	p.n_threads = n_threads;
+	p.n_seq_max = n_seq;
+	struct engine_ctx *c = engine_ctx_new(m, &p);
+	if (!c)
+		fail_msg("engine context: %s", tk_err_detail());
+	return c;
 }

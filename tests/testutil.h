@@ -38,4 +38,15 @@ float tk_test_rng_normal(uint64_t *state);
 /* malloc(n) (at least 1 byte) that fails the test when out of memory. */
 void *tk_test_xmalloc(size_t n);
 
+/* max |a - b| / max(1, max |b|) over n floats (b the reference); INFINITY
+ * when a difference is NaN. For comparing whole logit vectors. */
+double tk_test_rel_diff(const float *a, const float *b, size_t n);
+
+/* An engine context on m (engine_ctx_params_default otherwise) that fails
+ * the test, with the error detail, when it cannot be made. m is
+ * borrowed; free the context with engine_ctx_free. */
+struct engine_model;
+struct engine_ctx *tk_test_engine_ctx(const struct engine_model *m, int32_t n_ctx,
+				      int32_t n_batch, int32_t n_threads, int32_t n_seq);
+
 #endif

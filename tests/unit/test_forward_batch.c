@@ -21,43 +21,12 @@
 
 #define FIX_MODEL(name) TK_FIXTURES "/models/" name ".gguf"
 
-/* max |a - b| / max(1, max |b|) over n */
-static double rel_diff(const float *a, const float *b, size_t n)
-{
-	double d = 0.0, m = 1.0;
-	for (size_t i = 0; i < n; i++) {
-		double e = fabs((double)a[i] - (double)b[i]);
-		if (isnan(e))
-			return INFINITY;
-		if (e > d)
-			d = e;
-		if (fabs((double)b[i]) > m)
-			m = fabs((double)b[i]);
-	}
-	return d / m;
-}
-
 static struct engine_model *load_ok(const char *path)
 {
 	struct engine_model *m = engine_model_load(path);
 	if (!m)
 		fail_msg("load %s: %s", path, tk_err_detail());
 	return m;
-}
-
-static struct engine_ctx *ctx_ok(const struct engine_model *m, int32_t n_ctx, int32_t n_batch,
-				 int32_t n_threads, int32_t n_seq)
-{
-	struct engine_ctx_params p;
-	engine_ctx_params_default(&p);
-	p.n_ctx = n_ctx;
-	p.n_batch = n_batch;
-	p.n_threads = n_threads;
-	p.n_seq_max = n_seq;
-	struct engine_ctx *c = engine_ctx_new(m, &p);
-	if (!c)
-		fail_msg("ctx: %s", tk_err_detail());
-	return c;
 }
 
 enum { MAX_SEQ = 4, N_STEPS = 6, MAX_PROMPT = 9 };
@@ -95,7 +64,7 @@ static void batched_vs_alone(const char *path, int n_seq, int32_t n_threads,
 
 	/* alone: row (s, 0) after the prompt, (s, k + 1) after step k */
 	for (int s = 0; s < n_seq; s++) {
-		struct engine_ctx *c = ctx_ok(m, 32, 8, 1, 1);
+		struct engine_ctx *c = tk_test_engine_ctx(m, 32, 8, 1, 1);
 		if (lora)
 			assert_int_equal(engine_ctx_set_adapters(c, lora, 1), 0);
 		assert_int_equal(engine_ctx_eval(c, prompt[s], plen[s], NULL), 0);
@@ -112,7 +81,7 @@ static void batched_vs_alone(const char *path, int n_seq, int32_t n_threads,
 
 	/* together: every prompt in one mixed batch (tokens of the sequences
 	 * interleaved), then one token per sequence per step */
-	struct engine_ctx *c = ctx_ok(m, 32, 16, n_threads, n_seq);
+	struct engine_ctx *c = tk_test_engine_ctx(m, 32, 16, n_threads, n_seq);
 	if (lora)
 		assert_int_equal(engine_ctx_set_adapters(c, lora, 1), 0);
 	int32_t toks[MAX_SEQ * MAX_PROMPT], seqs[MAX_SEQ * MAX_PROMPT];
@@ -131,8 +100,8 @@ static void batched_vs_alone(const char *path, int n_seq, int32_t n_threads,
 	double worst = 0.0;
 	for (int s = 0; s < n_seq; s++) {
 		assert_int_equal(engine_ctx_seq_n_past(c, s), plen[s]);
-		double d = rel_diff(both + (size_t)s * V, alone + ((size_t)s * (N_STEPS + 1)) * V,
-				    (size_t)V);
+		double d = tk_test_rel_diff(both + (size_t)s * V,
+					    alone + ((size_t)s * (N_STEPS + 1)) * V, (size_t)V);
 		worst = d > worst ? d : worst;
 	}
 	for (int k = 0; k < N_STEPS; k++) {
@@ -144,11 +113,11 @@ static void batched_vs_alone(const char *path, int n_seq, int32_t n_threads,
 		assert_int_equal(engine_ctx_decode(c, &b, both), 0);
 		for (int s = 0; s < n_seq; s++) {
 			const float *want = alone + ((size_t)s * (N_STEPS + 1) + (size_t)k + 1) * V;
-			double d = rel_diff(both + (size_t)s * V, want, (size_t)V);
+			double d = tk_test_rel_diff(both + (size_t)s * V, want, (size_t)V);
 			worst = d > worst ? d : worst;
 		}
 		/* the context keeps the batch's last wanted row */
-		assert_true(rel_diff(engine_ctx_logits(c), both + (size_t)(n_seq - 1) * V,
+		assert_true(tk_test_rel_diff(engine_ctx_logits(c), both + (size_t)(n_seq - 1) * V,
 				     (size_t)V) == 0.0);
 	}
 	printf("batched vs alone %s: %d sequences, %d threads%s: max rel diff %g\n", path,
@@ -189,7 +158,7 @@ static void test_want_rewind_limits(void **state)
 	(void)state;
 	struct engine_model *m = load_ok(FIX_MODEL("tiny-llama-f32"));
 	const int32_t V = m->hp.n_vocab;
-	struct engine_ctx *c = ctx_ok(m, 8, 4, 2, 3);
+	struct engine_ctx *c = tk_test_engine_ctx(m, 8, 4, 2, 3);
 	assert_int_equal(engine_ctx_n_seq_max(c), 3);
 	assert_int_equal(engine_ctx_n_threads(c), 2);
 	float *lg = malloc((size_t)10 * V * sizeof(float));
@@ -207,18 +176,18 @@ static void test_want_rewind_limits(void **state)
 	assert_int_equal(engine_ctx_seq_n_past(c, 2), 3);
 	assert_int_equal(engine_ctx_n_past(c), 3); /* sequence 0 */
 	/* ... equal to each sequence's tokens evaluated alone with all logits */
-	struct engine_ctx *one = ctx_ok(m, 8, 4, 1, 1);
+	struct engine_ctx *one = tk_test_engine_ctx(m, 8, 4, 1, 1);
 	int32_t s0[3] = { 3, 5, 6 }, s2[3] = { 1, 2, 4 };
 	assert_int_equal(engine_ctx_eval(one, s2, 3, ref), 0);
-	assert_true(rel_diff(lg, ref, V) < 1e-4);                       /* token 1 */
-	assert_true(rel_diff(lg + V, ref + V, V) < 1e-4);               /* token 2 */
-	assert_true(rel_diff(lg + 3 * V, ref + 2 * (size_t)V, V) < 1e-4); /* token 4 */
+	assert_true(tk_test_rel_diff(lg, ref, V) < 1e-4);                       /* token 1 */
+	assert_true(tk_test_rel_diff(lg + V, ref + V, V) < 1e-4);               /* token 2 */
+	assert_true(tk_test_rel_diff(lg + 3 * V, ref + 2 * (size_t)V, V) < 1e-4); /* token 4 */
 	assert_int_equal(engine_ctx_rewind(one, 0), 0);
 	assert_int_equal(engine_ctx_eval(one, s0, 3, ref), 0);
-	assert_true(rel_diff(lg + 2 * (size_t)V, ref, V) < 1e-4);
-	assert_true(rel_diff(lg + 4 * (size_t)V, ref + V, V) < 1e-4);
-	assert_true(rel_diff(lg + 5 * (size_t)V, ref + 2 * (size_t)V, V) < 1e-4);
-	assert_true(rel_diff(engine_ctx_logits(c), lg + 5 * (size_t)V, V) == 0.0);
+	assert_true(tk_test_rel_diff(lg + 2 * (size_t)V, ref, V) < 1e-4);
+	assert_true(tk_test_rel_diff(lg + 4 * (size_t)V, ref + V, V) < 1e-4);
+	assert_true(tk_test_rel_diff(lg + 5 * (size_t)V, ref + 2 * (size_t)V, V) < 1e-4);
+	assert_true(tk_test_rel_diff(engine_ctx_logits(c), lg + 5 * (size_t)V, V) == 0.0);
 
 	/* only one flag set: one row; logits NULL computes just the last */
 	int8_t one_want[6] = { 0, 0, 0, 0, 1, 0 };
@@ -227,7 +196,7 @@ static void test_want_rewind_limits(void **state)
 	b.want = one_want;
 	assert_int_equal(engine_batch_n_wanted(&b), 1);
 	assert_int_equal(engine_ctx_decode(c, &b, NULL), 0);
-	assert_true(rel_diff(engine_ctx_logits(c), ref + V, V) < 1e-4);
+	assert_true(tk_test_rel_diff(engine_ctx_logits(c), ref + V, V) < 1e-4);
 
 	/* errors leave every sequence where it was */
 	int32_t bad_seq[2] = { 0, 3 };
@@ -264,7 +233,7 @@ static void test_want_rewind_limits(void **state)
 	assert_int_equal(engine_ctx_decode(c, &b, lg), 0);
 	assert_int_equal(engine_ctx_rewind(one, 0), 0);
 	assert_int_equal(engine_ctx_eval(one, s2, 3, NULL), 0);
-	assert_true(rel_diff(lg, engine_ctx_logits(one), V) < 1e-4);
+	assert_true(tk_test_rel_diff(lg, engine_ctx_logits(one), V) < 1e-4);
 
 	/* bad n_seq_max */
 	struct engine_ctx *d;
@@ -359,7 +328,7 @@ static void test_blocked_attention_op(void **state)
 				for (int32_t hk = 0; hk < nhk; hk++)
 					engine_op_attention_blocked(got, q, k, v, type, lens[li], nh, nhk,
 								    HD, 0.125f, hk, scratch);
-				double d = rel_diff(got, ref, (size_t)nh * HD);
+				double d = tk_test_rel_diff(got, ref, (size_t)nh * HD);
 				if (d > 1e-5)
 					fail_msg("blocked attention n_kv %d %s heads %d/%d: rel diff %g",
 						 lens[li], kt ? "f16" : "f32", nh, nhk, d);
@@ -394,16 +363,16 @@ static void test_long_prompt(void **state)
 	assert_true(toks && all && split);
 	for (int i = 0; i < N; i++)
 		toks[i] = (i * 7919 + 13) % V;
-	struct engine_ctx *c = ctx_ok(m, N, N, 2, 1);
+	struct engine_ctx *c = tk_test_engine_ctx(m, N, N, 2, 1);
 	assert_int_equal(engine_ctx_eval(c, toks, N, all), 0);
 	engine_ctx_free(c);
-	c = ctx_ok(m, N, 256, 2, 1);
+	c = tk_test_engine_ctx(m, N, 256, 2, 1);
 	assert_int_equal(engine_ctx_eval(c, toks, N - TAIL, split), 0);
 	for (int i = N - TAIL; i < N; i++) {
 		assert_int_equal(engine_ctx_eval(c, &toks[i], 1, NULL), 0);
 		memcpy(split + (size_t)i * V, engine_ctx_logits(c), (size_t)V * sizeof(float));
 	}
-	const double d = rel_diff(split, all, (size_t)N * V);
+	const double d = tk_test_rel_diff(split, all, (size_t)N * V);
 	printf("512-token prompt, one batch vs batches of 256 + decode: max rel diff %g\n", d);
 	assert_true(d < 1e-4);
 	engine_ctx_free(c);

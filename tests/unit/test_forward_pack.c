@@ -25,22 +25,6 @@
 
 #define FIX_MODEL(name) TK_FIXTURES "/models/" name ".gguf"
 
-/* max |a - b| / max(1, max |b|) over n */
-static double rel_diff(const float *a, const float *b, size_t n)
-{
-	double d = 0.0, m = 1.0;
-	for (size_t i = 0; i < n; i++) {
-		double e = fabs((double)a[i] - (double)b[i]);
-		if (isnan(e))
-			return INFINITY;
-		if (e > d)
-			d = e;
-		if (fabs((double)b[i]) > m)
-			m = fabs((double)b[i]);
-	}
-	return d / m;
-}
-
 static struct engine_model *load_mode(const char *path, enum engine_repack mode)
 {
 	struct engine_model_params p;
@@ -96,21 +80,6 @@ static int32_t check_packed_set(const struct engine_model *m)
 	return n;
 }
 
-static struct engine_ctx *ctx_ok(const struct engine_model *m, int32_t n_batch,
-				 int32_t n_threads, int32_t n_seq)
-{
-	struct engine_ctx_params p;
-	engine_ctx_params_default(&p);
-	p.n_ctx = 64;
-	p.n_batch = n_batch;
-	p.n_threads = n_threads;
-	p.n_seq_max = n_seq;
-	struct engine_ctx *c = engine_ctx_new(m, &p);
-	if (!c)
-		fail_msg("ctx: %s", tk_err_detail());
-	return c;
-}
-
 enum { PROMPT = 21, STEPS = 4, NSEQ = 3 };
 
 /* Logits of one run: a PROMPT-token prompt in batches of 8 (token blocks of
@@ -124,7 +93,7 @@ static void run_model(const struct engine_model *m, int32_t n_threads, float *ou
 	int32_t toks[PROMPT];
 	for (int32_t i = 0; i < PROMPT; i++)
 		toks[i] = (int32_t)((i * 37 + 11) % V);
-	struct engine_ctx *c = ctx_ok(m, 8, n_threads, 1);
+	struct engine_ctx *c = tk_test_engine_ctx(m, 64, 8, n_threads, 1);
 	assert_int_equal(engine_ctx_eval(c, toks, PROMPT, out), 0);
 	float *row = out + (size_t)PROMPT * (size_t)V;
 	for (int k = 0; k < STEPS; k++, row += V) {
@@ -134,7 +103,7 @@ static void run_model(const struct engine_model *m, int32_t n_threads, float *ou
 	}
 	engine_ctx_free(c);
 
-	c = ctx_ok(m, 16, n_threads, NSEQ);
+	c = tk_test_engine_ctx(m, 64, 16, n_threads, NSEQ);
 	int32_t bt[NSEQ * 4], bs[NSEQ * 4], n = 0;
 	for (int i = 0; i < 4; i++)
 		for (int s = 0; s < NSEQ; s++) {
@@ -183,7 +152,7 @@ static void packed_vs_file(const char *path, int32_t n_threads, double tol)
 	run_model(mp, n_threads, b);
 	double worst = 0.0;
 	for (size_t r = 0; r < rows; r++) {
-		double d = rel_diff(b + r * V, a + r * V, V);
+		double d = tk_test_rel_diff(b + r * V, a + r * V, V);
 		worst = d > worst ? d : worst;
 	}
 	printf("packed (ref layouts) vs file %s: %d weights packed (%zu bytes), %d threads: max "
