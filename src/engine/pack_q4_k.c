@@ -11,11 +11,16 @@
  * one per Q4_K super-block of the rows, back to back, TK_PQ4K_BYTES = 2368
  * bytes each (offsets in pack_q4_k.h):
  *     d[r], dmin[r]   the 16 rows' half scales, as in the file (2 x 32 B);
- *     sc[j][r], m[j][r]  the 6-bit scale and min of sub-block j (elements
- *                     32j .. 32j + 31) of row r, unpacked from the file's
- *                     12-byte "scale-min k4" packing to one byte each, so
- *                     one 16-byte load holds sub-block j's value for all
- *                     16 rows (2 x 128 B);
+ *     sc[j][r]        the 6-bit scale of sub-block j (elements 32j ..
+ *                     32j + 31) of row r, unpacked from the file's 12-byte
+ *                     "scale-min k4" packing to one byte, so one 16-byte
+ *                     load holds sub-block j's scales of all 16 rows
+ *                     (128 B);
+ *     m[h][r][t]      at TK_PQ4K_M + 64h + 4r + t: the 6-bit min of
+ *                     sub-block 4h + t of row r, one byte (128 B), so one
+ *                     64-byte line holds 4 mins of every row in the row's
+ *                     32-bit lane: the unsigned operand of a VPDPBUSD
+ *                     against 4 activation bytes (pack_q4_k_avx512.c);
  *     q[j][k][r][i]   at TK_PQ4K_Q + 256j + 64k + 4r + i (sub-block j,
  *                     chunk k = 0..3, row r, byte i = 0..3): low nibble =
  *                     code of element 32j + 4k + i, high nibble = code of
@@ -85,7 +90,7 @@ void tk_pack_q4_k_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
 				unsigned sc, m;
 				scale_min(j, blk + 4, &sc, &m);
 				g[TK_PQ4K_SC + 16 * j + r] = (unsigned char)sc;
-				g[TK_PQ4K_M + 16 * j + r] = (unsigned char)m;
+				g[TK_PQ4K_M + 64 * (j / 4) + 4 * r + j % 4] = (unsigned char)m;
 				unsigned char *q = g + TK_PQ4K_Q + 256 * j + 4 * r;
 				const unsigned char *e = code + 32 * j;
 				for (int k = 0; k < 4; k++)
@@ -144,7 +149,7 @@ static void q4_kx16_gemm_ref(int64_t n, float *out, size_t ldo, const void *grou
 							dot += (int32_t)(v >> 4) * yq[32 * j + 16 + 4 * k + i];
 						}
 					isum += (int32_t)g[TK_PQ4K_SC + 16 * j + r] * dot;
-					msum += (int32_t)g[TK_PQ4K_M + 16 * j + r] *
+					msum += (int32_t)g[TK_PQ4K_M + 64 * (j / 4) + 4 * r + j % 4] *
 						(rd_i16(yb + 260 + 4 * j) + rd_i16(yb + 262 + 4 * j));
 				}
 				const float dx = rd_half(g + TK_PQ4K_D + 2 * r);

@@ -14,7 +14,8 @@
 #define TK_PQ4K_D 0       /* uint16 d[16]: half scale of the scales, per row */
 #define TK_PQ4K_DMIN 32   /* uint16 dmin[16]: half scale of the mins */
 #define TK_PQ4K_SC 64     /* uint8 sc[8][16]: 6-bit scale of sub-block j, row r */
-#define TK_PQ4K_M 192     /* uint8 m[8][16]: 6-bit min of sub-block j, row r */
+#define TK_PQ4K_M 192     /* uint8 m[2][16][4]: 6-bit min of sub-block 4h + t
+			   * of row r at 64h + 4r + t (4 mins per row lane) */
 #define TK_PQ4K_Q 320     /* uint8 q[8][4][16][4]: codes, see pack_q4_k.c */
 #define TK_PQ4K_BYTES 2368 /* = 16 * 144 + 64; a multiple of 64 */
 

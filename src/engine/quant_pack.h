@@ -142,8 +142,10 @@ void tk_act_trailer_fill(int act_type, void *row, int64_t n);
  * q4_kx16 (Q4_K weights, Q8_K activations): for each super-block i in
  * order, 2368 bytes (16 file blocks + 64):
  *     d[16], dmin[16]  half scales of rows 0..15 (2 x 32 bytes),
- *     sc[8][16], m[8][16]  the 6-bit scale and min of sub-block j of row r
- *                      at 16j + r, one byte each (2 x 128 bytes),
+ *     sc[8][16]        the 6-bit scale of sub-block j of row r at 16j + r,
+ *                      one byte each (128 bytes),
+ *     m[2][16][4]      the 6-bit min of sub-block 4h + t of row r at
+ *                      64h + 4r + t, one byte each (128 bytes),
  *     q[8][4][16][4]   sub-block j, chunk k = 0..3, row r, byte b = 0..3:
  *                      low nibble the code of element 32j + 4k + b, high
  *                      nibble that of element 32j + 16 + 4k + b.
@@ -152,7 +154,8 @@ void tk_act_trailer_fill(int act_type, void *row, int64_t n);
  *     isum = sum_j sc_j * sum_{e in j} q_e * y_e,
  *     msum = sum_j m_j * (bsums[2j] + bsums[2j + 1]),
  *     sum += (d * dy) * (float)isum - (dmin * dy) * (float)msum;
- * eight VPDPBUSD per sub-block for all 16 rows (pack_q4_k.c).
+ * eight VPDPBUSD per sub-block for all 16 rows, the mins six for all 16
+ * rows and 8 sub-blocks in the decode gemv (pack_q4_k.c).
  * f16x16 (F16 weights, float32 activations): element e of rows 0..15 is
  * the 16 halfs at byte 32e (row r at 32e + 2r), so group_size(n) = 32n.
  * Per row and column two float partial sums, elements [0, h) and [h, n)

@@ -19,7 +19,12 @@
  *               for Q4_K (tk_quant_isa_traits) against the reference gemm,
  *               bit for bit, with odd strides, unaligned pointers and cells
  *               outside nc untouched; variants this CPU lacks (or that
- *               install no Q4_K layout) are skipped with a message.
+ *               install no Q4_K layout) are skipped with a message;
+ *   bsums       activation rows whose bsums are arbitrary int16 (not the
+ *               sums of their codes; the extremes -32768 and 32767
+ *               included): the fast gemm (nc = 1..8) and gemv (ng = 1..3)
+ *               still equal the reference gemm bit for bit, since their
+ *               min term is exact for any int16 bsums.
  */
 #include "testutil.h"
 
@@ -133,7 +138,7 @@ static void test_layout(void **state)
 				int sc, m;
 				file_scale_min(blk, j, &sc, &m);
 				assert_int_equal(p[64 + 16 * j + r], sc);
-				assert_int_equal(p[192 + 16 * j + r], m);
+				assert_int_equal(p[192 + 64 * (j / 4) + 4 * r + j % 4], m);
 				for (int k = 0; k < 4; k++)
 					for (int i = 0; i < 4; i++) {
 						const int e = 32 * j + 4 * k + i;
@@ -367,6 +372,62 @@ static void test_fast(void **state)
 	print_message("fast q4_k layouts tested: %d\n", tested);
 }
 
+/* Foreign bsums: the min term's integers for any int16 activation sums. */
+static void test_bsums(void **state)
+{
+	(void)state;
+	const struct tk_pack_traits *ref = tk_pack_traits_ref(TK_TYPE_Q4_K);
+	struct tk_type_traits tab[TK_TYPE_COUNT];
+	const int64_t n = 3 * QK;
+	const size_t rb = (size_t)(n / QK) * XB, by = (size_t)(n / QK) * YB;
+	const size_t gs = ref->group_size(n);
+	uint8_t *x = tk_test_xmalloc(3 * ROWS * rb);
+	uint8_t *y = tk_test_xmalloc(TK_PACK_COLS * by);
+	uint8_t *g = tk_test_xmalloc(3 * gs);
+	make_rows(x, rb, 3 * ROWS, n, 0);
+	for (int c = 0; c < TK_PACK_COLS; c++) {
+		uint8_t *yc = y + (size_t)c * by;
+		make_act(yc, n);
+		for (int64_t b = 0; b < n / QK; b++)
+			for (int i = 0; i < 16; i++) {
+				/* column 0: all -32768, column 1: all 32767, then random */
+				const uint16_t v = c == 0 ? 0x8000u : c == 1 ? 0x7fffu : (uint16_t)rng_u64();
+				yc[(size_t)b * YB + 260 + 2 * i] = (uint8_t)v;
+				yc[(size_t)b * YB + 261 + 2 * i] = (uint8_t)(v >> 8);
+			}
+	}
+	for (int i = 0; i < 3; i++)
+		ref->pack(g + (size_t)i * gs, x + (size_t)i * ROWS * rb, rb, n);
+	float want[TK_PACK_COLS * ROWS], got[TK_PACK_COLS * ROWS];
+	ref->gemm(n, want, ROWS, g, y, by, TK_PACK_COLS);
+	int tested = 0;
+	for (int isa = 0; isa < TK_QUANT_ISA_COUNT; isa++) {
+		if (tk_quant_isa_traits(isa, tab) != 0 || !tab[TK_TYPE_Q4_K].pack)
+			continue;
+		const struct tk_pack_traits *pt = tab[TK_TYPE_Q4_K].pack;
+		for (int nc = 1; nc <= TK_PACK_COLS; nc++) {
+			pt->gemm(n, got, ROWS, g, y, by, nc);
+			assert_memory_equal(got, want, (size_t)nc * ROWS * sizeof got[0]);
+		}
+		if (pt->gemv)
+			for (int c = 0; c < TK_PACK_COLS; c++) {
+				float w3[3 * ROWS], g3[3 * ROWS];
+				for (int i = 0; i < 3; i++)
+					ref->gemm(n, w3 + i * ROWS, ROWS, g + (size_t)i * gs,
+						  y + (size_t)c * by, by, 1);
+				for (int ng = 1; ng <= 3; ng++) {
+					pt->gemv(n, g3, g, gs, ng, y + (size_t)c * by);
+					assert_memory_equal(g3, w3, (size_t)ng * ROWS * sizeof g3[0]);
+				}
+			}
+		tested++;
+	}
+	print_message("q4_k layouts tested with foreign bsums: %d\n", tested);
+	free(g);
+	free(y);
+	free(x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -374,6 +435,7 @@ int main(void)
 		cmocka_unit_test(test_reference),
 		cmocka_unit_test(test_extreme),
 		cmocka_unit_test(test_fast),
+		cmocka_unit_test(test_bsums),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
