@@ -109,6 +109,129 @@ AINL void f16x8_sweep(int64_t n, float *out, size_t ldo, const uint8_t *g,
 					 _mm256_add_ps(p0[k][c], p1[k][c]));
 }
 
+/* Decode: G groups gb bytes apart times one activation row y, in lockstep
+ * (quant_pack.h's gemv): element e of every group (both 8-row halves,
+ * both halves of the row), then e + 1. Per lane the operations of
+ * f16x8_sweep with R8 = 2, C = 1 in its order, so every cell equals the
+ * gemm's bit for bit. Four chunk accumulators per group (row half x
+ * half of the row) stay in registers; the halves' sums are touched once
+ * per 16 elements (the compiler may keep them on the stack). */
+#ifndef F16X8_GEMV_PASS /* groups per pass: 1, 2 or 4 (-D to measure) */
+#define F16X8_GEMV_PASS 2
+#endif
+#if F16X8_GEMV_PASS != 1 && F16X8_GEMV_PASS != 2 && F16X8_GEMV_PASS != 4
+#error "F16X8_GEMV_PASS must be 1, 2 or 4"
+#endif
+#ifndef F16X8_GEMV_PF /* 1: software prefetch per stream, as the gemm's */
+#define F16X8_GEMV_PF 0
+#endif
+
+#define F16X8G_STEP(acc, gi, e, ye)                                                     \
+	do {                                                                            \
+		const __m256 y_ = _mm256_set1_ps(ld_f32(y + 4 * (size_t)(ye)));         \
+		for (int i_ = 0; i_ < G; i_++)                                          \
+			for (int k_ = 0; k_ < 2; k_++)                                  \
+				acc[i_][k_] = _mm256_fmadd_ps(ld_f16x8(gi[i_], e, k_), y_, \
+							      acc[i_][k_]);             \
+	} while (0)
+
+AINL void zero8g(__m256 v[][2], const int G)
+{
+	for (int i = 0; i < G; i++)
+		for (int k = 0; k < 2; k++)
+			v[i][k] = _mm256_setzero_ps();
+}
+
+AINL void add8g(__m256 p[][2], __m256 q[][2], const int G)
+{
+	for (int i = 0; i < G; i++)
+		for (int k = 0; k < 2; k++)
+			p[i][k] = _mm256_add_ps(p[i][k], q[i][k]);
+}
+
+AINL void f16x8_gemv(int64_t n, float *out, const uint8_t *g, size_t gb, const uint8_t *y,
+		     const int G, const int PF)
+{
+	const int64_t h = tk_pack_f16_half(n);
+	const int64_t n1 = n - h;
+	const uint8_t *g0[F16X8_GEMV_PASS], *g1[F16X8_GEMV_PASS];
+	__m256 p0[F16X8_GEMV_PASS][2], p1[F16X8_GEMV_PASS][2], q0[F16X8_GEMV_PASS][2],
+		q1[F16X8_GEMV_PASS][2];
+	for (int i = 0; i < G; i++) {
+		g0[i] = g + (size_t)i * gb;
+		g1[i] = g0[i] + 32 * (size_t)h;
+	}
+	zero8g(p0, G);
+	zero8g(p1, G);
+	int64_t e = 0;
+	for (; e + TK_PACK_F16_CHUNK <= h; e += TK_PACK_F16_CHUNK) {
+		zero8g(q0, G);
+		zero8g(q1, G);
+#pragma GCC unroll 8
+		for (int i = 0; i < TK_PACK_F16_CHUNK; i += 2) {
+			if (PF)
+				for (int j = 0; j < G; j++) {
+					tk_prefetch_weights(g0[j] + 32 * (size_t)(e + i), 64);
+					tk_prefetch_weights(g1[j] + 32 * (size_t)(e + i), 64);
+				}
+			F16X8G_STEP(q0, g0, e + i, e + i);
+			F16X8G_STEP(q1, g1, e + i, h + e + i);
+			F16X8G_STEP(q0, g0, e + i + 1, e + i + 1);
+			F16X8G_STEP(q1, g1, e + i + 1, h + e + i + 1);
+		}
+		add8g(p0, q0, G);
+		add8g(p1, q1, G);
+	}
+	const int64_t open1 = e;
+	zero8g(q1, G);
+	if (e < h) {
+		zero8g(q0, G);
+		for (; e < h; e++) {
+			F16X8G_STEP(q0, g0, e, e);
+			F16X8G_STEP(q1, g1, e, h + e);
+		}
+		add8g(p0, q0, G);
+	}
+	for (int64_t o = h; o < n1; o++) {
+		if (o % TK_PACK_F16_CHUNK == 0 && o != open1) {
+			add8g(p1, q1, G);
+			zero8g(q1, G);
+		}
+		F16X8G_STEP(q1, g1, o, h + o);
+	}
+	add8g(p1, q1, G);
+	for (int i = 0; i < G; i++)
+		for (int k = 0; k < 2; k++)
+			_mm256_storeu_ps(out + 16 * (size_t)i + 8 * (size_t)k,
+					 _mm256_add_ps(p0[i][k], p1[i][k]));
+}
+
+#define F16X8G_CASE(G)                                                 \
+	case G:                                                        \
+		f16x8_gemv(n, o, gi, gb, yb, G, F16X8_GEMV_PF);        \
+		break;
+
+static void f16x16_gemv_avx2(int64_t n, float *out, const void *groups, size_t gb, int ng,
+			     const void *y)
+{
+	const uint8_t *g = groups, *yb = y;
+	for (int i0 = 0; i0 < ng; i0 += F16X8_GEMV_PASS) {
+		float *o = out + 16 * (size_t)i0;
+		const uint8_t *gi = g + (size_t)i0 * gb;
+		switch (ng - i0 < F16X8_GEMV_PASS ? ng - i0 : F16X8_GEMV_PASS) {
+		F16X8G_CASE(1)
+#if F16X8_GEMV_PASS > 1
+		F16X8G_CASE(2)
+#endif
+#if F16X8_GEMV_PASS >= 4
+		F16X8G_CASE(3)
+		F16X8G_CASE(4)
+#endif
+		default: break;
+		}
+	}
+}
+
 static void f16x16_gemm_avx2(int64_t n, float *out, size_t ldo, const void *group, const void *y,
 			     size_t by, int nc)
 {
@@ -134,6 +257,7 @@ const struct tk_pack_traits tk_pack_f16_avx2 = {
 	.group_size = tk_pack_f16_group_size,
 	.pack = tk_pack_f16_pack,
 	.gemm = f16x16_gemm_avx2,
+	.gemv = f16x16_gemv_avx2,
 };
 
 #else

@@ -119,6 +119,117 @@ AINL void f16x16_kern(int64_t n, float *out, size_t ldo, const uint8_t *g, const
 		_mm512_storeu_ps(out + (size_t)c * ldo, _mm512_add_ps(p0[c], p1[c]));
 }
 
+/* Decode: G groups gb bytes apart times one activation row y, in lockstep
+ * (quant_pack.h's gemv): element e of both row halves of every group, then
+ * e + 1. Per group the same operations in the same order as f16x16_kern
+ * with C = 1 (the columns' loop becomes the groups'), so every cell equals
+ * the gemm's bit for bit; each activation float is broadcast once for all
+ * G groups. 2 G streams of reads (two per group). */
+#ifndef F16X16_GEMV_PASS /* groups per pass: 1, 2, 4 or 8 (-D to measure) */
+#define F16X16_GEMV_PASS 4
+#endif
+#if F16X16_GEMV_PASS != 1 && F16X16_GEMV_PASS != 2 && F16X16_GEMV_PASS != 4 && F16X16_GEMV_PASS != 8
+#error "F16X16_GEMV_PASS must be 1, 2, 4 or 8"
+#endif
+#ifndef F16X16_GEMV_PF /* 1: software prefetch per stream, as the gemm's */
+#define F16X16_GEMV_PF 0
+#endif
+
+/* acc[i] += (element e of group i at gi[i]) * y[ye], i < G */
+#define F16G_STEP(acc, gi, e, ye)                                                       \
+	do {                                                                            \
+		const __m512 y_ = _mm512_set1_ps(ld_f32(y + 4 * (size_t)(ye)));         \
+		for (int i_ = 0; i_ < G; i_++)                                          \
+			acc[i_] = _mm512_fmadd_ps(ld_f16x16(gi[i_], e), y_, acc[i_]);   \
+	} while (0)
+
+AINL void f16g_kern(int64_t n, float *out, const uint8_t *g, size_t gb, const uint8_t *y,
+		    const int G, const int PF)
+{
+	const int64_t h = tk_pack_f16_half(n);
+	const int64_t n1 = n - h;
+	const uint8_t *g0[F16X16_GEMV_PASS], *g1[F16X16_GEMV_PASS];
+	__m512 p0[F16X16_GEMV_PASS], p1[F16X16_GEMV_PASS], q0[F16X16_GEMV_PASS],
+		q1[F16X16_GEMV_PASS];
+	for (int i = 0; i < G; i++) {
+		g0[i] = g + (size_t)i * gb;
+		g1[i] = g0[i] + 32 * (size_t)h;
+	}
+	zero_cols(p0, G);
+	zero_cols(p1, G);
+	int64_t e = 0;
+	for (; e + TK_PACK_F16_CHUNK <= h; e += TK_PACK_F16_CHUNK) {
+		zero_cols(q0, G);
+		zero_cols(q1, G);
+#pragma GCC unroll 8
+		for (int i = 0; i < TK_PACK_F16_CHUNK; i += 2) {
+			if (PF)
+				for (int j = 0; j < G; j++) {
+					tk_prefetch_weights(g0[j] + 32 * (size_t)(e + i), 64);
+					tk_prefetch_weights(g1[j] + 32 * (size_t)(e + i), 64);
+				}
+			F16G_STEP(q0, g0, e + i, e + i);
+			F16G_STEP(q1, g1, e + i, h + e + i);
+			F16G_STEP(q0, g0, e + i + 1, e + i + 1);
+			F16G_STEP(q1, g1, e + i + 1, h + e + i + 1);
+		}
+		add_cols(p0, q0, G);
+		add_cols(p1, q1, G);
+	}
+	const int64_t open1 = e;
+	zero_cols(q1, G);
+	if (e < h) {
+		zero_cols(q0, G);
+		for (; e < h; e++) {
+			F16G_STEP(q0, g0, e, e);
+			F16G_STEP(q1, g1, e, h + e);
+		}
+		add_cols(p0, q0, G);
+	}
+	for (int64_t o = h; o < n1; o++) {
+		if (o % TK_PACK_F16_CHUNK == 0 && o != open1) {
+			add_cols(p1, q1, G);
+			zero_cols(q1, G);
+		}
+		F16G_STEP(q1, g1, o, h + o);
+	}
+	add_cols(p1, q1, G);
+	for (int i = 0; i < G; i++)
+		_mm512_storeu_ps(out + 16 * (size_t)i, _mm512_add_ps(p0[i], p1[i]));
+}
+
+#define F16G_CASE(G)                                                   \
+	case G:                                                        \
+		f16g_kern(n, o, gi, gb, yb, G, F16X16_GEMV_PF);        \
+		break;
+
+static void f16x16_gemv_avx512(int64_t n, float *out, const void *groups, size_t gb, int ng,
+			       const void *y)
+{
+	const uint8_t *g = groups, *yb = y;
+	for (int i0 = 0; i0 < ng; i0 += F16X16_GEMV_PASS) {
+		float *o = out + 16 * (size_t)i0;
+		const uint8_t *gi = g + (size_t)i0 * gb;
+		switch (ng - i0 < F16X16_GEMV_PASS ? ng - i0 : F16X16_GEMV_PASS) {
+		F16G_CASE(1)
+#if F16X16_GEMV_PASS >= 2
+		F16G_CASE(2)
+#endif
+#if F16X16_GEMV_PASS >= 4
+		F16G_CASE(3)
+		F16G_CASE(4)
+#endif
+#if F16X16_GEMV_PASS == 8
+		F16G_CASE(5)
+		F16G_CASE(6)
+		F16G_CASE(7)
+		F16G_CASE(8)
+#endif
+		default: break;
+		}
+	}
+}
+
 static void f16x16_gemm_avx512(int64_t n, float *out, size_t ldo, const void *group, const void *y,
 			       size_t by, int nc)
 {
@@ -141,6 +252,7 @@ const struct tk_pack_traits tk_pack_f16_avx512 = {
 	.group_size = tk_pack_f16_group_size,
 	.pack = tk_pack_f16_pack,
 	.gemm = f16x16_gemm_avx512,
+	.gemv = f16x16_gemv_avx512,
 };
 
 #else

@@ -103,6 +103,93 @@ AINL void q8p_pass(int64_t nb, float *out, size_t ldo, const uint8_t *g, const i
 			_mm256_storeu_ps(out + (size_t)c * ldo + 8 * (h0 + j), accf[j][c]);
 }
 
+/* Decode: G groups gb bytes apart times one activation row y, in lockstep
+ * (quant_pack.h's gemv): block b of every group, then b + 1. Per group the
+ * operations of q8p_pass with h0 = 0, H = 2, C = 1: the integer sums are
+ * exact, and the float steps (convert, d_x * d_y, FMA per block in order)
+ * are the same, so every cell equals the gemm's bit for bit. The
+ * activation chunk and scale are loaded once for all G groups. */
+#ifndef Q8P_GEMV_PASS /* groups per pass: 1, 2 or 4 (-D to measure) */
+#define Q8P_GEMV_PASS 2
+#endif
+#if Q8P_GEMV_PASS != 1 && Q8P_GEMV_PASS != 2 && Q8P_GEMV_PASS != 4
+#error "Q8P_GEMV_PASS must be 1, 2 or 4"
+#endif
+#ifndef Q8P_GEMV_PF /* 1: software prefetch per stream, as the gemm's */
+#define Q8P_GEMV_PF 0
+#endif
+
+AINL void q8p_gemv(int64_t nb, float *out, const uint8_t *g, size_t gb, const uint8_t *y,
+		   const int G, const int PF)
+{
+	const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
+	__m256 accf[Q8P_GEMV_PASS][2];
+	for (int i = 0; i < G; i++)
+		for (int j = 0; j < 2; j++)
+			accf[i][j] = _mm256_setzero_ps();
+	for (int64_t b = 0; b < nb; b++, g += Q8P_BLOCK, y += Y_BLOCK) {
+		if (PF)
+			for (int i = 0; i < G; i++)
+				tk_prefetch_weights(g + (size_t)i * gb, Q8P_BLOCK);
+		__m256i acc[Q8P_GEMV_PASS][2];
+		for (int i = 0; i < G; i++)
+			for (int j = 0; j < 2; j++)
+				acc[i][j] = _mm256_setzero_si256();
+		for (int k = 0; k < 8; k++) {
+			const __m256i yv = _mm256_set1_epi32(ld_i32(y + 2 + 4 * k));
+			for (int i = 0; i < G; i++)
+				for (int j = 0; j < 2; j++) {
+					const __m256i x = _mm256_xor_si256(
+						_mm256_loadu_si256((const __m256i *)(
+							g + (size_t)i * gb + 32 + 64 * k + 32 * j)),
+						flip);
+					const __m256i p = _mm256_maddubs_epi16(
+						_mm256_abs_epi8(x), _mm256_sign_epi8(yv, x));
+					acc[i][j] = _mm256_add_epi32(acc[i][j],
+								     _mm256_madd_epi16(p, ones));
+				}
+		}
+		const __m256 dy = _mm256_cvtph_ps(_mm_set1_epi16((short)ld_u16(y)));
+		for (int i = 0; i < G; i++)
+			for (int j = 0; j < 2; j++) {
+				const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128(
+					(const __m128i *)(g + (size_t)i * gb + 16 * j)));
+				accf[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[i][j]),
+							     _mm256_mul_ps(dx, dy), accf[i][j]);
+			}
+	}
+	for (int i = 0; i < G; i++)
+		for (int j = 0; j < 2; j++)
+			_mm256_storeu_ps(out + 16 * (size_t)i + 8 * (size_t)j, accf[i][j]);
+}
+
+#define Q8P_GEMV_CASE(G)                                               \
+	case G:                                                        \
+		q8p_gemv(nb, o, gi, gb, yb, G, Q8P_GEMV_PF);           \
+		break;
+
+static void q8_0x16_gemv_avx2(int64_t n, float *out, const void *groups, size_t gb, int ng,
+			      const void *y)
+{
+	const int64_t nb = n / TK_QK8_0;
+	const uint8_t *g = groups, *yb = y;
+	for (int i0 = 0; i0 < ng; i0 += Q8P_GEMV_PASS) {
+		float *o = out + 16 * (size_t)i0;
+		const uint8_t *gi = g + (size_t)i0 * gb;
+		switch (ng - i0 < Q8P_GEMV_PASS ? ng - i0 : Q8P_GEMV_PASS) {
+		Q8P_GEMV_CASE(1)
+#if Q8P_GEMV_PASS > 1
+		Q8P_GEMV_CASE(2)
+#endif
+#if Q8P_GEMV_PASS >= 4
+		Q8P_GEMV_CASE(3)
+		Q8P_GEMV_CASE(4)
+#endif
+		default: break;
+		}
+	}
+}
+
 /* One or two columns: both halves in one pass (the group is read once:
  * the decode path). Three or more: a pass per half and block of up to 4
  * columns (16 registers hold 4 columns' int and float accumulators of one
@@ -144,6 +231,7 @@ const struct tk_pack_traits tk_pack_q8_0_avx2 = {
 	.group_size = tk_pack_q8_0_group_size,
 	.pack = tk_pack_q8_0_pack,
 	.gemm = q8_0x16_gemm_avx2,
+	.gemv = q8_0x16_gemv_avx2,
 };
 
 #else

@@ -10,8 +10,10 @@
  *             layout fixes the summation order, pack_f16.c), on random and
  *             extreme values (largest halfs, subnormals, overflow to inf),
  *             odd strides, unaligned activation rows; cells outside the
- *             16 x nc block stay untouched. Variants the CPU cannot run are
- *             skipped with a message.
+ *             16 x nc block stay untouched; the variant's decode gemv
+ *             (several groups, one row) against the reference gemm with
+ *             nc = 1, bit for bit, at every row length (all tails).
+ *             Variants the CPU cannot run are skipped with a message.
  */
 #include "testutil.h"
 
@@ -293,6 +295,67 @@ static void check_fast(const char *isa, const struct tk_pack_traits *pt)
 	}
 }
 
+/* The decode product (gemv) of `pt`, if it has one, against the reference
+ * gemm with nc = 1 on each group, bit for bit: the row lengths above up to
+ * 257 (every tail of the halves and chunks, which test_pack_gemv's
+ * model-like lengths do not reach; it covers 1536 and 2048), random, wide
+ * and extreme values, ng = 1..8 distinct groups from an unaligned base;
+ * nothing written past 16 * ng. */
+#define GV_GROUPS TK_PACK_GEMV_GROUPS
+static void check_gemv(const char *isa, const struct tk_pack_traits *pt)
+{
+	const struct tk_pack_traits *ref = tk_pack_traits_ref(TK_TYPE_F16);
+	if (!pt->gemv) {
+		printf("skip: %s f16x16 has no gemv\n", isa);
+		return;
+	}
+	for (int li = 0; li < N_LENGTHS; li++) {
+		if (lengths[li] > 257)
+			continue; /* test_pack_gemv has the long rows (debug/ASan time) */
+		for (int kind = 0; kind < 3; kind++) {
+			const int64_t n = lengths[li];
+			const enum wmode mode = kind == 2 ? W_ANYBITS : W_NORMAL;
+			const size_t gs = pt->group_size(n), row_bytes = 2 * (size_t)n + 2;
+			unsigned char *rows = tk_test_xmalloc(row_bytes * TK_PACK_ROWS);
+			unsigned char *gbuf = tk_test_xmalloc(gs * GV_GROUPS + 2);
+			unsigned char *groups = gbuf + 2; /* 2-byte aligned only */
+			for (int g = 0; g < GV_GROUPS; g++) {
+				make_rows(rows, row_bytes, n, mode);
+				pt->pack(groups + (size_t)g * gs, rows, row_bytes, n);
+			}
+			const size_t by = tk_act_row_size(TK_TYPE_F32, n);
+			unsigned char *ybuf = tk_test_xmalloc(by + 1), *y = ybuf + 1;
+			make_acts(y, by, n, 1, mode, kind >= 1);
+			if (kind == 2 && n >= 2) { /* an overflow to inf, and inf - inf */
+				const float big = 3e38f, nbig = -3e38f;
+				memcpy(y + 4, &big, 4);
+				memcpy(y + 4 * (size_t)(n - 1), &nbig, 4);
+			}
+			float want[16 * GV_GROUPS], got[16 * GV_GROUPS + 4];
+			for (int g = 0; g < GV_GROUPS; g++)
+				ref->gemm(n, want + 16 * g, 16, groups + (size_t)g * gs, y, by, 1);
+			for (int ng = 1; ng <= GV_GROUPS; ng++) {
+				for (int i = 0; i < 16 * GV_GROUPS + 4; i++)
+					got[i] = -1234.5f;
+				pt->gemv(n, got, groups, gs, ng, y);
+				for (int i = 0; i < 16 * GV_GROUPS + 4; i++) {
+					if (i >= 16 * ng && got[i] != -1234.5f)
+						fail_msg("%s gemv n=%lld ng=%d: wrote out[%d]", isa,
+							 (long long)n, ng, i);
+					if (i < 16 * ng && !same_float(got[i], want[i]))
+						fail_msg("%s gemv n=%lld ng=%d kind %d group %d row %d: "
+							 "%.9g, reference %.9g",
+							 isa, (long long)n, ng, kind, i / 16, i % 16,
+							 (double)got[i], (double)want[i]);
+				}
+			}
+			free(rows);
+			free(gbuf);
+			free(ybuf);
+		}
+	}
+}
+
 static void test_fast_vs_ref(void **state)
 {
 	(void)state;
@@ -312,6 +375,7 @@ static void test_fast_vs_ref(void **state)
 		}
 		assert_string_equal(pt->name, "f16x16");
 		check_fast(tk_quant_isa_name(isa), pt);
+		check_gemv(tk_quant_isa_name(isa), pt);
 		tested++;
 	}
 	printf("f16x16: %d fast variant(s) checked\n", tested);
