@@ -39,6 +39,15 @@
  *   tmp = Wdown gate                rows split
  * and the activation encoding of a product with many tokens is split by
  * tokens first (one more dispatch).
+ *
+ * Steps of at most MM_UNIT_MAX_TOK tokens (decode, small batches) differ in
+ * two ways: the rows of a product are not split into one fixed share per
+ * thread but taken in units from a shared counter (mm_job), so the threads
+ * finish a product together even when one is slowed; and without LoRA the
+ * bias, RoPE and cache store run inside the q, k, v dispatch, each unit's
+ * rows (whole heads) finished by the thread that computed them — four
+ * dispatches per layer instead of five, and no phase with one thread busy
+ * while the others wait.
  */
 #include "engine/context.h"
 
@@ -257,8 +266,27 @@ static void enc_task(void *arg, int ith, int nth)
 }
 
 /* Up to three products of the same encoded input, one dispatch; with silu,
- * y[0] = silu(y[0]) * y[1] on the rows each thread computed. */
+ * y[0] = silu(y[0]) * y[1] on the rows each thread computed.
+ *
+ * Two ways to share the rows out:
+ *   static  (prefill: more than MM_UNIT_MAX_TOK tokens) each weight's rows
+ *           split into nth contiguous parts, one per thread;
+ *   units   (decode and small batches) threads take units of whole packed
+ *           groups from a shared counter, largest first (up to
+ *           MM_UNIT_MAX_GROUPS, the gemv's lockstep width) and smaller as
+ *           the job's remaining rows shrink (remaining / (2 nth)), so the
+ *           threads finish together even when one of them is slowed (by
+ *           DRAM, or by another process taking its core); a unit never
+ *           crosses from one weight into the next.
+ * Either way every split falls on a multiple of TK_PACK_ROWS, so every
+ * output is computed by the same kernel calls as with one thread (packed
+ * weights run whole groups, the gemv equals gemm nc = 1 for any group
+ * count, file-layout rows split at tile boundaries): results do not depend
+ * on the thread count nor on which thread took which unit. */
 #define MM_MAX_W 3
+#define MM_UNIT_MAX_TOK TK_PACK_COLS
+#define MM_UNIT_MAX_GROUPS TK_PACK_GEMV_GROUPS
+struct qkv_epi;
 struct mm_job {
 	const void *xq;
 	int32_t n_tok;
@@ -266,11 +294,103 @@ struct mm_job {
 	const struct engine_weight *w[MM_MAX_W];
 	float *y[MM_MAX_W];
 	bool silu;
+	/* units: weight i (i < n_span) holds groups [g_first[i], g_first[i + 1])
+	 * of the job's group count g_first[n_span]; a unit of weight i starts
+	 * and (except at the weight's end) ends on a multiple of align[i]
+	 * groups. With silu n_span is 1: a unit computes the same rows of y[0]
+	 * and y[1] and then their SiLU product. */
+	bool units;
+	int n_span;
+	int64_t g_first[MM_MAX_W + 1];
+	int64_t align[MM_MAX_W];
+	_Atomic int64_t next; /* the next group to take */
+	const struct qkv_epi *epi; /* non-NULL: bias, RoPE and cache store per unit */
 };
+
+/* Sets up j's units: weights 0..n_span-1, each aligned to align[i] groups
+ * (NULL: 1). */
+static void mm_units_init(struct mm_job *j, const int64_t *align)
+{
+	j->units = true;
+	j->n_span = j->silu ? 1 : j->n_w;
+	j->g_first[0] = 0;
+	for (int i = 0; i < j->n_span; i++) {
+		j->align[i] = align ? align[i] : 1;
+		j->g_first[i + 1] = j->g_first[i] +
+				    (j->w[i]->n_out + TK_PACK_ROWS - 1) / TK_PACK_ROWS;
+	}
+	atomic_init(&j->next, 0);
+}
+
+/* Takes the next unit: weight *wi, its groups [*g0, *g1) counted from the
+ * weight's first row; false when none is left. */
+static bool mm_unit_take(struct mm_job *j, int nth, int *wi, int64_t *g0, int64_t *g1)
+{
+	const int64_t total = j->g_first[j->n_span];
+	int64_t cur = atomic_load_explicit(&j->next, memory_order_relaxed);
+	for (;;) {
+		if (cur >= total)
+			return false;
+		int i = 0;
+		while (cur >= j->g_first[i + 1])
+			i++;
+		const int64_t al = j->align[i];
+		int64_t most = MM_UNIT_MAX_GROUPS - MM_UNIT_MAX_GROUPS % al;
+		if (most < al)
+			most = al;
+		int64_t size = (total - cur) / (2 * (int64_t)nth);
+		if (size > most)
+			size = most;
+		size -= size % al;
+		if (size < al)
+			size = al;
+		const int64_t end = j->g_first[i + 1] - cur < size ? j->g_first[i + 1] : cur + size;
+		if (atomic_compare_exchange_weak_explicit(&j->next, &cur, end, memory_order_relaxed,
+							  memory_order_relaxed)) {
+			*wi = i;
+			*g0 = cur - j->g_first[i];
+			*g1 = end - j->g_first[i];
+			return true;
+		}
+	}
+}
+
+static void qkv_epi_rows(const struct qkv_epi *e, int wi, int64_t r0, int64_t r1);
+
+/* rows [r0, r1) of y[0] = silu(y[0]) * y[1], every token */
+static void mm_silu_rows(const struct mm_job *j, int64_t r0, int64_t r1)
+{
+	const int64_t n_out = j->w[0]->n_out;
+	for (int32_t t = 0; t < j->n_tok && r1 > r0; t++)
+		engine_op_silu_mul(j->y[0] + (size_t)t * (size_t)n_out + (size_t)r0,
+				   j->y[1] + (size_t)t * (size_t)n_out + (size_t)r0, r1 - r0);
+}
+
+static void mm_units_task(struct mm_job *j, int nth)
+{
+	int wi;
+	int64_t g0, g1;
+	while (mm_unit_take(j, nth, &wi, &g0, &g1)) {
+		const int64_t n_out = j->w[wi]->n_out;
+		const int64_t r0 = g0 * TK_PACK_ROWS;
+		const int64_t r1 = g1 * TK_PACK_ROWS < n_out ? g1 * TK_PACK_ROWS : n_out;
+		engine_op_matmul_run(j->y[wi], j->w[wi], j->xq, j->n_tok, r0, r1);
+		if (j->silu) {
+			engine_op_matmul_run(j->y[1], j->w[1], j->xq, j->n_tok, r0, r1);
+			mm_silu_rows(j, r0, r1);
+		}
+		if (j->epi)
+			qkv_epi_rows(j->epi, wi, r0, r1);
+	}
+}
 
 static void mm_task(void *arg, int ith, int nth)
 {
 	struct mm_job *j = arg;
+	if (j->units) {
+		mm_units_task(j, nth);
+		return;
+	}
 	for (int i = 0; i < j->n_w; i++) {
 		int64_t b, e;
 		/* splits at whole packed groups (TK_PACK_ROWS, a multiple of
@@ -282,11 +402,8 @@ static void mm_task(void *arg, int ith, int nth)
 	}
 	if (j->silu) {
 		int64_t b, e;
-		const int64_t n_out = j->w[0]->n_out;
-		engine_pool_split(n_out, ith, nth, TK_PACK_ROWS, &b, &e); /* as above */
-		for (int32_t t = 0; t < j->n_tok && e > b; t++)
-			engine_op_silu_mul(j->y[0] + (size_t)t * (size_t)n_out + (size_t)b,
-					   j->y[1] + (size_t)t * (size_t)n_out + (size_t)b, e - b);
+		engine_pool_split(j->w[0]->n_out, ith, nth, TK_PACK_ROWS, &b, &e); /* as above */
+		mm_silu_rows(j, b, e);
 	}
 }
 
@@ -323,12 +440,16 @@ static void ctx_matmul_n(struct engine_ctx *c, int n, const struct engine_weight
 			rows += ws[i]->n_out;
 		}
 		j.silu = silu;
+		if (n_tok <= MM_UNIT_MAX_TOK)
+			mm_units_init(&j, NULL);
 		ctx_par(c, rows, 16, mm_task, &j);
 		return;
 	}
 	for (int i = 0; i < n; i++) {
 		struct mm_job one = { .xq = ctx_encode(c, ws[i], x, n_tok), .n_tok = n_tok, .n_w = 1,
 				      .w = { ws[i] }, .y = { ys[i] } };
+		if (n_tok <= MM_UNIT_MAX_TOK)
+			mm_units_init(&one, NULL);
 		ctx_par(c, ws[i]->n_out, 16, mm_task, &one);
 	}
 	if (silu) {
@@ -528,6 +649,94 @@ static void rope_task(void *arg, int ith, int nth)
 	}
 }
 
+/* The per-unit epilogue of the fused q, k, v products (ctx_qkv_fused):
+ * rows [r0, r1) of weight wi (0 q, 1 k, 2 v) get their bias, RoPE (q and k;
+ * the unit holds whole heads) and, for k and v, their place in layer il's
+ * cache, for every token of the step. Per element the same operations as
+ * rope_task, which does the whole rows at once. */
+struct qkv_epi {
+	struct engine_ctx *c;
+	const struct engine_layer *L;
+	int32_t il, n;
+};
+
+/* Elements [r0, r1) of one position's k or v row into a cache. */
+static void cache_store_rows(struct engine_ctx *c, void *cache, int32_t il, int32_t seq,
+			     int32_t pos, const float *src, int64_t r0, int64_t r1)
+{
+	const size_t off = cache_off(c, il, seq) +
+			   ((size_t)pos * (size_t)c->kv_dim + (size_t)r0) * c->kv_esz;
+	char *dst = (char *)cache + off;
+	if (c->p.kv_type == ENGINE_KV_F32) {
+		memcpy(dst, src + r0, (size_t)(r1 - r0) * sizeof(float));
+		return;
+	}
+	for (int64_t i = r0; i < r1; i++) {
+		const uint16_t h = tk_fp32_to_fp16(src[i]);
+		memcpy(dst + 2 * (size_t)(i - r0), &h, 2);
+	}
+}
+
+static void qkv_epi_rows(const struct qkv_epi *e, int wi, int64_t r0, int64_t r1)
+{
+	struct engine_ctx *c = e->c;
+	const struct engine_hparams *hp = &c->m->hp;
+	const int32_t hd = hp->head_dim;
+	const float *bias = wi == 0 ? e->L->bq : wi == 1 ? e->L->bk : e->L->bv;
+	const int32_t dim = wi == 0 ? c->q_dim : c->kv_dim;
+	float *base = wi == 0 ? c->q : wi == 1 ? c->k : c->v;
+	for (int32_t t = 0; t < e->n; t++) {
+		float *row = base + (size_t)t * (size_t)dim;
+		if (bias)
+			engine_op_add(row + r0, bias + r0, r1 - r0);
+		const int32_t pos = c->tok_pos[t];
+		if (wi < 2)
+			engine_op_rope(row + r0, (int32_t)((r1 - r0) / hd), hd, pos, &c->rope);
+		if (wi > 0)
+			cache_store_rows(c, wi == 1 ? c->k_cache : c->v_cache, e->il, c->tok_seq[t],
+					 pos, row, r0, r1);
+	}
+}
+
+/* Greatest common divisor of two positive numbers. */
+static int64_t gcd64(int64_t a, int64_t b)
+{
+	while (b) {
+		const int64_t r = a % b;
+		a = b;
+		b = r;
+	}
+	return a;
+}
+
+/* q, k, v = W h with bias, RoPE and the cache store inside the same
+ * dispatch, each unit's rows finished by the thread that computed them
+ * (units aligned to whole heads). For steps of at most MM_UNIT_MAX_TOK
+ * tokens without LoRA (LoRA adds to q, k, v after the products) whose three
+ * weights share an activation encoding; false (nothing done) otherwise. */
+static bool ctx_qkv_fused(struct engine_ctx *c, const struct engine_layer *L, int32_t il,
+			  int32_t n)
+{
+	const struct engine_hparams *hp = &c->m->hp;
+	const int act = engine_op_matmul_act_type(L->wq.type);
+	if (n > MM_UNIT_MAX_TOK || c->n_lora || hp->head_dim < 1 ||
+	    engine_op_matmul_act_type(L->wk.type) != act ||
+	    engine_op_matmul_act_type(L->wv.type) != act)
+		return false;
+	/* a head is head_dim rows; units start on multiples of both it and a
+	 * packed group */
+	const int64_t hd = hp->head_dim;
+	const int64_t head_align = hd / gcd64(hd, TK_PACK_ROWS); /* groups */
+	const struct qkv_epi epi = { .c = c, .L = L, .il = il, .n = n };
+	struct mm_job j = { .xq = ctx_encode(c, &L->wq, c->h, n), .n_tok = n, .n_w = 3,
+			    .w = { &L->wq, &L->wk, &L->wv }, .y = { c->q, c->k, c->v },
+			    .epi = &epi };
+	const int64_t align[3] = { head_align, head_align, 1 };
+	mm_units_init(&j, align);
+	ctx_par(c, L->wq.n_out + L->wk.n_out + L->wv.n_out, 16, mm_task, &j);
+	return true;
+}
+
 /* Attention of each token over its sequence's positions 0..its own, in
  * runs: up to per_call consecutive tokens of one sequence at consecutive
  * positions go to one engine_attn_tokens() call per KV head (the SIMD
@@ -626,9 +835,11 @@ static void forward_batch(struct engine_ctx *c, const int32_t *tokens, int32_t n
 		const enum engine_lora_slot qkv_s[3] = { ENGINE_LORA_Q, ENGINE_LORA_K,
 							 ENGINE_LORA_V };
 		float *const qkv_y[3] = { c->q, c->k, c->v };
-		ctx_matmul_layer(c, 3, qkv, qkv_s, qkv_y, il, c->h, n, false);
-		struct rope_job rj = { .c = c, .L = L, .il = il, .n = n };
-		ctx_par(c, n, 4, rope_task, &rj);
+		if (!ctx_qkv_fused(c, L, il, n)) {
+			ctx_matmul_layer(c, 3, qkv, qkv_s, qkv_y, il, c->h, n, false);
+			struct rope_job rj = { .c = c, .L = L, .il = il, .n = n };
+			ctx_par(c, n, 4, rope_task, &rj);
+		}
 		/* attention of each token over positions 0..its own (causal) */
 		struct att_job aj = { .c = c, .il = il, .n = n, .per_call = att_per_call,
 				      .n_runs = att_n_runs,
