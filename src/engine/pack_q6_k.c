@@ -73,6 +73,7 @@ void tk_pack_q6_k_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
 	const int64_t nb = n / TK_QK_K;
 	uint8_t *out = dst;
 	uint8_t *sbs = out + (size_t)nb * 32;
+	uint8_t code[TK_QK_K]; /* one file block's codes, decoded once */
 	for (int64_t i = 0; i < nb; i++) {
 		uint8_t *sb = sbs + (size_t)i * SB_BYTES;
 		for (int r = 0; r < TK_PACK_ROWS; r++) {
@@ -81,14 +82,15 @@ void tk_pack_q6_k_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
 			memcpy(out + (size_t)i * 32 + 2 * r, b + 208, 2); /* d, as stored */
 			for (int s = 0; s < 16; s++)
 				sb[16 * s + r] = b[192 + s];
+			for (int e = 0; e < TK_QK_K; e++)
+				code[e] = (uint8_t)file_code(b, e);
 			for (int s = 0; s < 16; s++) {
 				uint8_t *q = sb + 256 + 192 * s;
+				const uint8_t *c = code + 16 * s;
 				for (int v = 0; v < 3; v++)
-					for (int j = 0; j < 4; j++) {
-						const int code = file_code(b, 16 * s + 4 * v + j);
-						const int top = file_code(b, 16 * s + 12 + j) >> (2 * v) & 3;
-						q[64 * v + 4 * r + j] = (uint8_t)(code | top << 6);
-					}
+					for (int j = 0; j < 4; j++)
+						q[64 * v + 4 * r + j] =
+							(uint8_t)(c[4 * v + j] | (c[12 + j] >> (2 * v) & 3) << 6);
 			}
 		}
 	}
