@@ -45,9 +45,11 @@
  * thread but taken in units from a shared counter (mm_job), so the threads
  * finish a product together even when one is slowed; and without LoRA the
  * bias, RoPE and cache store run inside the q, k, v dispatch, each unit's
- * rows (whole heads) finished by the thread that computed them — four
- * dispatches per layer instead of five, and no phase with one thread busy
- * while the others wait.
+ * rows (whole heads) finished by the thread that computed them, instead of
+ * on the caller alone after it (one token is too few to split by tokens)
+ * while the workers wait. Decode dispatches five times per layer (q/k/v,
+ * attention, Wo, gate/up, Wdown) plus once for the output; the norms and
+ * activation encodings between them run on the caller (~1-2 us each).
  */
 #include "engine/context.h"
 
