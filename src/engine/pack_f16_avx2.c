@@ -117,7 +117,7 @@ AINL void f16x8_sweep(int64_t n, float *out, size_t ldo, const uint8_t *g,
  * half of the row) stay in registers; the halves' sums are touched once
  * per 16 elements (the compiler may keep them on the stack). */
 #ifndef F16X8_GEMV_PASS /* groups per pass: 1, 2 or 4 (-D to measure) */
-#define F16X8_GEMV_PASS 2
+#define F16X8_GEMV_PASS 4
 #endif
 #if F16X8_GEMV_PASS != 1 && F16X8_GEMV_PASS != 2 && F16X8_GEMV_PASS != 4
 #error "F16X8_GEMV_PASS must be 1, 2 or 4"

@@ -126,7 +126,7 @@ AINL void f16x16_kern(int64_t n, float *out, size_t ldo, const uint8_t *g, const
  * the gemm's bit for bit; each activation float is broadcast once for all
  * G groups. 2 G streams of reads (two per group). */
 #ifndef F16X16_GEMV_PASS /* groups per pass: 1, 2, 4 or 8 (-D to measure) */
-#define F16X16_GEMV_PASS 4
+#define F16X16_GEMV_PASS 8
 #endif
 #if F16X16_GEMV_PASS != 1 && F16X16_GEMV_PASS != 2 && F16X16_GEMV_PASS != 4 && F16X16_GEMV_PASS != 8
 #error "F16X16_GEMV_PASS must be 1, 2, 4 or 8"

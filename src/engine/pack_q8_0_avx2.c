@@ -110,13 +110,13 @@ AINL void q8p_pass(int64_t nb, float *out, size_t ldo, const uint8_t *g, const i
  * are the same, so every cell equals the gemm's bit for bit. The
  * activation chunk and scale are loaded once for all G groups. */
 #ifndef Q8P_GEMV_PASS /* groups per pass: 1, 2 or 4 (-D to measure) */
-#define Q8P_GEMV_PASS 2
+#define Q8P_GEMV_PASS 4
 #endif
 #if Q8P_GEMV_PASS != 1 && Q8P_GEMV_PASS != 2 && Q8P_GEMV_PASS != 4
 #error "Q8P_GEMV_PASS must be 1, 2 or 4"
 #endif
 #ifndef Q8P_GEMV_PF /* 1: software prefetch per stream, as the gemm's */
-#define Q8P_GEMV_PF 0
+#define Q8P_GEMV_PF 1
 #endif
 
 AINL void q8p_gemv(int64_t nb, float *out, const uint8_t *g, size_t gb, const uint8_t *y,
