@@ -18,7 +18,6 @@
 #include "engine/pool.h"
 
 #include "core/err.h"
-#include "core/time.h"
 
 #include <limits.h>
 #include <linux/futex.h>
@@ -32,24 +31,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* Waiting, in three stages measured in time (the pause instruction takes
- * from ~10 ns to ~140 ns depending on the CPU, so a count of pauses is no
- * budget): POOL_SPIN_NS of pause-loop spinning (the gap between two
- * dispatches of a forward pass, and the imbalance of a split, are a few
- * to tens of microseconds), then sched_yield() calls until POOL_WAIT_NS
- * (on a busy machine — more runnable threads than cores — a waiter hands
- * its core to the thread that has the work instead of spinning against it;
- * on an idle one a yield returns at once and this is still a spin, which
- * keeps the workers awake across the sampling between two decode steps),
- * then a futex sleep. The clock is read every POOL_CLOCK_EVERY iterations.
- * The counts budgeted before (2000 pauses, 64 yields: ~60 us on the 2-core
- * development VM) let the workers fall asleep about 20 times per decoded
- * token of llama-1.1B when a static split left one thread waiting for the
- * other, each sleep paying a futex wake of 20-60 us (docs/benchmarks.md,
- * "Pool"). */
-#define POOL_SPIN_NS 200000
-#define POOL_WAIT_NS 2000000
-#define POOL_CLOCK_EVERY 16
+/* Waiting, in three stages: POOL_SPIN pause-loop iterations (tens of
+ * microseconds: the gap between two operations of a forward pass), then up
+ * to POOL_YIELDS sched_yield() calls (on a busy machine — more runnable
+ * threads than cores — a waiter hands its core to the thread that has the
+ * work instead of spinning against it), then a futex sleep. */
+#define POOL_SPIN 2000
+#define POOL_YIELDS 64
 
 struct pool_worker {
 	struct engine_pool *p;
@@ -91,36 +79,19 @@ static void futex_wake_all(_Atomic uint32_t *addr)
 	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
-/* The spin and yield stages of a wait that started at *t0 (0: not yet
- * read): one pause or one yield; false when the budget is spent. */
-static bool wait_step(unsigned *i, int64_t *t0, int64_t *elapsed)
-{
-	if (++*i % POOL_CLOCK_EVERY == 0) {
-		const int64_t now = tk_time_mono_ns();
-		if (!*t0)
-			*t0 = now;
-		*elapsed = now - *t0;
-		if (*elapsed >= POOL_WAIT_NS)
-			return false;
-	}
-	if (*elapsed < POOL_SPIN_NS)
-		cpu_relax();
-	else
-		sched_yield();
-	return true;
-}
-
 /* Waits until *addr != old; returns the new value. */
 static uint32_t wait_change(_Atomic uint32_t *addr, uint32_t old, _Atomic uint32_t *sleepers)
 {
 	uint32_t v;
-	unsigned i = 0;
-	int64_t t0 = 0, elapsed = 0;
-	do {
+	for (int i = 0; i < POOL_SPIN + POOL_YIELDS; i++) {
 		v = atomic_load_explicit(addr, memory_order_acquire);
 		if (v != old)
 			return v;
-	} while (wait_step(&i, &t0, &elapsed));
+		if (i < POOL_SPIN)
+			cpu_relax();
+		else
+			sched_yield();
+	}
 	atomic_fetch_add(sleepers, 1);
 	while ((v = atomic_load(addr)) == old)
 		futex_wait(addr, old);
@@ -160,12 +131,14 @@ static void pool_wait_done(struct engine_pool *p)
 {
 	const uint32_t want = (uint32_t)(p->n - 1);
 	uint32_t v;
-	unsigned i = 0;
-	int64_t t0 = 0, elapsed = 0;
-	do {
+	for (int i = 0; i < POOL_SPIN + POOL_YIELDS; i++) {
 		if (atomic_load_explicit(&p->n_done, memory_order_acquire) == want)
 			return;
-	} while (wait_step(&i, &t0, &elapsed));
+		if (i < POOL_SPIN)
+			cpu_relax();
+		else
+			sched_yield();
+	}
 	atomic_store(&p->caller_sleeping, 1);
 	while ((v = atomic_load(&p->n_done)) != want)
 		futex_wait(&p->n_done, v);

@@ -11,12 +11,10 @@
  * caller wrote before the call is visible to them).
  *
  * Waiting (both the workers waiting for a job and the caller waiting for the
- * workers) spins with the CPU's pause hint for about 0.2 ms, then keeps
- * checking between sched_yield() calls (which hand the core to another
- * runnable thread, if any) up to about 2 ms, then sleeps on a futex. A pool
- * that has not been used for a few milliseconds therefore costs no CPU;
- * one used back to back (a forward pass dispatches about a hundred times
- * per token, and samples between tokens) never sleeps.
+ * workers) spins with the CPU's pause hint for a bounded time, then sleeps
+ * on a futex. A pool that has not been used for a while therefore costs no
+ * CPU; one used back to back (a forward pass dispatches a few hundred times
+ * per token) never sleeps.
  *
  * Ownership: one pool per engine context (context.h); contexts do not share
  * pools, so two contexts evaluating at once on different threads never wait
