@@ -3,6 +3,7 @@
 
 #include "core/err.h"
 #include "engine/context.h"
+#include "engine/model.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -123,6 +124,14 @@ double tk_test_rel_diff(const float *a, const float *b, size_t n)
 			m = fabs((double)b[i]);
 	}
 	return d / m;
+}
+
+struct engine_model *tk_test_engine_model(const char *path)
+{
+	struct engine_model *m = engine_model_load(path);
+	if (!m)
+		fail_msg("load %s: %s", path, tk_err_detail());
+	return m;
 }
 
 struct engine_ctx *tk_test_engine_ctx(const struct engine_model *m, int32_t n_ctx,

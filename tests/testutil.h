@@ -42,10 +42,15 @@ void *tk_test_xmalloc(size_t n);
  * when a difference is NaN. For comparing whole logit vectors. */
 double tk_test_rel_diff(const float *a, const float *b, size_t n);
 
+struct engine_model;
+
+/* engine_model_load(path), failing the test with the error detail when it
+ * cannot load. Free with engine_model_free. */
+struct engine_model *tk_test_engine_model(const char *path);
+
 /* An engine context on m (engine_ctx_params_default otherwise) that fails
  * the test, with the error detail, when it cannot be made. m is
  * borrowed; free the context with engine_ctx_free. */
-struct engine_model;
 struct engine_ctx *tk_test_engine_ctx(const struct engine_model *m, int32_t n_ctx,
 				      int32_t n_batch, int32_t n_threads, int32_t n_seq);
 

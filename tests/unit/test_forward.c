@@ -220,32 +220,10 @@ static void test_attention_causal_gqa(void **state)
 
 /* ------------------------------------------------------------ model */
 
-static struct engine_model *load_ok(const char *path)
-{
-	struct engine_model *m = engine_model_load(path);
-	if (!m)
-		fail_msg("load %s: %s", path, tk_err_detail());
-	return m;
-}
-
-static struct engine_ctx *ctx_ok(const struct engine_model *m, int32_t n_ctx, int32_t n_batch,
-				 int32_t n_threads)
-{
-	struct engine_ctx_params p;
-	engine_ctx_params_default(&p);
-	p.n_ctx = n_ctx;
-	p.n_batch = n_batch;
-	p.n_threads = n_threads;
-	struct engine_ctx *c = engine_ctx_new(m, &p);
-	if (!c)
-		fail_msg("ctx: %s", tk_err_detail());
-	return c;
-}
-
 static void test_hparams_and_memory(void **state)
 {
 	(void)state;
-	struct engine_model *m = load_ok(FIX_MODEL("tiny-llama-f32"));
+	struct engine_model *m = tk_test_engine_model(FIX_MODEL("tiny-llama-f32"));
 	const struct engine_hparams *hp = &m->hp;
 	assert_string_equal(m->arch->name, "llama");
 	assert_int_equal(hp->n_embd, 256);
@@ -266,7 +244,7 @@ static void test_hparams_and_memory(void **state)
 		sum += tk_gguf_tensor_at(m->gguf, i)->nbytes;
 	assert_int_equal(m->weights_bytes, sum);
 
-	struct engine_ctx *c = ctx_ok(m, 100, 10, 1);
+	struct engine_ctx *c = tk_test_engine_ctx(m, 100, 10, 1, 1);
 	struct engine_mem mem;
 	engine_ctx_mem(c, &mem);
 	assert_int_equal(mem.weights_bytes, sum);
@@ -274,7 +252,7 @@ static void test_hparams_and_memory(void **state)
 	assert_true(mem.scratch_bytes >= (size_t)10 * 256 * sizeof(float));
 	engine_ctx_free(c);
 
-	struct engine_model *q = load_ok(FIX_MODEL("tiny-qwen2-f32"));
+	struct engine_model *q = tk_test_engine_model(FIX_MODEL("tiny-qwen2-f32"));
 	assert_string_equal(q->arch->name, "qwen2");
 	assert_true(q->arch->rope_style == ENGINE_ROPE_NEOX);
 	assert_non_null(q->layers[1].bq);
@@ -287,7 +265,7 @@ static void test_hparams_and_memory(void **state)
  * every position must agree. */
 static void batch_vs_decode(const char *path, int32_t n_threads)
 {
-	struct engine_model *m = load_ok(path);
+	struct engine_model *m = tk_test_engine_model(path);
 	const int32_t V = m->hp.n_vocab;
 	enum { N = 24 };
 	int32_t toks[N];
@@ -298,13 +276,13 @@ static void batch_vs_decode(const char *path, int32_t n_threads)
 	float *split = malloc((size_t)N * V * sizeof(float));
 	assert_true(all && seq && split);
 
-	struct engine_ctx *c = ctx_ok(m, 64, 32, n_threads);
+	struct engine_ctx *c = tk_test_engine_ctx(m, 64, 32, n_threads, 1);
 	assert_int_equal(engine_ctx_eval(c, toks, N, all), 0);
 	assert_int_equal(engine_ctx_n_past(c), N);
 	assert_true(max_diff(engine_ctx_logits(c), all + (size_t)(N - 1) * V, V) == 0.0);
 	engine_ctx_free(c);
 
-	c = ctx_ok(m, 64, 1, 1);
+	c = tk_test_engine_ctx(m, 64, 1, 1, 1);
 	for (int i = 0; i < N; i++) {
 		assert_int_equal(engine_ctx_eval(c, &toks[i], 1, NULL), 0);
 		memcpy(seq + (size_t)i * V, engine_ctx_logits(c), (size_t)V * sizeof(float));
@@ -315,7 +293,7 @@ static void batch_vs_decode(const char *path, int32_t n_threads)
 
 	/* uneven batches (n_batch 7) and a rewind give the same again */
 	engine_ctx_free(c);
-	c = ctx_ok(m, 64, 7, 1);
+	c = tk_test_engine_ctx(m, 64, 7, 1, 1);
 	assert_int_equal(engine_ctx_eval(c, toks, 10, split), 0);
 	assert_int_equal(engine_ctx_rewind(c, 6), 0);
 	assert_int_equal(engine_ctx_eval(c, toks + 6, N - 6, split + (size_t)6 * V), 0);
@@ -341,8 +319,8 @@ static void test_batch_equals_decode(void **state)
 static void test_context_limits(void **state)
 {
 	(void)state;
-	struct engine_model *m = load_ok(FIX_MODEL("tiny-llama-f32"));
-	struct engine_ctx *c = ctx_ok(m, 8, 4, 1);
+	struct engine_model *m = tk_test_engine_model(FIX_MODEL("tiny-llama-f32"));
+	struct engine_ctx *c = tk_test_engine_ctx(m, 8, 4, 1, 1);
 	int32_t toks[9] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
 	assert_null(engine_ctx_logits(c));
 	assert_int_equal(engine_ctx_eval(c, toks, 9, NULL), TK_ELIMIT);
@@ -502,10 +480,10 @@ static void test_load_errors(void **state)
 
 	/* without output.weight the logits come from token_embd (tied) */
 	write_mutant(dir, MUT_DROP_OUTPUT, path, sizeof path);
-	struct engine_model *m = load_ok(path);
+	struct engine_model *m = tk_test_engine_model(path);
 	assert_true(m->hp.tied_output);
 	assert_ptr_equal(m->output.data, m->tok_embd.data);
-	struct engine_ctx *c = ctx_ok(m, 16, 0, 1);
+	struct engine_ctx *c = tk_test_engine_ctx(m, 16, 0, 1, 1);
 	int32_t toks[3] = { 1, 300, 273 };
 	assert_int_equal(engine_ctx_eval(c, toks, 3, NULL), 0);
 	float tied[512];
@@ -516,9 +494,9 @@ static void test_load_errors(void **state)
 	/* ... which must be exactly what an explicit copy of token_embd as
 	 * output.weight gives */
 	write_mutant(dir, MUT_OUTPUT_IS_EMBD, path, sizeof path);
-	m = load_ok(path);
+	m = tk_test_engine_model(path);
 	assert_false(m->hp.tied_output);
-	c = ctx_ok(m, 16, 0, 1);
+	c = tk_test_engine_ctx(m, 16, 0, 1, 1);
 	assert_int_equal(engine_ctx_eval(c, toks, 3, NULL), 0);
 	assert_true(max_diff(tied, engine_ctx_logits(c), 512) == 0.0);
 	engine_ctx_free(c);
@@ -570,19 +548,20 @@ static void test_bad_hparams(void **state)
 	cur_edit = lin;
 	cur_n_edits = 1; /* type alone: factor defaults to 1, i.e. none */
 	write_mutant(dir, MUT_KV, path, sizeof path);
-	struct engine_model *m = load_ok(path);
+	struct engine_model *m = tk_test_engine_model(path);
 	assert_int_equal(m->hp.rope_scaling, ENGINE_ROPE_SCALING_NONE);
 	engine_model_free(m);
 	cur_n_edits = 2;
 	write_mutant(dir, MUT_KV, path, sizeof path);
-	m = load_ok(path);
+	m = tk_test_engine_model(path);
 	assert_int_equal(m->hp.rope_scaling, ENGINE_ROPE_SCALING_LINEAR);
 	struct engine_rope r;
 	engine_model_rope(m, &r);
 	assert_true(r.freq_scale == 0.25f);
 	/* and it changes the logits (positions are compressed) */
-	struct engine_model *base = load_ok(FIX_MODEL("tiny-llama-f32"));
-	struct engine_ctx *c1 = ctx_ok(m, 8, 0, 1), *c2 = ctx_ok(base, 8, 0, 1);
+	struct engine_model *base = tk_test_engine_model(FIX_MODEL("tiny-llama-f32"));
+	struct engine_ctx *c1 = tk_test_engine_ctx(m, 8, 0, 1, 1);
+	struct engine_ctx *c2 = tk_test_engine_ctx(base, 8, 0, 1, 1);
 	int32_t toks[4] = { 1, 300, 273, 262 };
 	assert_int_equal(engine_ctx_eval(c1, toks, 4, NULL), 0);
 	assert_int_equal(engine_ctx_eval(c2, toks, 4, NULL), 0);
@@ -599,17 +578,17 @@ static void test_bad_hparams(void **state)
 	cur_edit = lin2;
 	cur_n_edits = 2;
 	write_mutant(dir, MUT_KV, path, sizeof path);
-	m = load_ok(path);
-	c1 = ctx_ok(m, 8, 0, 1);
+	m = tk_test_engine_model(path);
+	c1 = tk_test_engine_ctx(m, 8, 0, 1, 1);
 	assert_int_equal(engine_ctx_eval(c1, toks, 4, NULL), 0);
 	memcpy(linear2, engine_ctx_logits(c1), sizeof linear2);
 	engine_ctx_free(c1);
 	engine_model_free(m);
 	rope_freqs_value = 2.0f;
 	write_mutant(dir, MUT_ROPE_FREQS, path, sizeof path);
-	m = load_ok(path);
+	m = tk_test_engine_model(path);
 	assert_true(m->hp.has_rope_freqs);
-	c1 = ctx_ok(m, 8, 0, 1);
+	c1 = tk_test_engine_ctx(m, 8, 0, 1, 1);
 	assert_int_equal(engine_ctx_eval(c1, toks, 4, NULL), 0);
 	assert_true(max_diff(linear2, engine_ctx_logits(c1), 512) == 0.0);
 	assert_true(max_diff(engine_ctx_logits(c2), engine_ctx_logits(c1), 512) > 1e-4);

@@ -21,14 +21,6 @@
 
 #define FIX_MODEL(name) TK_FIXTURES "/models/" name ".gguf"
 
-static struct engine_model *load_ok(const char *path)
-{
-	struct engine_model *m = engine_model_load(path);
-	if (!m)
-		fail_msg("load %s: %s", path, tk_err_detail());
-	return m;
-}
-
 enum { MAX_SEQ = 4, N_STEPS = 6, MAX_PROMPT = 9 };
 
 /* prompt of sequence s: lengths differ so the sequences sit at different
@@ -53,7 +45,7 @@ static int32_t step_token(int s, int k, int32_t V)
 static void batched_vs_alone(const char *path, int n_seq, int32_t n_threads,
 			     const struct engine_lora_use *lora)
 {
-	struct engine_model *m = load_ok(path);
+	struct engine_model *m = tk_test_engine_model(path);
 	const int32_t V = m->hp.n_vocab;
 	float *alone = malloc((size_t)MAX_SEQ * (N_STEPS + 1) * (size_t)V * sizeof(float));
 	float *both = malloc((size_t)MAX_SEQ * (size_t)V * sizeof(float));
@@ -142,7 +134,7 @@ static void test_batched_equals_alone(void **state)
 static void test_batched_lora(void **state)
 {
 	(void)state;
-	struct engine_model *m = load_ok(FIX_MODEL("tiny-llama-f32"));
+	struct engine_model *m = tk_test_engine_model(FIX_MODEL("tiny-llama-f32"));
 	struct engine_lora *a = engine_lora_load(FIX_MODEL("tiny-llama-lora-coder"), m);
 	if (!a)
 		fail_msg("lora: %s", tk_err_detail());
@@ -156,7 +148,7 @@ static void test_batched_lora(void **state)
 static void test_want_rewind_limits(void **state)
 {
 	(void)state;
-	struct engine_model *m = load_ok(FIX_MODEL("tiny-llama-f32"));
+	struct engine_model *m = tk_test_engine_model(FIX_MODEL("tiny-llama-f32"));
 	const int32_t V = m->hp.n_vocab;
 	struct engine_ctx *c = tk_test_engine_ctx(m, 8, 4, 2, 3);
 	assert_int_equal(engine_ctx_n_seq_max(c), 3);
@@ -354,7 +346,7 @@ static void test_blocked_attention_op(void **state)
 static void test_long_prompt(void **state)
 {
 	(void)state;
-	struct engine_model *m = load_ok(FIX_MODEL("tiny-llama-f32"));
+	struct engine_model *m = tk_test_engine_model(FIX_MODEL("tiny-llama-f32"));
 	const int32_t V = m->hp.n_vocab;
 	enum { N = 512, TAIL = 8 };
 	int32_t *toks = malloc(N * sizeof *toks);
