@@ -52,13 +52,31 @@ AINL int32_t ld_i32(const uint8_t *p)
 	return v;
 }
 
+/* The four code vectors of one sub-block (192 bytes at q, the layout's
+ * q[s][3][16][4]): chunks 0..2 are the low six bits of the three 64-byte
+ * lines; chunk 3 gathers bits 0-1 from line 0's top, 2-3 from line 1's,
+ * 4-5 from line 2's. Codes 0..63, one per byte. */
+AINL void q6_codes(const uint8_t *q, __m512i c[4])
+{
+	const __m512i m3f = _mm512_set1_epi8(0x3f), m03 = _mm512_set1_epi8(0x03),
+		      m0f = _mm512_set1_epi8(0x0f);
+	const __m512i v0 = _mm512_loadu_si512((const void *)q);
+	const __m512i v1 = _mm512_loadu_si512((const void *)(q + 64));
+	const __m512i v2 = _mm512_loadu_si512((const void *)(q + 128));
+	const __m512i u = _mm512_ternarylogic_epi32(m03, _mm512_srli_epi16(v0, 6),
+						    _mm512_srli_epi16(v1, 4), SEL);
+	const __m512i w = _mm512_ternarylogic_epi32(m0f, u, _mm512_srli_epi16(v2, 2), SEL);
+	c[0] = _mm512_and_si512(v0, m3f);
+	c[1] = _mm512_and_si512(v1, m3f);
+	c[2] = _mm512_and_si512(v2, m3f);
+	c[3] = _mm512_and_si512(w, m3f);
+}
+
 AINL void q6_k_gemm_kern(int64_t n, float *out, size_t ldo, const uint8_t *g, const uint8_t *y,
 			 size_t by, const int C)
 {
 	const int64_t nb = n / TK_QK_K;
 	const uint8_t *sbs = g + (size_t)nb * 32;
-	const __m512i m3f = _mm512_set1_epi8(0x3f), m03 = _mm512_set1_epi8(0x03),
-		      m0f = _mm512_set1_epi8(0x0f);
 	__m512 fsum[TK_PACK_COLS];
 	for (int c = 0; c < C; c++)
 		fsum[c] = _mm512_setzero_ps();
@@ -79,17 +97,9 @@ AINL void q6_k_gemm_kern(int64_t n, float *out, size_t ldo, const uint8_t *g, co
 		for (int s = 0; s < 16; s++) {
 			const uint8_t *q = sb + 256 + 192 * s;
 			tk_prefetch_weights(q, 192);
-			const __m512i v0 = _mm512_loadu_si512((const void *)q);
-			const __m512i v1 = _mm512_loadu_si512((const void *)(q + 64));
-			const __m512i v2 = _mm512_loadu_si512((const void *)(q + 128));
-			const __m512i c0 = _mm512_and_si512(v0, m3f);
-			const __m512i c1 = _mm512_and_si512(v1, m3f);
-			const __m512i c2 = _mm512_and_si512(v2, m3f);
-			/* bits 0-1 from v0's top, 2-3 from v1's, 4-5 from v2's */
-			const __m512i u = _mm512_ternarylogic_epi32(m03, _mm512_srli_epi16(v0, 6),
-								    _mm512_srli_epi16(v1, 4), SEL);
-			const __m512i w = _mm512_ternarylogic_epi32(m0f, u, _mm512_srli_epi16(v2, 2), SEL);
-			const __m512i c3 = _mm512_and_si512(w, m3f);
+			__m512i cd[4];
+			q6_codes(q, cd);
+			const __m512i c0 = cd[0], c1 = cd[1], c2 = cd[2], c3 = cd[3];
 			const __m512i sc =
 				_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(sb + 16 * s)));
 			for (int c = 0; c < C; c++) {
@@ -126,8 +136,6 @@ AINL void q6_k_gemv_kern(int64_t n, float *out, const uint8_t *g, size_t gb, con
 {
 	const int64_t nb = n / TK_QK_K;
 	const size_t sbs = (size_t)nb * 32;
-	const __m512i m3f = _mm512_set1_epi8(0x3f), m03 = _mm512_set1_epi8(0x03),
-		      m0f = _mm512_set1_epi8(0x0f);
 	__m512 fsum[TK_PACK_GEMV_GROUPS];
 	for (int k = 0; k < G; k++)
 		fsum[k] = _mm512_setzero_ps();
@@ -151,19 +159,14 @@ AINL void q6_k_gemv_kern(int64_t n, float *out, const uint8_t *g, size_t gb, con
 			for (int k = 0; k < G; k++) {
 				const uint8_t *gs = g + (size_t)k * gb + sb;
 				const uint8_t *q = gs + 256 + 192 * s;
-				const __m512i v0 = _mm512_loadu_si512((const void *)q);
-				const __m512i v1 = _mm512_loadu_si512((const void *)(q + 64));
-				const __m512i v2 = _mm512_loadu_si512((const void *)(q + 128));
-				const __m512i u = _mm512_ternarylogic_epi32(
-					m03, _mm512_srli_epi16(v0, 6), _mm512_srli_epi16(v1, 4), SEL);
-				const __m512i w =
-					_mm512_ternarylogic_epi32(m0f, u, _mm512_srli_epi16(v2, 2), SEL);
+				__m512i cd[4];
+				q6_codes(q, cd);
 				const __m512i sc = _mm512_cvtepi8_epi32(
 					_mm_loadu_si128((const __m128i *)(gs + 16 * s)));
-				__m512i acc = _mm512_dpbusd_epi32(init, _mm512_and_si512(v0, m3f), y0);
-				acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(v1, m3f), y1);
-				acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(v2, m3f), y2);
-				acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(w, m3f), y3);
+				__m512i acc = _mm512_dpbusd_epi32(init, cd[0], y0);
+				acc = _mm512_dpbusd_epi32(acc, cd[1], y1);
+				acc = _mm512_dpbusd_epi32(acc, cd[2], y2);
+				acc = _mm512_dpbusd_epi32(acc, cd[3], y3);
 				tot[k] = _mm512_add_epi32(tot[k], _mm512_mullo_epi32(acc, sc));
 			}
 		}
