@@ -15,9 +15,17 @@
  *     0x0F and shifted right by 4, the codes of elements 32j + 4k .. +3 and
  *     32j + 16 + 4k .. +3 of all 16 rows; per column c one VPDPBUSD per
  *     nibble half against the column's 4 activation bytes broadcast (an
- *     embedded {1to16} load): 8 VPDPBUSD into a fresh int32 accumulator,
- *     then times the 16 rows' scales of j (one 16-byte load, VPMOVZXBD,
- *     VPMULLD) into the super-block's int32 sum isum;
+ *     embedded {1to16} load): 8 VPDPBUSD into a fresh int32 accumulator
+ *     dot, then isum += sc_j * dot with the 16 rows' scales of j, in float
+ *     and exactly: VCVTDQ2PS and one FMA against the scales converted once
+ *     per j (shared by the columns), into two float partial sums per
+ *     column, sub-blocks 0..3 and 4..7 (bounds below: every product and
+ *     partial sum is an integer below 2^24, so no step rounds). Their float
+ *     sum is (float)isum exactly as VCVTDQ2PS would round the int32 isum
+ *     (one correctly rounded addition of two exact values). This replaced
+ *     VPMULLD (2 port-0 uops; port 0 bounds this kernel, it also runs every
+ *     VPDPBUSD): +6-7% at nc = 2..4, +7-10% at nc = 8 in L2 (docs/
+ *     benchmarks.md, "q4_kx16 gemm: the scales in float");
  *   - the mins: the two 64-byte lines of mins (4 per row lane); per j one
  *     VPSHUFB makes (m_j, m_j) int16 pairs; per column one VPDPWSSD
  *     against the column's bsums 2j, 2j + 1 broadcast (they are adjacent
@@ -39,6 +47,8 @@
  *     * 128 = 122880 (gemv's high nibbles, 16 x code), 4 * 63 * 128 (the
  *     gemv's mins): no saturation (VPDPBUSD wraps), nothing comes near it;
  *     |sub-block dot| <= 32 * 15 * 128 = 61440 (gemv: 16 x that, 983040);
+ *     |sc * dot| <= 63 * 61440 = 3870720 and the gemm's float partial
+ *     sums of 4 sub-blocks <= 15482880 < 2^24 = 16777216: exact in float;
  *     |isum| <= 8 * 63 * 61440 = 30965760 < 2^31 (gemv: 16 x that,
  *     495452160 < 2^31, then shifted right by 4, exactly: a multiple of 16);
  *     |bsums[2j] + bsums[2j + 1]| <= 65536, |msum| <= 8 * 63 * 65536
@@ -49,9 +59,10 @@
  * All exact, so the integer sums equal the reference's in any order.
  *
  * nc is a compile-time constant in each specialization (1..8). Registers
- * with nc = 8: 8 float sums, 8 isum, 8 sub-block dots, the two nibble
- * operands, the mask and the scales: 28 of the 32; the mins pass (isum,
- * msum, float sums, the pairs) needs 25. Every gemm call prefetches the
+ * with nc = 8: 8 float sums, 2 x 8 partial isums, 8 sub-block dots, the
+ * nibble operands, the mask and the scales: more than 32, so the compiler
+ * keeps some partial sums on the stack (loads and stores do not use port
+ * 0; measured faster than VPMULLD at nc = 8 too). Every gemm call prefetches the
  * weights TK_PREFETCH_AHEAD ahead (quant_simd.h): a group of a long row is
  * streamed once per call, so batched decode (nc = 2..4) reads from DRAM
  * too. The gemv (ng = 1..8 specialized) does not prefetch.
@@ -102,9 +113,13 @@ AINL void q4kp_kern(int64_t nb, float *out, size_t ldo, const uint8_t *g, const 
 		accf[c] = _mm512_setzero_ps();
 	for (int64_t b = 0; b < nb; b++, g += TK_PQ4K_BYTES, y += Y_BLOCK) {
 		tk_prefetch_weights(g, TK_PQ4K_BYTES);
-		__m512i isum[TK_PACK_COLS];
-		for (int c = 0; c < C; c++)
-			isum[c] = _mm512_setzero_si512();
+		/* isum in float, exactly: two partial sums over sub-blocks 0..3
+		 * and 4..7 (bounds in the header) */
+		__m512 fs0[TK_PACK_COLS], fs1[TK_PACK_COLS];
+		for (int c = 0; c < C; c++) {
+			fs0[c] = _mm512_setzero_ps();
+			fs1[c] = _mm512_setzero_ps();
+		}
 		for (int j = 0; j < 8; j++) {
 			const uint8_t *q = g + TK_PQ4K_Q + 256 * j;
 			const uint8_t *yj = y + Y_QS + 32 * j;
@@ -123,9 +138,12 @@ AINL void q4kp_kern(int64_t nb, float *out, size_t ldo, const uint8_t *g, const 
 								     _mm512_set1_epi32(ld_i32(yc + 16)));
 				}
 			}
-			const __m512i sc = ld_bytes_epi32(g + TK_PQ4K_SC + 16 * j);
+			const __m512 scf = _mm512_cvtepi32_ps(ld_bytes_epi32(g + TK_PQ4K_SC + 16 * j));
 			for (int c = 0; c < C; c++) {
-				isum[c] = _mm512_add_epi32(isum[c], _mm512_mullo_epi32(dot[c], sc));
+				if (j < 4)
+					fs0[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[c]), scf, fs0[c]);
+				else
+					fs1[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[c]), scf, fs1[c]);
 			}
 		}
 		__m512i msum[TK_PACK_COLS];
@@ -147,7 +165,7 @@ AINL void q4kp_kern(int64_t nb, float *out, size_t ldo, const uint8_t *g, const 
 			_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + TK_PQ4K_DMIN)));
 		for (int c = 0; c < C; c++) {
 			const __m512 dy = _mm512_set1_ps(ld_f32(y + (size_t)c * by));
-			const __m512 a = _mm512_mul_ps(_mm512_mul_ps(dx, dy), _mm512_cvtepi32_ps(isum[c]));
+			const __m512 a = _mm512_mul_ps(_mm512_mul_ps(dx, dy), _mm512_add_ps(fs0[c], fs1[c]));
 			const __m512 s = _mm512_mul_ps(_mm512_mul_ps(mx, dy), _mm512_cvtepi32_ps(msum[c]));
 			accf[c] = _mm512_add_ps(accf[c], _mm512_sub_ps(a, s));
 		}
