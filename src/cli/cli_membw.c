@@ -1,7 +1,8 @@
 /*
- * cli_membw.c — the read-bandwidth probe (cli_membw.h). Owns its buffer (an
- * anonymous mapping) and worker threads for the length of one
- * membw_measure call; the summing kernels are stateless.
+ * cli_membw.c — the read-bandwidth probe (cli_membw.h). A membw_probe owns
+ * its buffer (an anonymous mapping) and worker threads from membw_probe_new
+ * to membw_probe_free (membw_measure: one call); the summing kernels and
+ * the pairing arithmetic are stateless.
  */
 #include "cli/cli_membw.h"
 
@@ -9,6 +10,7 @@
 #include "core/time.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,7 +207,7 @@ struct membw_shared {
 	unsigned char *buf; /* bytes, inside the mapping */
 	size_t bytes;
 	int threads;
-	int reps;
+	int reps;           /* the default pass count of a run */
 	enum membw_method method;
 	int streams;
 	size_t pf;
@@ -213,13 +215,18 @@ struct membw_shared {
 	pthread_mutex_t mu; /* guards go, quit */
 	pthread_cond_t cv;
 	int go, quit;       /* every worker started / one could not be */
+	int stop;           /* written by the owner before a start barrier,
+			     * read by the workers after it: leave */
 	pthread_barrier_t start, end;
 };
 
 struct membw_worker {
 	struct membw_shared *sh;
 	int idx;
-	uint64_t sum;
+	uint64_t sum; /* written by the worker between a start and an end
+		       * barrier, read and reset by the owner outside */
+	int64_t t0_ns, t1_ns; /* this pass: when it began and ended reading
+			       * (same rule as sum) */
 	pthread_t th;
 };
 
@@ -235,6 +242,8 @@ static void slice_of(const struct membw_shared *sh, int idx, size_t *off, size_t
 	*len = (per + (i < extra ? 1 : 0)) * MEMBW_PAGE;
 }
 
+/* A worker: fill its slice, then one pass per start/end barrier pair until
+ * `stop`. Between runs it waits at the start barrier (blocked, no CPU). */
 static void *membw_main(void *arg)
 {
 	struct membw_worker *w = arg;
@@ -255,15 +264,18 @@ static void *membw_main(void *arg)
 		memcpy(sh->buf + off + i, &v, sizeof v);
 	}
 	pthread_barrier_wait(&sh->end); /* filled */
-	for (int r = 0; r < sh->reps; r++) {
+	for (;;) {
 		pthread_barrier_wait(&sh->start);
+		if (sh->stop)
+			return NULL;
+		w->t0_ns = tk_time_mono_ns();
 		if (sh->method == MEMBW_PLAIN)
 			w->sum += sum_plain(sh->buf + off, len);
 		else
 			w->sum += sum_streams(sh->fn, sh->buf + off, len, sh->streams, sh->pf);
+		w->t1_ns = tk_time_mono_ns();
 		pthread_barrier_wait(&sh->end);
 	}
-	return NULL;
 }
 
 static size_t read_llc_bytes(void)
@@ -371,97 +383,212 @@ static int opts_resolve(const struct membw_opts *o, struct membw_shared *sh)
 	return 0;
 }
 
-int membw_measure(const struct membw_opts *o, struct membw_result *out)
+struct membw_probe {
+	struct membw_shared sh;
+	struct membw_worker *w; /* sh.threads, all started */
+	void *map;              /* the whole mapping; sh.buf lies inside */
+	size_t map_len;
+	bool huge;
+	const char *isa;
+};
+
+struct membw_probe *membw_probe_new(const struct membw_opts *o)
 {
-	memset(out, 0, sizeof *out);
-	struct membw_shared sh = { 0 };
-	int rc = opts_resolve(o, &sh);
-	if (rc)
-		return rc;
-	const char *isa = "generic";
-	sh.fn = kernel_pick(&isa);
-	if (sh.method == MEMBW_PLAIN)
-		isa = "generic"; /* the 32-byte vector extension, as compiled */
-	int started = 0;
-	bool huge = false;
-	struct membw_worker *w = calloc((size_t)sh.threads, sizeof *w);
-	if (!w)
-		return tk_errf(TK_ENOMEM, "membw: out of memory");
-	/* A private anonymous mapping with room to start on a 2 MiB boundary,
-	 * where a transparent huge page can back it. */
-	size_t map_len = sh.bytes + MEMBW_HUGE;
-	void *map = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (map == MAP_FAILED) {
-		rc = tk_errf_sys(TK_ENOMEM, errno, "membw: cannot map %zu bytes", map_len);
+	struct membw_probe *p = calloc(1, sizeof *p);
+	if (!p) {
+		tk_errf(TK_ENOMEM, "membw: out of memory");
+		return NULL;
+	}
+	struct membw_shared *sh = &p->sh;
+	if (opts_resolve(o, sh))
+		goto out_free;
+	p->isa = "generic";
+	sh->fn = kernel_pick(&p->isa);
+	if (sh->method == MEMBW_PLAIN)
+		p->isa = "generic"; /* the 32-byte vector extension, as compiled */
+	p->w = calloc((size_t)sh->threads, sizeof *p->w);
+	if (!p->w) {
+		tk_errf(TK_ENOMEM, "membw: out of memory");
 		goto out_free;
 	}
-	uintptr_t at = ((uintptr_t)map + MEMBW_HUGE - 1) & ~(uintptr_t)(MEMBW_HUGE - 1);
-	sh.buf = (unsigned char *)at;
+	/* A private anonymous mapping with room to start on a 2 MiB boundary,
+	 * where a transparent huge page can back it. */
+	p->map_len = sh->bytes + MEMBW_HUGE;
+	p->map = mmap(NULL, p->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p->map == MAP_FAILED) {
+		tk_errf_sys(TK_ENOMEM, errno, "membw: cannot map %zu bytes", p->map_len);
+		goto out_workers;
+	}
+	uintptr_t at = ((uintptr_t)p->map + MEMBW_HUGE - 1) & ~(uintptr_t)(MEMBW_HUGE - 1);
+	sh->buf = (unsigned char *)at;
 #ifdef MADV_HUGEPAGE
 	/* Advice only: a kernel without transparent huge pages says no and
 	 * the probe runs on 4 KiB pages (reported as hugepages false). */
-	if (sh.method == MEMBW_STREAMS && !o->no_hugepages)
-		huge = madvise(sh.buf, sh.bytes, MADV_HUGEPAGE) == 0;
+	if (sh->method == MEMBW_STREAMS && !o->no_hugepages)
+		p->huge = madvise(sh->buf, sh->bytes, MADV_HUGEPAGE) == 0;
 	else
-		(void)madvise(sh.buf, sh.bytes, MADV_NOHUGEPAGE);
+		(void)madvise(sh->buf, sh->bytes, MADV_NOHUGEPAGE);
 #endif
-	/* The main thread is a party of both barriers: it times the reps.
-	 * Workers pass a gate first, so that a thread that cannot start
-	 * leaves no one stuck at a barrier. */
-	pthread_mutex_init(&sh.mu, NULL);
-	pthread_cond_init(&sh.cv, NULL);
-	pthread_barrier_init(&sh.start, NULL, (unsigned)sh.threads + 1);
-	pthread_barrier_init(&sh.end, NULL, (unsigned)sh.threads + 1);
-	for (; started < sh.threads; started++) {
-		w[started] = (struct membw_worker){ .sh = &sh, .idx = started };
-		if (pthread_create(&w[started].th, NULL, membw_main, &w[started]))
+	/* The owner's thread is a party of both barriers: it times the
+	 * passes. Workers pass a gate first, so that a thread that cannot
+	 * start leaves no one stuck at a barrier. */
+	pthread_mutex_init(&sh->mu, NULL);
+	pthread_cond_init(&sh->cv, NULL);
+	pthread_barrier_init(&sh->start, NULL, (unsigned)sh->threads + 1);
+	pthread_barrier_init(&sh->end, NULL, (unsigned)sh->threads + 1);
+	int started = 0;
+	for (; started < sh->threads; started++) {
+		p->w[started] = (struct membw_worker){ .sh = sh, .idx = started };
+		if (pthread_create(&p->w[started].th, NULL, membw_main, &p->w[started]))
 			break;
 	}
-	pthread_mutex_lock(&sh.mu);
-	sh.go = started == sh.threads;
-	sh.quit = !sh.go;
-	pthread_cond_broadcast(&sh.cv);
-	pthread_mutex_unlock(&sh.mu);
-	if (started < sh.threads) {
+	pthread_mutex_lock(&sh->mu);
+	sh->go = started == sh->threads;
+	sh->quit = !sh->go;
+	pthread_cond_broadcast(&sh->cv);
+	pthread_mutex_unlock(&sh->mu);
+	if (started < sh->threads) {
 		for (int i = 0; i < started; i++)
-			pthread_join(w[i].th, NULL);
-		rc = tk_errf(TK_EIO, "membw: cannot start thread %d of %d", started + 1,
-			     sh.threads);
-		goto out_barriers;
+			pthread_join(p->w[i].th, NULL);
+		tk_errf(TK_EIO, "membw: cannot start thread %d of %d", started + 1, sh->threads);
+		goto out_sync;
 	}
-	pthread_barrier_wait(&sh.end); /* buffer filled */
+	pthread_barrier_wait(&sh->end); /* buffer filled */
+	return p;
+out_sync:
+	pthread_barrier_destroy(&sh->end);
+	pthread_barrier_destroy(&sh->start);
+	pthread_cond_destroy(&sh->cv);
+	pthread_mutex_destroy(&sh->mu);
+	munmap(p->map, p->map_len);
+out_workers:
+	free(p->w);
+out_free:
+	free(p);
+	return NULL;
+}
+
+int membw_probe_run(struct membw_probe *p, int passes, struct membw_result *out,
+		    double *wall_ms)
+{
+	memset(out, 0, sizeof *out);
+	if (wall_ms)
+		*wall_ms = 0;
+	struct membw_shared *sh = &p->sh;
+	if (!passes)
+		passes = sh->reps;
+	if (passes < 1 || passes > MEMBW_MAX_REPS)
+		return tk_errf(TK_EINVAL, "membw: %d passes: expected 1..%d", passes,
+			       MEMBW_MAX_REPS);
+	const int64_t t_call = tk_time_mono_ns();
+	/* the workers are parked at the start barrier: their sums are ours */
+	for (int i = 0; i < sh->threads; i++)
+		p->w[i].sum = 0;
 	double best = 0, total = 0;
-	for (int r = 0; r < sh.reps; r++) {
-		pthread_barrier_wait(&sh.start);
-		int64_t t0 = tk_time_mono_ns();
-		pthread_barrier_wait(&sh.end);
-		int64_t dt = tk_time_mono_ns() - t0;
-		double gbps = dt > 0 ? (double)sh.bytes / (double)dt : 0.0; /* bytes/ns = GB/s */
+	for (int r = 0; r < passes; r++) {
+		pthread_barrier_wait(&sh->start);
+		pthread_barrier_wait(&sh->end);
+		/* The pass lasts from the first worker's start to the last one's
+		 * end, by the workers' own clocks. Not the owner's window
+		 * between the barriers: with as many workers as CPUs, the owner
+		 * is a thread too many when the barrier opens and may run again
+		 * only after the workers are done (its window then holds part
+		 * of the pass or none of it: readings of 50 to 20000 GB/s). */
+		int64_t t0 = p->w[0].t0_ns, t1 = p->w[0].t1_ns;
+		for (int i = 1; i < sh->threads; i++) {
+			if (p->w[i].t0_ns < t0)
+				t0 = p->w[i].t0_ns;
+			if (p->w[i].t1_ns > t1)
+				t1 = p->w[i].t1_ns;
+		}
+		int64_t dt = t1 - t0;
+		double gbps = dt > 0 ? (double)sh->bytes / (double)dt : 0.0; /* bytes/ns = GB/s */
 		total += gbps;
 		if (gbps > best)
 			best = gbps;
 	}
-	for (int i = 0; i < sh.threads; i++) {
-		pthread_join(w[i].th, NULL);
-		out->checksum += w[i].sum;
-	}
+	for (int i = 0; i < sh->threads; i++)
+		out->checksum += p->w[i].sum;
 	out->best_gbps = best;
-	out->mean_gbps = total / sh.reps;
-	out->bytes = sh.bytes;
-	out->threads = sh.threads;
-	out->reps = sh.reps;
-	out->method = sh.method;
-	out->streams = sh.streams;
-	out->prefetch_bytes = (int)sh.pf;
-	out->hugepages = huge;
-	out->isa = isa;
-out_barriers:
-	pthread_barrier_destroy(&sh.end);
-	pthread_barrier_destroy(&sh.start);
-	pthread_cond_destroy(&sh.cv);
-	pthread_mutex_destroy(&sh.mu);
-	munmap(map, map_len);
-out_free:
-	free(w);
+	out->mean_gbps = total / passes;
+	out->bytes = sh->bytes;
+	out->threads = sh->threads;
+	out->reps = passes;
+	out->method = sh->method;
+	out->streams = sh->streams;
+	out->prefetch_bytes = (int)sh->pf;
+	out->hugepages = p->huge;
+	out->isa = p->isa;
+	if (wall_ms)
+		*wall_ms = (double)(tk_time_mono_ns() - t_call) / 1e6;
+	return 0;
+}
+
+void membw_probe_free(struct membw_probe *p)
+{
+	if (!p)
+		return;
+	struct membw_shared *sh = &p->sh;
+	sh->stop = 1; /* published by the barrier below */
+	pthread_barrier_wait(&sh->start);
+	for (int i = 0; i < sh->threads; i++)
+		pthread_join(p->w[i].th, NULL);
+	pthread_barrier_destroy(&sh->end);
+	pthread_barrier_destroy(&sh->start);
+	pthread_cond_destroy(&sh->cv);
+	pthread_mutex_destroy(&sh->mu);
+	munmap(p->map, p->map_len);
+	free(p->w);
+	free(p);
+}
+
+int membw_measure(const struct membw_opts *o, struct membw_result *out)
+{
+	memset(out, 0, sizeof *out);
+	struct membw_probe *p = membw_probe_new(o);
+	if (!p)
+		return tk_err_last() ? tk_err_last() : TK_ENOMEM;
+	int rc = membw_probe_run(p, 0, out, NULL);
+	membw_probe_free(p);
 	return rc;
+}
+
+/* ---- pairing ------------------------------------------------------------ */
+
+int membw_pair_reps(const double *probe_gbps, const double *decode_gbps, int n_reps,
+		    struct membw_pair *pairs, struct membw_pair_stats *st)
+{
+	if (n_reps < 1)
+		return tk_errf(TK_EINVAL, "membw: pairing %d repetitions: expected at least 1",
+			       n_reps);
+	for (int i = 0; i <= n_reps; i++)
+		if (!isfinite(probe_gbps[i]) || probe_gbps[i] <= 0)
+			return tk_errf(TK_EINVAL, "membw: probe %d of %d read %g GB/s: expected "
+				       "a finite figure > 0", i, n_reps + 1, probe_gbps[i]);
+	for (int i = 0; i < n_reps; i++)
+		if (!isfinite(decode_gbps[i]) || decode_gbps[i] < 0)
+			return tk_errf(TK_EINVAL, "membw: repetition %d read %g GB/s: expected a "
+				       "finite figure >= 0", i, decode_gbps[i]);
+	struct membw_pair_stats s = { 0 };
+	double sum = 0;
+	for (int i = 0; i < n_reps; i++) {
+		struct membw_pair *q = &pairs[i];
+		q->before_gbps = probe_gbps[i];
+		q->after_gbps = probe_gbps[i + 1];
+		q->ceiling_gbps = (q->before_gbps + q->after_gbps) / 2;
+		q->decode_gbps = decode_gbps[i];
+		q->pct = 100.0 * q->decode_gbps / q->ceiling_gbps;
+		sum += q->pct;
+		if (!i || q->pct < s.pct_min)
+			s.pct_min = q->pct;
+		if (!i || q->pct > s.pct_max)
+			s.pct_max = q->pct;
+		if (!i || q->ceiling_gbps < s.ceiling_min)
+			s.ceiling_min = q->ceiling_gbps;
+		if (!i || q->ceiling_gbps > s.ceiling_max)
+			s.ceiling_max = q->ceiling_gbps;
+	}
+	s.pct_mean = sum / n_reps;
+	*st = s;
+	return 0;
 }

@@ -12,8 +12,12 @@
  * into `streams` regions and reads them interleaved — 256 bytes of each
  * region per step, with the widest vector loads the CPU has (AVX-512, AVX2,
  * SSE2), each region's bytes prefetched `prefetch_bytes` ahead — summing the
- * bytes as 64-bit words. The time is from the barrier to the last thread's
- * end. Several streams and software prefetch keep more cache-line misses in
+ * bytes as 64-bit words. The time is from the first thread's start to the
+ * last thread's end, by the threads' own clocks (the caller's thread
+ * waits at the barriers but takes no time: with as many threads as CPUs it
+ * is one too many when the barrier opens, and a window it timed could miss
+ * part of the pass; that made readings of 50 to 20000 GB/s on the 2-CPU
+ * VM, docs/benchmarks.md "Paired roofline"). Several streams and software prefetch keep more cache-line misses in
  * flight per core than one sequential stream left to the hardware
  * prefetcher; on the 2-core development VM that is the difference between
  * ~15 GB/s (MEMBW_PLAIN, the probe's first method) and the ~30-40 GB/s the
@@ -25,8 +29,17 @@
  * stream per thread, 32-byte vector adds, no software prefetch, no huge-page
  * advice. It underestimates: decode kernels that prefetch beat it.
  *
+ * Probe kept between measurements (struct membw_probe): the buffer is mapped
+ * and filled once, by workers that stay parked (blocked at a barrier, no
+ * CPU) between runs; membw_probe_run then times any number of passes over
+ * the same bytes. `tanuki bench --membw` uses it to bracket every timed tg
+ * repetition with a short probe, so decode is compared with the bandwidth
+ * of the same minute (this VM's probe swings 25-54 GB/s minutes apart):
+ * membw_pair_reps is that arithmetic, kept pure so it can be tested.
+ *
  * Threads: every function may be called from any thread; membw_measure
- * runs its own worker threads and shares nothing between calls.
+ * runs its own worker threads and shares nothing between calls. One
+ * membw_probe is used by one thread at a time (its owner's).
  */
 #ifndef TK_CLI_MEMBW_H
 #define TK_CLI_MEMBW_H
@@ -106,7 +119,59 @@ uint64_t membw_sum(const void *p, size_t len, int streams, int prefetch_bytes);
 /* Measures; 0 with *out filled, or TK_EINVAL (bad options: fewer than
  * MEMBW_MIN_BYTES or more than half the physical memory, a count or
  * distance out of range), TK_ENOMEM or TK_EIO (a thread could not start).
- * o is borrowed. */
+ * o is borrowed. Same as membw_probe_new + membw_probe_run(o->reps) +
+ * membw_probe_free. */
 int membw_measure(const struct membw_opts *o, struct membw_result *out);
+
+/* ---- a probe kept between measurements -------------------------------- */
+
+struct membw_probe;
+
+/* Maps the buffer, starts o->threads workers and has them fill it (first
+ * touch, as membw_measure does); nothing is timed yet. o->reps is the
+ * default pass count of membw_probe_run. NULL with the detail set on the
+ * errors of membw_measure. o is borrowed. The probe holds its buffer
+ * (o->bytes) and its parked threads until membw_probe_free. */
+struct membw_probe *membw_probe_new(const struct membw_opts *o);
+
+/* Times `passes` passes over the whole buffer (1..MEMBW_MAX_REPS; 0: the
+ * reps given to membw_probe_new), each from a barrier to the last
+ * thread's end, and fills *out as membw_measure does (reps = passes; the
+ * checksum covers this call's passes only). *wall_ms, if not NULL, gets
+ * the call's whole duration (waking the workers, every pass, parking
+ * them): the probe's cost to whatever it interleaves with. 0, or TK_EINVAL
+ * (passes out of range; *out zeroed). p is borrowed. */
+int membw_probe_run(struct membw_probe *p, int passes, struct membw_result *out,
+		    double *wall_ms);
+
+/* Stops the workers and unmaps the buffer. Accepts NULL. */
+void membw_probe_free(struct membw_probe *p);
+
+/* ---- pairing decode with the probes around it -------------------------- */
+
+/* One timed decode repetition against the probes run just before and just
+ * after it. */
+struct membw_pair {
+	double before_gbps;  /* probe i (just before repetition i) */
+	double after_gbps;   /* probe i + 1 (just after it) */
+	double ceiling_gbps; /* (before + after) / 2 */
+	double decode_gbps;  /* the bytes per second repetition i read */
+	double pct;          /* 100 * decode_gbps / ceiling_gbps */
+};
+
+struct membw_pair_stats {
+	double pct_mean, pct_min, pct_max; /* over the repetitions */
+	double ceiling_min, ceiling_max;   /* GB/s */
+};
+
+/* Pairs n_reps decode figures with n_reps + 1 probe figures taken in
+ * turn (probe 0, repetition 0, probe 1, ..., repetition n-1, probe n):
+ * repetition i gets the mean of probes i and i + 1 as its ceiling.
+ * probe_gbps[0..n_reps] and decode_gbps[0..n_reps) are borrowed; pairs
+ * (n_reps entries) and st are filled. 0, or TK_EINVAL naming the entry:
+ * n_reps < 1, a probe figure not finite or <= 0, a decode figure not
+ * finite or < 0 (pairs and st then untouched). Pure: no I/O, no state. */
+int membw_pair_reps(const double *probe_gbps, const double *decode_gbps, int n_reps,
+		    struct membw_pair *pairs, struct membw_pair_stats *st);
 
 #endif

@@ -4,7 +4,16 @@
  * does not measure: the memory-bandwidth roofline of decode (--membw),
  * aggregate decode with several sequences in one pass (--seqs) and the
  * saving of prompt-prefix reuse (--prefix). Owns nothing beyond one call;
- * prints numbers and never fails on speed. */
+ * prints numbers and never fails on speed.
+ *
+ * --membw with tg: one membw_probe (cli_membw.h) is made before the timed
+ * tg repetitions (its buffer filled there, outside any timing); a short
+ * probe of --membw-passes passes runs right before each timed repetition
+ * and once after the last, and each repetition is compared with the mean
+ * of the two probes around it (membw_pair_reps) — the "paired" figure,
+ * which follows this VM's bandwidth swings. The overall figure is as
+ * before: --membw's 10 passes after every other test, against the mean tg,
+ * on the same buffer. */
 #include "cli/cli.h"
 
 #include "cli/cli_membw.h"
@@ -28,7 +37,8 @@ static const char usage[] =
 	"usage: tanuki bench --model M.gguf [-p 512] [-n 128] [-t THREADS] [-r REPS]\n"
 	"                    [--kv f16|f32] [--seqs 1,2,4] [--membw] [--prefix]\n"
 	"                    [--prefix-tokens 1500] [--suffix-tokens 50] [--seed S]\n"
-	"                    [--membw-mib MIB] [--membw-method streams|plain] [--json]\n"
+	"                    [--membw-mib MIB] [--membw-method streams|plain]\n"
+	"                    [--membw-passes 3] [--json]\n"
 	"       tanuki bench --membw [-t THREADS] [--membw-mib MIB]\n"
 	"                    [--membw-method streams|plain] [--json]\n\n"
 	"Measures the engine like llama.cpp's llama-bench, on random token ids\n"
@@ -44,7 +54,12 @@ static const char usage[] =
 	"                     streams per thread, after the model runs) and print the\n"
 	"                     decode roofline: bandwidth / bytes read per token\n"
 	"                     (weights + the KV cache read at the mean position),\n"
-	"                     and the bandwidth tg achieved as a % of it\n"
+	"                     and the bandwidth tg achieved as a % of it; with tg,\n"
+	"                     also a short probe right before each timed tg\n"
+	"                     repetition and after the last, each repetition's %\n"
+	"                     of the mean of the two probes around it (paired)\n"
+	"  --membw-passes N   passes of each paired probe (default 3; 0: no paired\n"
+	"                     probes, only the overall one)\n"
 	"  --membw-mib MIB    its buffer (default: the bytes read per token with\n"
 	"                     --model, else 4x the last-level cache; at least\n"
 	"                     256 MiB, at most 2 GiB)\n"
@@ -58,16 +73,29 @@ static const char usage[] =
 #define BENCH_MAX_REPS 1000
 #define BENCH_MAX_SEQS 64
 #define BENCH_MAX_SEQ_LIST 16
+#define BENCH_MAX_MEMBW_PASSES 100
+#define BENCH_DEFAULT_MEMBW_PASSES 3
 
 struct bench_opts {
 	const char *model;
 	long n_prompt, n_gen, threads, reps, prefix_tokens, suffix_tokens, membw_mib;
+	long membw_passes; /* passes of each paired probe; 0: none */
 	unsigned long long seed;
 	enum engine_kv_type kv;
 	int seqs[BENCH_MAX_SEQ_LIST];
 	int n_seqs;
-	bool json, membw, prefix;
+	bool json, membw, prefix, membw_passes_set;
 	enum membw_method membw_method;
+};
+
+/* --membw with tg: the short probes around the timed tg repetitions.
+ * Probe i runs just before repetition i, probe reps just after the last. */
+struct bench_paired {
+	int passes;                 /* passes per probe */
+	int n_probes, n_reps;       /* reps + 1 and reps once measured */
+	struct membw_result *probe; /* owned, reps + 1 */
+	double *probe_ms;           /* owned, reps + 1: each probe's whole call */
+	double *rep_ms;             /* owned, reps: each timed tg repetition */
 };
 
 /* mean and sample standard deviation of tokens/s over the reps */
@@ -194,21 +222,45 @@ static int run_pp(struct engine_ctx *ctx, const int32_t *toks, int32_t n, int re
 	return 0;
 }
 
-/* tg: n tokens one at a time from an empty cache. */
+/* One short probe of the paired series, the next in turn. */
+static int paired_probe(struct membw_probe *probe, struct bench_paired *pd)
+{
+	int i = pd->n_probes;
+	int rc = membw_probe_run(probe, pd->passes, &pd->probe[i], &pd->probe_ms[i]);
+	if (rc)
+		return tk_err_wrap(rc, "bench: paired probe %d", i);
+	pd->n_probes++;
+	return 0;
+}
+
+/* tg: n tokens one at a time from an empty cache. With a probe (--membw),
+ * a short probe runs right before each timed repetition (after the
+ * warm-up) and once after the last; it is never inside a timing. */
 static int run_tg(struct engine_ctx *ctx, const int32_t *toks, int32_t n, int reps,
-		  struct bench_stat *st)
+		  struct bench_stat *st, struct membw_probe *probe, struct bench_paired *pd)
 {
 	for (int r = -1; r < reps; r++) {
 		int32_t len = r < 0 ? (n < 8 ? n : 8) : n; /* a short warm-up */
-		int rc = engine_ctx_rewind(ctx, 0);
+		int rc = r >= 0 && probe ? paired_probe(probe, pd) : 0;
+		if (rc)
+			return rc;
+		rc = engine_ctx_rewind(ctx, 0);
 		int64_t t0 = tk_time_mono_ns();
 		for (int32_t i = 0; i < len && !rc; i++)
 			rc = engine_ctx_eval(ctx, &toks[i], 1, NULL);
 		int64_t dt = tk_time_mono_ns() - t0;
 		if (rc)
 			return tk_err_wrap(rc, "bench: tg%d", n);
-		if (r >= 0)
+		if (r >= 0) {
 			st->samples[st->n++] = (double)n * 1e9 / (double)(dt > 0 ? dt : 1);
+			if (probe)
+				pd->rep_ms[pd->n_reps++] = (double)dt / 1e6;
+		}
+	}
+	if (probe) {
+		int rc = paired_probe(probe, pd);
+		if (rc)
+			return rc;
 	}
 	stat_of(st);
 	return 0;
@@ -341,6 +393,7 @@ enum {
 	OPT_JSON,
 	OPT_MEMBW_MIB,
 	OPT_MEMBW_METHOD,
+	OPT_MEMBW_PASSES,
 };
 
 static int parse_args(int argc, char **argv, struct bench_opts *o)
@@ -361,12 +414,14 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "membw-mib", required_argument, NULL, OPT_MEMBW_MIB },
 		{ "membw-method", required_argument, NULL, OPT_MEMBW_METHOD },
+		{ "membw-passes", required_argument, NULL, OPT_MEMBW_PASSES },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	*o = (struct bench_opts){ .n_prompt = 512, .n_gen = 128, .reps = 5,
 				  .prefix_tokens = 1500, .suffix_tokens = 50, .seed = 1234,
-				  .kv = ENGINE_KV_F16 };
+				  .kv = ENGINE_KV_F16,
+				  .membw_passes = BENCH_DEFAULT_MEMBW_PASSES };
 	optind = 1;
 	int c;
 	long v;
@@ -430,6 +485,12 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 				return cli_usage_error("bench", "--membw-method: expected streams or "
 						       "plain, got '%s'", optarg);
 			break;
+		case OPT_MEMBW_PASSES:
+			if (cli_parse_long("bench", "--membw-passes", optarg, 0,
+					   BENCH_MAX_MEMBW_PASSES, &o->membw_passes))
+				return CLI_USAGE;
+			o->membw_passes_set = true;
+			break;
 		case 'h': puts(usage); return -1;
 		default: return cli_usage_error("bench", "unknown option");
 		}
@@ -440,6 +501,8 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		return cli_usage_error("bench", "--model is required (or --membw alone)");
 	if (o->model && o->n_seqs && !o->n_gen)
 		return cli_usage_error("bench", "--seqs needs -n > 0");
+	if (o->membw_passes_set && !o->membw)
+		return cli_usage_error("bench", "--membw-passes needs --membw");
 	if (!o->threads)
 		o->threads = engine_default_threads();
 	return 0;
@@ -450,6 +513,7 @@ struct bench_out {
 	struct bench_stat pp, tg, cold, warm, seqs[BENCH_MAX_SEQ_LIST];
 	struct membw_result bw;
 	bool have_bw;
+	struct bench_paired paired; /* n_probes 0: no paired probes ran */
 	char cpu[160];
 	const char *isa;
 };
@@ -462,6 +526,20 @@ static void bench_out_free(struct bench_out *r)
 	free(r->warm.samples);
 	for (int i = 0; i < BENCH_MAX_SEQ_LIST; i++)
 		free(r->seqs[i].samples);
+	free(r->paired.probe);
+	free(r->paired.probe_ms);
+	free(r->paired.rep_ms);
+}
+
+static int paired_alloc(struct bench_paired *pd, int reps, int passes)
+{
+	pd->passes = passes;
+	pd->probe = calloc((size_t)reps + 1, sizeof *pd->probe);
+	pd->probe_ms = calloc((size_t)reps + 1, sizeof *pd->probe_ms);
+	pd->rep_ms = calloc((size_t)reps, sizeof *pd->rep_ms);
+	if (!pd->probe || !pd->probe_ms || !pd->rep_ms)
+		return tk_errf(TK_ENOMEM, "bench: out of memory");
+	return 0;
 }
 
 /* Bytes one tg token reads: the weights, and the KV cache at the mean
@@ -491,6 +569,95 @@ static void roofline_of(const struct bench_opts *o, const struct bench_out *r,
 	rl->decode_gbps = r->tg.mean * rl->bytes_per_token / 1e9;
 	rl->pct_best = r->bw.best_gbps > 0 ? 100.0 * rl->decode_gbps / r->bw.best_gbps : 0;
 	rl->pct_mean = r->bw.mean_gbps > 0 ? 100.0 * rl->decode_gbps / r->bw.mean_gbps : 0;
+}
+
+/* The paired figure: every timed tg repetition against the mean of the
+ * short probes just before and just after it (membw_pair_reps), and what
+ * those probes cost next to the tg time they bracket. */
+struct paired_fig {
+	struct membw_pair *pairs; /* owned, n */
+	int n;
+	struct membw_pair_stats st;
+	double probe_best_gbps;   /* the best pass of any paired probe */
+	double probe_ms_mean;     /* one probe's whole call */
+	double rep_ms_mean;       /* one timed tg repetition */
+	double cost_pct;          /* all probes' ms / all timed tg ms, % */
+};
+
+static void paired_fig_free(struct paired_fig *f)
+{
+	free(f->pairs);
+	f->pairs = NULL;
+}
+
+/* 0 with *f filled (free with paired_fig_free), or a TK_E* code. */
+static int paired_of(const struct bench_opts *o, const struct bench_out *r, struct paired_fig *f)
+{
+	memset(f, 0, sizeof *f);
+	const struct bench_paired *pd = &r->paired;
+	int n = pd->n_reps;
+	if (n < 1 || pd->n_probes != n + 1 || r->tg.n != n)
+		return tk_errf(TK_EINVAL, "bench: %d probes around %d repetitions (%d tg samples)",
+			       pd->n_probes, n, r->tg.n);
+	double bpt = bytes_per_token(o, &r->mi);
+	double *probe = malloc((size_t)(n + 1) * sizeof *probe);
+	double *decode = malloc((size_t)n * sizeof *decode);
+	f->pairs = malloc((size_t)n * sizeof *f->pairs);
+	int rc = 0;
+	if (!probe || !decode || !f->pairs) {
+		rc = tk_errf(TK_ENOMEM, "bench: out of memory");
+		goto out;
+	}
+	double probe_ms = 0, rep_ms = 0;
+	for (int i = 0; i <= n; i++) {
+		probe[i] = pd->probe[i].best_gbps;
+		probe_ms += pd->probe_ms[i];
+		if (probe[i] > f->probe_best_gbps)
+			f->probe_best_gbps = probe[i];
+	}
+	for (int i = 0; i < n; i++) {
+		decode[i] = r->tg.samples[i] * bpt / 1e9;
+		rep_ms += pd->rep_ms[i];
+	}
+	rc = membw_pair_reps(probe, decode, n, f->pairs, &f->st);
+	if (rc)
+		goto out;
+	f->n = n;
+	f->probe_ms_mean = probe_ms / (n + 1);
+	f->rep_ms_mean = rep_ms / n;
+	f->cost_pct = rep_ms > 0 ? 100.0 * probe_ms / rep_ms : 0;
+out:
+	free(decode);
+	free(probe);
+	if (rc)
+		paired_fig_free(f);
+	return rc;
+}
+
+static json_t *paired_json(const struct bench_out *r, const struct paired_fig *f)
+{
+	const struct bench_paired *pd = &r->paired;
+	json_t *probes = json_array(), *reps = json_array();
+	for (int i = 0; i < pd->n_probes; i++)
+		json_array_append_new(probes, json_pack("{s:f, s:f, s:f}", "best_gbps",
+							pd->probe[i].best_gbps, "mean_gbps",
+							pd->probe[i].mean_gbps, "ms", pd->probe_ms[i]));
+	for (int i = 0; i < f->n; i++) {
+		const struct membw_pair *q = &f->pairs[i];
+		json_array_append_new(reps, json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
+						      "tokens_per_s", r->tg.samples[i], "ms",
+						      pd->rep_ms[i], "decode_gbps", q->decode_gbps,
+						      "before_gbps", q->before_gbps, "after_gbps",
+						      q->after_gbps, "ceiling_gbps", q->ceiling_gbps,
+						      "achieved_pct", q->pct));
+	}
+	return json_pack("{s:i, s:o, s:o, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "passes",
+			 pd->passes, "probes", probes, "reps", reps, "achieved_pct_mean",
+			 f->st.pct_mean, "achieved_pct_min", f->st.pct_min, "achieved_pct_max",
+			 f->st.pct_max, "ceiling_gbps_min", f->st.ceiling_min, "ceiling_gbps_max",
+			 f->st.ceiling_max, "probe_best_gbps", f->probe_best_gbps, "probe_ms_mean",
+			 f->probe_ms_mean, "tg_rep_ms_mean", f->rep_ms_mean, "probe_cost_pct",
+			 f->cost_pct);
 }
 
 static int print_json(const struct bench_opts *o, const struct bench_out *r)
@@ -538,6 +705,17 @@ static int print_json(const struct bench_opts *o, const struct bench_out *r)
 						      "decode_gbps", rl.decode_gbps, "achieved_pct",
 						      rl.pct_best, "achieved_pct_mean", rl.pct_mean));
 		}
+	}
+	if (r->paired.n_probes) {
+		struct paired_fig f;
+		int prc = paired_of(o, r, &f);
+		json_t *pj = prc ? NULL : paired_json(r, &f);
+		paired_fig_free(&f);
+		if (!pj) {
+			json_decref(j);
+			return prc ? prc : tk_errf(TK_ENOMEM, "bench: out of memory");
+		}
+		json_object_set_new(j, "roofline_paired", pj);
 	}
 	if (o->model && o->n_seqs) {
 		json_t *a = json_array();
@@ -607,6 +785,22 @@ static void print_table(const struct bench_opts *o, const struct bench_out *r)
 			       rl.tps_mean, rl.decode_gbps, rl.pct_best, rl.pct_mean);
 		}
 	}
+	struct paired_fig f;
+	if (r->paired.n_probes && !paired_of(o, r, &f)) {
+		printf("roofline, paired (a %d-pass probe before each tg rep and after the last; "
+		       "each rep against the mean of the two probes around it):\n",
+		       r->paired.passes);
+		for (int i = 0; i < f.n; i++)
+			printf("  rep %d: %.2f t/s, tg read %.2f GB/s; probes %.2f | %.2f GB/s -> "
+			       "%.1f%%\n", i + 1, r->tg.samples[i], f.pairs[i].decode_gbps,
+			       f.pairs[i].before_gbps, f.pairs[i].after_gbps, f.pairs[i].pct);
+		printf("  paired: %.1f%% of the roofline (mean; min %.1f%%, max %.1f%%), ceilings "
+		       "%.2f-%.2f GB/s, best probe pass %.2f GB/s; probes cost %.1f ms each, "
+		       "%.1f%% of the tg time\n", f.st.pct_mean, f.st.pct_min, f.st.pct_max,
+		       f.st.ceiling_min, f.st.ceiling_max, f.probe_best_gbps, f.probe_ms_mean,
+		       f.cost_pct);
+		paired_fig_free(&f);
+	}
 	if (r->cold.n)
 		printf("prefix reuse: %ld + %ld tokens: cold %.1f ± %.1f ms, warm (suffix only) "
 		       "%.1f ± %.1f ms, %.1fx\n", o->prefix_tokens, o->suffix_tokens, r->cold.mean,
@@ -627,8 +821,11 @@ int cli_cmd_bench(int argc, char **argv)
 	r.isa = tk_quant_isa_name(tk_quant_isa_active());
 	struct engine_model *m = NULL;
 	struct engine_ctx *ctx = NULL;
+	struct membw_probe *probe = NULL;
 	int32_t *toks = NULL;
 	const int reps = (int)o.reps;
+	struct membw_opts mo = { .bytes = (size_t)o.membw_mib << 20, .threads = (int)o.threads,
+				 .method = o.membw_method };
 
 	if (o.model) {
 		const int64_t t_load = tk_time_mono_ns();
@@ -665,8 +862,19 @@ int cli_cmd_bench(int argc, char **argv)
 			cli_fail("bench", "prompt processing");
 			goto out;
 		}
+		/* with a model: a probe buffer the size of what a token reads
+		 * (membw_bytes_for) */
+		if (!mo.bytes)
+			mo.bytes = membw_bytes_for(bytes_per_token(&o, &r.mi));
+		/* the paired probes: made (buffer filled) before any timing */
+		if (o.membw && o.n_gen && o.membw_passes &&
+		    (paired_alloc(&r.paired, reps, (int)o.membw_passes) ||
+		     !(probe = membw_probe_new(&mo)))) {
+			cli_fail("bench", "--membw");
+			goto out;
+		}
 		if (o.n_gen && (stat_alloc(&r.tg, reps) ||
-				run_tg(ctx, toks, (int32_t)o.n_gen, reps, &r.tg))) {
+				run_tg(ctx, toks, (int32_t)o.n_gen, reps, &r.tg, probe, &r.paired))) {
 			cli_fail("bench", "generation");
 			goto out;
 		}
@@ -686,12 +894,10 @@ int cli_cmd_bench(int argc, char **argv)
 		}
 	}
 	if (o.membw) {
-		struct membw_opts mo = { .bytes = (size_t)o.membw_mib << 20, .threads = (int)o.threads,
-					 .method = o.membw_method };
-		/* with a model: a buffer the size of what a token reads (membw_bytes_for) */
-		if (!mo.bytes && o.model)
-			mo.bytes = membw_bytes_for(bytes_per_token(&o, &r.mi));
-		if (membw_measure(&mo, &r.bw)) {
+		/* the overall figure: 10 passes after every other test, on the
+		 * paired probes' buffer when there is one */
+		if ((!probe && !(probe = membw_probe_new(&mo))) ||
+		    membw_probe_run(probe, 0, &r.bw, NULL)) {
 			cli_fail("bench", "--membw");
 			goto out;
 		}
@@ -707,6 +913,7 @@ int cli_cmd_bench(int argc, char **argv)
 	}
 	ret = fflush(stdout) ? CLI_FAIL : CLI_OK;
 out:
+	membw_probe_free(probe);
 	bench_out_free(&r);
 	engine_ctx_free(ctx);
 	free(toks);
