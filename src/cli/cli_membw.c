@@ -469,7 +469,7 @@ out_free:
 }
 
 int membw_probe_run(struct membw_probe *p, int passes, struct membw_result *out,
-		    double *wall_ms)
+		    double *pass_gbps, double *wall_ms)
 {
 	memset(out, 0, sizeof *out);
 	if (wall_ms)
@@ -503,6 +503,8 @@ int membw_probe_run(struct membw_probe *p, int passes, struct membw_result *out,
 		}
 		int64_t dt = t1 - t0;
 		double gbps = dt > 0 ? (double)sh->bytes / (double)dt : 0.0; /* bytes/ns = GB/s */
+		if (pass_gbps)
+			pass_gbps[r] = gbps;
 		total += gbps;
 		if (gbps > best)
 			best = gbps;
@@ -548,7 +550,7 @@ int membw_measure(const struct membw_opts *o, struct membw_result *out)
 	struct membw_probe *p = membw_probe_new(o);
 	if (!p)
 		return tk_err_last() ? tk_err_last() : TK_ENOMEM;
-	int rc = membw_probe_run(p, 0, out, NULL);
+	int rc = membw_probe_run(p, 0, out, NULL, NULL);
 	membw_probe_free(p);
 	return rc;
 }

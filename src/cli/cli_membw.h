@@ -135,14 +135,16 @@ struct membw_probe;
 struct membw_probe *membw_probe_new(const struct membw_opts *o);
 
 /* Times `passes` passes over the whole buffer (1..MEMBW_MAX_REPS; 0: the
- * reps given to membw_probe_new), each from a barrier to the last
- * thread's end, and fills *out as membw_measure does (reps = passes; the
- * checksum covers this call's passes only). *wall_ms, if not NULL, gets
- * the call's whole duration (waking the workers, every pass, parking
- * them): the probe's cost to whatever it interleaves with. 0, or TK_EINVAL
- * (passes out of range; *out zeroed). p is borrowed. */
+ * reps given to membw_probe_new), each from the first worker's start to
+ * the last one's end, and fills *out as membw_measure does (reps = passes;
+ * the checksum covers this call's passes only). pass_gbps, if not NULL,
+ * gets each pass's GB/s in order (room for `passes` entries, or for the
+ * default reps when passes is 0). *wall_ms, if not NULL, gets the call's
+ * whole duration (waking the workers, every pass, parking them): the
+ * probe's cost to whatever it interleaves with. 0, or TK_EINVAL (passes
+ * out of range; *out zeroed). p is borrowed. */
 int membw_probe_run(struct membw_probe *p, int passes, struct membw_result *out,
-		    double *wall_ms);
+		    double *pass_gbps, double *wall_ms);
 
 /* Stops the workers and unmaps the buffer. Accepts NULL. */
 void membw_probe_free(struct membw_probe *p);

@@ -94,6 +94,8 @@ struct bench_paired {
 	int passes;                 /* passes per probe */
 	int n_probes, n_reps;       /* reps + 1 and reps once measured */
 	struct membw_result *probe; /* owned, reps + 1 */
+	double *pass_gbps;          /* owned, (reps + 1) x passes: probe i's
+				     * passes at [i * passes] */
 	double *probe_ms;           /* owned, reps + 1: each probe's whole call */
 	double *rep_ms;             /* owned, reps: each timed tg repetition */
 };
@@ -226,7 +228,8 @@ static int run_pp(struct engine_ctx *ctx, const int32_t *toks, int32_t n, int re
 static int paired_probe(struct membw_probe *probe, struct bench_paired *pd)
 {
 	int i = pd->n_probes;
-	int rc = membw_probe_run(probe, pd->passes, &pd->probe[i], &pd->probe_ms[i]);
+	int rc = membw_probe_run(probe, pd->passes, &pd->probe[i],
+				 &pd->pass_gbps[(size_t)i * (size_t)pd->passes], &pd->probe_ms[i]);
 	if (rc)
 		return tk_err_wrap(rc, "bench: paired probe %d", i);
 	pd->n_probes++;
@@ -527,6 +530,7 @@ static void bench_out_free(struct bench_out *r)
 	for (int i = 0; i < BENCH_MAX_SEQ_LIST; i++)
 		free(r->seqs[i].samples);
 	free(r->paired.probe);
+	free(r->paired.pass_gbps);
 	free(r->paired.probe_ms);
 	free(r->paired.rep_ms);
 }
@@ -535,9 +539,10 @@ static int paired_alloc(struct bench_paired *pd, int reps, int passes)
 {
 	pd->passes = passes;
 	pd->probe = calloc((size_t)reps + 1, sizeof *pd->probe);
+	pd->pass_gbps = calloc(((size_t)reps + 1) * (size_t)passes, sizeof *pd->pass_gbps);
 	pd->probe_ms = calloc((size_t)reps + 1, sizeof *pd->probe_ms);
 	pd->rep_ms = calloc((size_t)reps, sizeof *pd->rep_ms);
-	if (!pd->probe || !pd->probe_ms || !pd->rep_ms)
+	if (!pd->probe || !pd->pass_gbps || !pd->probe_ms || !pd->rep_ms)
 		return tk_errf(TK_ENOMEM, "bench: out of memory");
 	return 0;
 }
@@ -638,10 +643,17 @@ static json_t *paired_json(const struct bench_out *r, const struct paired_fig *f
 {
 	const struct bench_paired *pd = &r->paired;
 	json_t *probes = json_array(), *reps = json_array();
-	for (int i = 0; i < pd->n_probes; i++)
-		json_array_append_new(probes, json_pack("{s:f, s:f, s:f}", "best_gbps",
+	for (int i = 0; i < pd->n_probes; i++) {
+		json_t *passes = json_array();
+		for (int k = 0; k < pd->passes; k++)
+			json_array_append_new(passes,
+					      json_real(pd->pass_gbps[(size_t)i * (size_t)pd->passes +
+								  (size_t)k]));
+		json_array_append_new(probes, json_pack("{s:f, s:f, s:f, s:o}", "best_gbps",
 							pd->probe[i].best_gbps, "mean_gbps",
-							pd->probe[i].mean_gbps, "ms", pd->probe_ms[i]));
+							pd->probe[i].mean_gbps, "ms", pd->probe_ms[i],
+							"passes_gbps", passes));
+	}
 	for (int i = 0; i < f->n; i++) {
 		const struct membw_pair *q = &f->pairs[i];
 		json_array_append_new(reps, json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
@@ -897,7 +909,7 @@ int cli_cmd_bench(int argc, char **argv)
 		/* the overall figure: 10 passes after every other test, on the
 		 * paired probes' buffer when there is one */
 		if ((!probe && !(probe = membw_probe_new(&mo))) ||
-		    membw_probe_run(probe, 0, &r.bw, NULL)) {
+		    membw_probe_run(probe, 0, &r.bw, NULL, NULL)) {
 			cli_fail("bench", "--membw");
 			goto out;
 		}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench_cli.sh — `tanuki bench` on the tiny fixture model, one repetition:
 # the table and the JSON record carry every figure asked for (pp, tg,
-# several sequences, prefix reuse, membw and the roofline) with sane
+# several sequences, prefix reuse, membw, the roofline and the paired
+# roofline, whose pairing of repetitions and probes is checked) with sane
 # values; bad options are usage errors, a bad model a runtime failure.
 # Speeds are never checked (no timing assertions).
 set -euo pipefail
@@ -54,6 +55,50 @@ jq -e --slurpfile i "$tmp/info.json" '$i[0] as $i
   and (.roofline.achieved_pct_mean - 100 * .roofline.decode_gbps / .membw.mean_gbps | fabs) < 1e-3 * .roofline.achieved_pct_mean
 ' "$tmp/b.json" >/dev/null || { echo "model figures or roofline wrong:"; cat "$tmp/info.json" "$tmp/b.json"; exit 1; }
 
+# the paired roofline (--membw with tg): one short probe before each timed
+# tg repetition and one after the last; repetition i against the mean of
+# probes i and i + 1; the overall figures above are untouched
+jq -e '.roofline_paired as $p | .tg.samples as $s | .bytes_per_token as $b
+  | $p.passes == 3 and ($p.probes | length) == 3 and ($p.reps | length) == 2
+  and all($p.probes[]; (.passes_gbps | length) == 3 and all(.passes_gbps[]; . > 0)
+      and .best_gbps == (.passes_gbps | max)
+      and ((.passes_gbps | add / length) - .mean_gbps | fabs) <= 1e-6 * .mean_gbps and .ms > 0)
+  and ([range(0; 2) as $i | $p.reps[$i]
+      | .tokens_per_s == $s[$i]
+      and .before_gbps == $p.probes[$i].best_gbps and .after_gbps == $p.probes[$i + 1].best_gbps
+      and (.ceiling_gbps - (.before_gbps + .after_gbps) / 2 | fabs) <= 1e-6 * .ceiling_gbps
+      and (.decode_gbps - $s[$i] * $b / 1e9 | fabs) <= 1e-6 * .decode_gbps
+      and (.achieved_pct - 100 * .decode_gbps / .ceiling_gbps | fabs) <= 1e-6 * .achieved_pct
+      and .ms > 0] | all)
+  and (($p.reps | map(.achieved_pct) | add / length) - $p.achieved_pct_mean | fabs) <= 1e-6 * $p.achieved_pct_mean
+  and $p.achieved_pct_min == ($p.reps | map(.achieved_pct) | min)
+  and $p.achieved_pct_max == ($p.reps | map(.achieved_pct) | max)
+  and $p.ceiling_gbps_min == ($p.reps | map(.ceiling_gbps) | min)
+  and $p.ceiling_gbps_max == ($p.reps | map(.ceiling_gbps) | max)
+  and $p.probe_best_gbps == ($p.probes | map(.best_gbps) | max)
+  and (($p.probes | map(.ms) | add / length) - $p.probe_ms_mean | fabs) <= 1e-6 * $p.probe_ms_mean
+  and (($p.reps | map(.ms) | add / length) - $p.tg_rep_ms_mean | fabs) <= 1e-6 * $p.tg_rep_ms_mean
+  and ($p.probe_cost_pct - 100 * ($p.probes | map(.ms) | add) / ($p.reps | map(.ms) | add) | fabs)
+      <= 1e-6 * $p.probe_cost_pct
+  and .membw.reps == 10
+' "$tmp/b.json" >/dev/null || { echo "bad paired roofline:"; jq .roofline_paired "$tmp/b.json"; exit 1; }
+grep -qF 'roofline, paired (a 3-pass probe before each tg rep' <<<"$out" &&
+  grep -qE '^  rep 1: .* -> [0-9.]+%$' <<<"$out" && grep -qE '^  paired: [0-9.]+% of the roofline' <<<"$out" ||
+  { echo "table lacks the paired roofline:"; echo "$out"; exit 1; }
+# --membw-passes: the passes of each paired probe; 0 leaves only the overall
+# figure; no tg (-n 0) or no model: nothing to pair
+"$T" bench --model "$M" -p 0 -n 4 -r 3 -t 1 --membw --membw-mib 4 --membw-passes 1 --json |
+  jq -e '.roofline_paired.passes == 1 and (.roofline_paired.probes | length) == 4
+    and all(.roofline_paired.probes[]; (.passes_gbps | length) == 1)
+    and (.roofline_paired.reps | length) == 3 and .membw.reps == 10' >/dev/null
+"$T" bench --model "$M" -p 0 -n 4 -r 1 -t 1 --membw --membw-mib 4 --membw-passes 0 --json |
+  jq -e '(has("roofline_paired") | not) and .roofline.achieved_pct > 0' >/dev/null
+"$T" bench --model "$M" -p 4 -n 0 -r 1 -t 1 --membw --membw-mib 4 --json |
+  jq -e '(has("roofline_paired") | not) and (has("roofline") | not) and .membw.best_gbps > 0' >/dev/null
+"$T" bench --membw --membw-mib 4 -t 1 --json | jq -e 'has("roofline_paired") | not' >/dev/null
+if "$T" bench --model "$M" -p 0 -n 4 -r 1 -t 1 --membw --membw-mib 4 --membw-passes 0 |
+  grep -q 'paired'; then echo "--membw-passes 0 still printed a paired figure"; exit 1; fi
+
 # the mean is the mean of the samples, the stddev their sample deviation
 jq -e '.pp | ((.samples | add / length) - .mean | fabs) < 1e-3 * .mean' "$tmp/b.json" >/dev/null
 jq -e '.tg | .samples as $s | ($s | length) as $n | ($s | add / $n) as $m
@@ -84,6 +129,10 @@ expect_rc 2 --model "$M" -r 0                      # no repetitions
 expect_rc 2 --model "$M" --seqs 2 -n 0             # sequences need tokens
 expect_rc 2 --membw --membw-method fast            # unknown probe method
 expect_rc 2 --membw --membw-mib 1                  # buffer under 2 MiB
+expect_rc 2 --membw --membw-passes -1              # passes out of range
+expect_rc 2 --membw --membw-passes 101
+expect_rc 2 --membw --membw-passes 2x
+expect_rc 2 --model "$M" --membw-passes 2          # passes without --membw
 expect_rc 1 --model "$tmp/none.gguf" -p 4 -n 4 -r 1
 echo "garbage" >"$tmp/bad.gguf"
 expect_rc 1 --model "$tmp/bad.gguf" -p 4 -n 4 -r 1

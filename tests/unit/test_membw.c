@@ -5,7 +5,11 @@
  * word sum; the sum moves when any one byte changes; a measurement's
  * checksum is the repetitions times the sum of the bytes the probe wrote
  * (for both methods, so the reads really happen); option checking and the
- * method names. No timing is asserted: speeds are only checked to be > 0.
+ * method names; the kept probe (membw_probe: several runs over one filled
+ * buffer, each run's checksum its own passes, the pass figures behind best
+ * and mean); the pairing of decode repetitions with the probes around them
+ * (membw_pair_reps). No timing is asserted: speeds are only checked to be
+ * > 0.
  *
  * The probe lives with the CLI, which is not a library; the test compiles
  * it in (its static kernels are tested directly).
@@ -14,6 +18,7 @@
 
 #include "cli/cli_membw.c"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,6 +233,177 @@ static void test_method_names(void **state)
 	}
 }
 
+/* a kept probe: each run reads the whole filled buffer `passes` times, and
+ * reports only its own passes */
+static void test_probe_runs(void **state)
+{
+	(void)state;
+	const size_t used = (2u << 20) + 5 * 4096;
+	struct membw_opts o = { .bytes = used + 17, .threads = 2, .reps = 4 };
+	struct membw_probe *p = membw_probe_new(&o);
+	assert_non_null(p);
+	const int runs[] = { 3, 1, 0, 5 }; /* 0: the probe's reps (4) */
+	for (size_t k = 0; k < sizeof runs / sizeof runs[0]; k++) {
+		int want = runs[k] ? runs[k] : 4;
+		double pass[8], wall_ms = -1;
+		for (int i = 0; i < 8; i++)
+			pass[i] = -1;
+		struct membw_result r;
+		assert_int_equal(membw_probe_run(p, runs[k], &r, pass, &wall_ms), 0);
+		assert_int_equal(r.reps, want);
+		assert_int_equal(r.bytes, used);
+		assert_int_equal(r.threads, 2);
+		assert_true(r.checksum == (uint64_t)want * fill_sum(used));
+		double best = 0, sum = 0;
+		for (int i = 0; i < want; i++) {
+			assert_true(pass[i] > 0);
+			sum += pass[i];
+			if (pass[i] > best)
+				best = pass[i];
+		}
+		for (int i = want; i < 8; i++)
+			assert_true(pass[i] == -1); /* nothing past `passes` */
+		assert_true(r.best_gbps == best);
+		assert_true(fabs(r.mean_gbps - sum / want) <= 1e-12 * sum);
+		assert_true(wall_ms > 0);
+	}
+	struct membw_result r;
+	memset(&r, 0x5a, sizeof r);
+	assert_int_equal(membw_probe_run(p, -1, &r, NULL, NULL), TK_EINVAL);
+	assert_true(r.checksum == 0 && r.reps == 0);
+	assert_int_equal(membw_probe_run(p, MEMBW_MAX_REPS + 1, &r, NULL, NULL), TK_EINVAL);
+	assert_true(strstr(tk_err_detail(), "passes") != NULL);
+	/* still usable after a refused run, without the optional outputs */
+	assert_int_equal(membw_probe_run(p, 2, &r, NULL, NULL), 0);
+	assert_true(r.checksum == 2 * fill_sum(used));
+	membw_probe_free(p);
+	membw_probe_free(NULL);
+	/* bad options: NULL with the detail, as membw_measure refuses them */
+	struct membw_opts bad = { .bytes = 4096 };
+	tk_err_clear();
+	assert_null(membw_probe_new(&bad));
+	assert_int_equal(tk_err_last(), TK_EINVAL);
+	assert_true(strstr(tk_err_detail(), "membw") != NULL);
+}
+
+/* a small case worked by hand: probes 10, 30, 20 GB/s around two
+ * repetitions that read 18 and 12.5 GB/s: ceilings 20 and 25, so 90% and
+ * 50% — while pairing each with its earlier probe alone would give 180%
+ * and 41.7%, and with the overall best (30) 60% and 41.7% */
+static void test_pair_by_hand(void **state)
+{
+	(void)state;
+	const double probe[] = { 10, 30, 20 }, decode[] = { 18, 12.5 };
+	struct membw_pair pr[2];
+	struct membw_pair_stats st;
+	assert_int_equal(membw_pair_reps(probe, decode, 2, pr, &st), 0);
+	assert_true(pr[0].before_gbps == 10 && pr[0].after_gbps == 30);
+	assert_true(pr[1].before_gbps == 30 && pr[1].after_gbps == 20);
+	assert_true(pr[0].ceiling_gbps == 20 && pr[1].ceiling_gbps == 25);
+	assert_true(pr[0].decode_gbps == 18 && pr[1].decode_gbps == 12.5);
+	assert_true(fabs(pr[0].pct - 90) < 1e-12 && fabs(pr[1].pct - 50) < 1e-12);
+	assert_true(fabs(st.pct_mean - 70) < 1e-12);
+	assert_true(st.pct_min == pr[1].pct && st.pct_max == pr[0].pct);
+	assert_true(st.ceiling_min == 20 && st.ceiling_max == 25);
+	/* one repetition: the two probes are its only neighbours */
+	const double p1[] = { 40, 20 }, d1[] = { 0 };
+	assert_int_equal(membw_pair_reps(p1, d1, 1, pr, &st), 0);
+	assert_true(pr[0].ceiling_gbps == 30 && pr[0].pct == 0);
+	assert_true(st.pct_mean == 0 && st.pct_min == 0 && st.pct_max == 0);
+}
+
+/* many repetitions with random figures: every repetition i gets probes i
+ * and i + 1 (checked against a plain loop), and the summary is the mean,
+ * min and max of the per-repetition percentages */
+static void test_pair_adjacent(void **state)
+{
+	(void)state;
+	enum { N = 37 };
+	double probe[N + 1], decode[N];
+	uint64_t x = 0x2545f4914f6cdd1dull;
+	for (int i = 0; i <= N; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		probe[i] = 5.0 + (double)(x % 50000) / 1000.0; /* 5..55 GB/s */
+		if (i < N)
+			decode[i] = (double)((x >> 20) % 40000) / 1000.0;
+	}
+	struct membw_pair pr[N];
+	struct membw_pair_stats st;
+	assert_int_equal(membw_pair_reps(probe, decode, N, pr, &st), 0);
+	double sum = 0, lo = 1e300, hi = -1, clo = 1e300, chi = -1;
+	for (int i = 0; i < N; i++) {
+		double ceiling = 0.5 * probe[i] + 0.5 * probe[i + 1];
+		double pct = decode[i] * 100.0 / ceiling;
+		assert_true(pr[i].before_gbps == probe[i] && pr[i].after_gbps == probe[i + 1]);
+		assert_true(fabs(pr[i].ceiling_gbps - ceiling) <= 1e-12 * ceiling);
+		assert_true(pr[i].decode_gbps == decode[i]);
+		assert_true(fabs(pr[i].pct - pct) <= 1e-9 * (pct + 1));
+		sum += pr[i].pct;
+		lo = pr[i].pct < lo ? pr[i].pct : lo;
+		hi = pr[i].pct > hi ? pr[i].pct : hi;
+		clo = pr[i].ceiling_gbps < clo ? pr[i].ceiling_gbps : clo;
+		chi = pr[i].ceiling_gbps > chi ? pr[i].ceiling_gbps : chi;
+	}
+	assert_true(fabs(st.pct_mean - sum / N) <= 1e-9 * st.pct_mean);
+	assert_true(st.pct_min == lo && st.pct_max == hi);
+	assert_true(st.ceiling_min == clo && st.ceiling_max == chi);
+	/* moving one probe changes exactly the two repetitions beside it */
+	const int k = 11;
+	struct membw_pair moved[N];
+	probe[k] *= 2;
+	assert_int_equal(membw_pair_reps(probe, decode, N, moved, &st), 0);
+	for (int i = 0; i < N; i++) {
+		bool beside = i == k - 1 || i == k;
+		if (beside)
+			assert_true(moved[i].ceiling_gbps > pr[i].ceiling_gbps);
+		else
+			assert_true(moved[i].ceiling_gbps == pr[i].ceiling_gbps &&
+				    moved[i].pct == pr[i].pct);
+	}
+}
+
+static void test_pair_refuses(void **state)
+{
+	(void)state;
+	const double ok_probe[] = { 20, 21, 22 }, ok_decode[] = { 10, 11 };
+	struct {
+		double probe[3], decode[2];
+		int n;
+		const char *names; /* in the detail */
+	} bad[] = {
+		{ { 20, 21, 22 }, { 10, 11 }, 0, "repetitions" },
+		{ { 20, 21, 22 }, { 10, 11 }, -3, "repetitions" },
+		{ { 20, 0, 22 }, { 10, 11 }, 2, "probe 1" },
+		{ { 20, 21, -1 }, { 10, 11 }, 2, "probe 2" },
+		{ { NAN, 21, 22 }, { 10, 11 }, 2, "probe 0" },
+		{ { 20, INFINITY, 22 }, { 10, 11 }, 2, "probe 1" },
+		{ { 20, 21, 22 }, { -0.5, 11 }, 2, "repetition 0" },
+		{ { 20, 21, 22 }, { 10, NAN }, 2, "repetition 1" },
+		{ { 20, 21, 22 }, { 10, INFINITY }, 2, "repetition 1" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct membw_pair pr[2];
+		struct membw_pair_stats st;
+		memset(pr, 0x5a, sizeof pr);
+		memset(&st, 0x5a, sizeof st);
+		unsigned char pr0[sizeof pr], st0[sizeof st];
+		memcpy(pr0, pr, sizeof pr);
+		memcpy(st0, &st, sizeof st);
+		if (membw_pair_reps(bad[i].probe, bad[i].decode, bad[i].n, pr, &st) != TK_EINVAL)
+			fail_msg("case %zu accepted", i);
+		if (!strstr(tk_err_detail(), bad[i].names))
+			fail_msg("case %zu: detail '%s' lacks '%s'", i, tk_err_detail(),
+				 bad[i].names);
+		assert_memory_equal(pr, pr0, sizeof pr); /* untouched */
+		assert_memory_equal(&st, st0, sizeof st);
+	}
+	struct membw_pair pr[2];
+	struct membw_pair_stats st;
+	assert_int_equal(membw_pair_reps(ok_probe, ok_decode, 2, pr, &st), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -236,6 +412,10 @@ int main(void)
 		cmocka_unit_test(test_measure_checksum),
 		cmocka_unit_test(test_bad_options),
 		cmocka_unit_test(test_method_names),
+		cmocka_unit_test(test_probe_runs),
+		cmocka_unit_test(test_pair_by_hand),
+		cmocka_unit_test(test_pair_adjacent),
+		cmocka_unit_test(test_pair_refuses),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
