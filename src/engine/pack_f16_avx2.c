@@ -30,19 +30,19 @@ AINL __m256 ld_f16x8(const uint8_t *g, int64_t e, int k)
 	return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + 32 * (size_t)e + 16 * (size_t)k)));
 }
 
-/* acc[k][c] += (rows 8(K0+k).. of element e, from group half base gb) *
- * y_c[ye], for the sweep's R8 row halves and C columns. */
-#define F16X8_STEP(acc, gb, e, ye)                                                     \
+/* pack_f16.h's schedule hooks for f16x8_sweep: acc[k][c] += (rows
+ * 8(K0+k) .. of element e of half s, at gh[s]) * y_c[ye], for the sweep's
+ * R8 row halves and C columns */
+#define SWEEP_STEP(acc, s, e, ye)                                                      \
 	do {                                                                           \
 		for (int k_ = 0; k_ < R8; k_++) {                                     \
-			const __m256 w_ = ld_f16x8(gb, e, K0 + k_);                   \
+			const __m256 w_ = ld_f16x8(gh[s], e, K0 + k_);                \
 			for (int c_ = 0; c_ < C; c_++)                                \
 				acc[k_][c_] = _mm256_fmadd_ps(                        \
 					w_, _mm256_set1_ps(ld_f32(yc[c_] + 4 * (size_t)(ye))), \
 					acc[k_][c_]);                                 \
 		}                                                                     \
 	} while (0)
-
 AINL void zero8(__m256 v[2][2], const int R8, const int C)
 {
 	for (int k = 0; k < R8; k++)
@@ -57,52 +57,23 @@ AINL void add8(__m256 p[2][2], __m256 q[2][2], const int R8, const int C)
 			p[k][c] = _mm256_add_ps(p[k][c], q[k][c]);
 }
 
+#define SWEEP_ZERO(v) zero8(v, R8, C)
+#define SWEEP_ADD(p, q) add8(p, q, R8, C)
+#define SWEEP_PF(e)                                                                    \
+	do {                                                                           \
+		tk_prefetch_weights(gh[0] + 32 * (size_t)(e), 64);                     \
+		tk_prefetch_weights(gh[1] + 32 * (size_t)(e), 64);                     \
+	} while (0)
+
 /* One sweep: rows 8 K0 .. 8 (K0 + R8) - 1 of the group, columns yc[0..C-1]
  * into out (column c at out + c * ldo). The structure is the avx512
  * kernel's (pack_f16_avx512.c), lane for lane. */
 AINL void f16x8_sweep(int64_t n, float *out, size_t ldo, const uint8_t *g,
 		      const uint8_t *const *yc, const int K0, const int R8, const int C)
 {
-	const int64_t h = tk_pack_f16_half(n);
-	const int64_t n1 = n - h;
-	const uint8_t *g1 = g + 32 * (size_t)h;
+	const uint8_t *const gh[2] = { g, g + 32 * (size_t)tk_pack_f16_half(n) };
 	__m256 p0[2][2], p1[2][2], q0[2][2], q1[2][2];
-	zero8(p0, R8, C);
-	zero8(p1, R8, C);
-	int64_t e = 0;
-	for (; e + TK_PACK_F16_CHUNK <= h; e += TK_PACK_F16_CHUNK) {
-		zero8(q0, R8, C);
-		zero8(q1, R8, C);
-#pragma GCC unroll 8
-		for (int i = 0; i < TK_PACK_F16_CHUNK; i += 2) {
-			tk_prefetch_weights(g + 32 * (size_t)(e + i), 64);
-			tk_prefetch_weights(g1 + 32 * (size_t)(e + i), 64);
-			F16X8_STEP(q0, g, e + i, e + i);
-			F16X8_STEP(q1, g1, e + i, h + e + i);
-			F16X8_STEP(q0, g, e + i + 1, e + i + 1);
-			F16X8_STEP(q1, g1, e + i + 1, h + e + i + 1);
-		}
-		add8(p0, q0, R8, C);
-		add8(p1, q1, R8, C);
-	}
-	const int64_t open1 = e;
-	zero8(q1, R8, C);
-	if (e < h) {
-		zero8(q0, R8, C);
-		for (; e < h; e++) {
-			F16X8_STEP(q0, g, e, e);
-			F16X8_STEP(q1, g1, e, h + e);
-		}
-		add8(p0, q0, R8, C);
-	}
-	for (int64_t o = h; o < n1; o++) {
-		if (o % TK_PACK_F16_CHUNK == 0 && o != open1) {
-			add8(p1, q1, R8, C);
-			zero8(q1, R8, C);
-		}
-		F16X8_STEP(q1, g1, o, h + o);
-	}
-	add8(p1, q1, R8, C);
+	TK_PACK_F16_SCHEDULE(n, SWEEP_STEP, SWEEP_ZERO, SWEEP_ADD, SWEEP_PF, p0, p1, q0, q1);
 	for (int k = 0; k < R8; k++)
 		for (int c = 0; c < C; c++)
 			_mm256_storeu_ps(out + (size_t)c * ldo + 8 * (size_t)(K0 + k),
@@ -126,13 +97,25 @@ AINL void f16x8_sweep(int64_t n, float *out, size_t ldo, const uint8_t *g,
 #define F16X8_GEMV_PF 0
 #endif
 
-#define F16X8G_STEP(acc, gi, e, ye)                                                     \
-	do {                                                                            \
-		const __m256 y_ = _mm256_set1_ps(ld_f32(y + 4 * (size_t)(ye)));         \
-		for (int i_ = 0; i_ < G; i_++)                                          \
-			for (int k_ = 0; k_ < 2; k_++)                                  \
-				acc[i_][k_] = _mm256_fmadd_ps(ld_f16x8(gi[i_], e, k_), y_, \
-							      acc[i_][k_]);             \
+/* the schedule hooks for f16x8_gemv: acc[i][k] += (rows 8k .. of element
+ * e of half s of group i, at gh[s][i]) * y[ye] */
+#define GEMV_STEP(acc, s, e, ye)                                                       \
+	do {                                                                           \
+		const __m256 y_ = _mm256_set1_ps(ld_f32(y + 4 * (size_t)(ye)));        \
+		for (int i_ = 0; i_ < G; i_++)                                         \
+			for (int k_ = 0; k_ < 2; k_++)                                 \
+				acc[i_][k_] = _mm256_fmadd_ps(ld_f16x8(gh[s][i_], e, k_), y_, \
+							      acc[i_][k_]);            \
+	} while (0)
+#define GEMV_ZERO(v) zero8g(v, G)
+#define GEMV_ADD(p, q) add8g(p, q, G)
+#define GEMV_PF(e)                                                                     \
+	do {                                                                           \
+		if (PF)                                                                \
+			for (int j_ = 0; j_ < G; j_++) {                               \
+				tk_prefetch_weights(gh[0][j_] + 32 * (size_t)(e), 64); \
+				tk_prefetch_weights(gh[1][j_] + 32 * (size_t)(e), 64); \
+			}                                                              \
 	} while (0)
 
 AINL void zero8g(__m256 v[][2], const int G)
@@ -153,53 +136,14 @@ AINL void f16x8_gemv(int64_t n, float *out, const uint8_t *g, size_t gb, const u
 		     const int G, const int PF)
 {
 	const int64_t h = tk_pack_f16_half(n);
-	const int64_t n1 = n - h;
-	const uint8_t *g0[F16X8_GEMV_PASS], *g1[F16X8_GEMV_PASS];
+	const uint8_t *gh[2][F16X8_GEMV_PASS];
 	__m256 p0[F16X8_GEMV_PASS][2], p1[F16X8_GEMV_PASS][2], q0[F16X8_GEMV_PASS][2],
 		q1[F16X8_GEMV_PASS][2];
 	for (int i = 0; i < G; i++) {
-		g0[i] = g + (size_t)i * gb;
-		g1[i] = g0[i] + 32 * (size_t)h;
+		gh[0][i] = g + (size_t)i * gb;
+		gh[1][i] = gh[0][i] + 32 * (size_t)h;
 	}
-	zero8g(p0, G);
-	zero8g(p1, G);
-	int64_t e = 0;
-	for (; e + TK_PACK_F16_CHUNK <= h; e += TK_PACK_F16_CHUNK) {
-		zero8g(q0, G);
-		zero8g(q1, G);
-#pragma GCC unroll 8
-		for (int i = 0; i < TK_PACK_F16_CHUNK; i += 2) {
-			if (PF)
-				for (int j = 0; j < G; j++) {
-					tk_prefetch_weights(g0[j] + 32 * (size_t)(e + i), 64);
-					tk_prefetch_weights(g1[j] + 32 * (size_t)(e + i), 64);
-				}
-			F16X8G_STEP(q0, g0, e + i, e + i);
-			F16X8G_STEP(q1, g1, e + i, h + e + i);
-			F16X8G_STEP(q0, g0, e + i + 1, e + i + 1);
-			F16X8G_STEP(q1, g1, e + i + 1, h + e + i + 1);
-		}
-		add8g(p0, q0, G);
-		add8g(p1, q1, G);
-	}
-	const int64_t open1 = e;
-	zero8g(q1, G);
-	if (e < h) {
-		zero8g(q0, G);
-		for (; e < h; e++) {
-			F16X8G_STEP(q0, g0, e, e);
-			F16X8G_STEP(q1, g1, e, h + e);
-		}
-		add8g(p0, q0, G);
-	}
-	for (int64_t o = h; o < n1; o++) {
-		if (o % TK_PACK_F16_CHUNK == 0 && o != open1) {
-			add8g(p1, q1, G);
-			zero8g(q1, G);
-		}
-		F16X8G_STEP(q1, g1, o, h + o);
-	}
-	add8g(p1, q1, G);
+	TK_PACK_F16_SCHEDULE(n, GEMV_STEP, GEMV_ZERO, GEMV_ADD, GEMV_PF, p0, p1, q0, q1);
 	for (int i = 0; i < G; i++)
 		for (int k = 0; k < 2; k++)
 			_mm256_storeu_ps(out + 16 * (size_t)i + 8 * (size_t)k,

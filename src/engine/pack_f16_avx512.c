@@ -31,15 +31,6 @@
 
 #include <immintrin.h>
 
-/* One FMA step: the 16 weights w of element e times y_c[e] into acc[c]
- * (activation row c at yc[c]). */
-#define F16X16_STEP(acc, w, e)                                                         \
-	do {                                                                           \
-		for (int c_ = 0; c_ < C; c_++)                                        \
-			acc[c_] = _mm512_fmadd_ps(                                    \
-				w, _mm512_set1_ps(ld_f32(yc[c_] + 4 * (size_t)(e))), acc[c_]); \
-	} while (0)
-
 AINL __m512 ld_f16x16(const uint8_t *g, int64_t e)
 {
 	return _mm512_cvtph_ps(ld256(g + 32 * (size_t)e));
@@ -57,64 +48,33 @@ AINL void add_cols(__m512 *p, const __m512 *q, const int C)
 		p[c] = _mm512_add_ps(p[c], q[c]);
 }
 
+/* pack_f16.h's schedule hooks for f16x16_kern (C columns yc[], the
+ * halves at gh[0], gh[1]) */
+#define KERN_STEP(acc, s, e, ye)                                                       \
+	do {                                                                           \
+		const __m512 w_ = ld_f16x16(gh[s], e);                                 \
+		for (int c_ = 0; c_ < C; c_++)                                        \
+			acc[c_] = _mm512_fmadd_ps(                                    \
+				w_, _mm512_set1_ps(ld_f32(yc[c_] + 4 * (size_t)(ye))), acc[c_]); \
+	} while (0)
+#define KERN_ZERO(v) zero_cols(v, C)
+#define KERN_ADD(p, q) add_cols(p, q, C)
+#define KERN_PF(e)                                                                     \
+	do {                                                                           \
+		tk_prefetch_weights(gh[0] + 32 * (size_t)(e), 64);                     \
+		tk_prefetch_weights(gh[1] + 32 * (size_t)(e), 64);                     \
+	} while (0)
+
 AINL void f16x16_kern(int64_t n, float *out, size_t ldo, const uint8_t *g, const uint8_t *y,
 		      size_t by, const int C)
 {
-	const int64_t h = tk_pack_f16_half(n); /* even; the second half is [h, n) */
-	const int64_t n1 = n - h;              /* its length, h .. h + 3 */
-	const uint8_t *g1 = g + 32 * (size_t)h;
+	const uint8_t *const gh[2] = { g, g + 32 * (size_t)tk_pack_f16_half(n) };
 	const uint8_t *yc[TK_PACK_COLS];
 	/* per column: the halves' sums p and their open chunks' sums q */
 	__m512 p0[TK_PACK_COLS], p1[TK_PACK_COLS], q0[TK_PACK_COLS], q1[TK_PACK_COLS];
 	for (int c = 0; c < C; c++)
 		yc[c] = y + (size_t)c * by;
-	zero_cols(p0, C);
-	zero_cols(p1, C);
-	/* both halves at once: two FMA chains per column, two memory streams,
-	 * one cache line of each per step; offsets e in both halves */
-	int64_t e = 0;
-	for (; e + TK_PACK_F16_CHUNK <= h; e += TK_PACK_F16_CHUNK) {
-		zero_cols(q0, C);
-		zero_cols(q1, C);
-		/* unrolled: every address is a column base + 4 e + a constant,
-		 * which keeps the 2 x nc activation pointers out of the loop */
-#pragma GCC unroll 8
-		for (int i = 0; i < TK_PACK_F16_CHUNK; i += 2) {
-			tk_prefetch_weights(g + 32 * (size_t)(e + i), 64);
-			tk_prefetch_weights(g1 + 32 * (size_t)(e + i), 64);
-			const __m512 a0 = ld_f16x16(g, e + i), b0 = ld_f16x16(g1, e + i);
-			F16X16_STEP(q0, a0, e + i);
-			F16X16_STEP(q1, b0, h + e + i);
-			const __m512 a1 = ld_f16x16(g, e + i + 1), b1 = ld_f16x16(g1, e + i + 1);
-			F16X16_STEP(q0, a1, e + i + 1);
-			F16X16_STEP(q1, b1, h + e + i + 1);
-		}
-		add_cols(p0, q0, C);
-		add_cols(p1, q1, C);
-	}
-	const int64_t open1 = e; /* offset where the second half's open chunk starts */
-	zero_cols(q1, C);
-	if (e < h) { /* the halves' last chunks, h % 16 elements (even) */
-		zero_cols(q0, C);
-		for (; e < h; e += 2) {
-			const __m512 a0 = ld_f16x16(g, e), b0 = ld_f16x16(g1, e);
-			F16X16_STEP(q0, a0, e);
-			F16X16_STEP(q1, b0, h + e);
-			const __m512 a1 = ld_f16x16(g, e + 1), b1 = ld_f16x16(g1, e + 1);
-			F16X16_STEP(q0, a1, e + 1);
-			F16X16_STEP(q1, b1, h + e + 1);
-		}
-		add_cols(p0, q0, C);
-	}
-	for (int64_t o = h; o < n1; o++) { /* the second half's last 0..3 */
-		if (o % TK_PACK_F16_CHUNK == 0 && o != open1) {
-			add_cols(p1, q1, C);
-			zero_cols(q1, C);
-		}
-		const __m512 b0 = ld_f16x16(g1, o);
-		F16X16_STEP(q1, b0, h + o);
-	}
-	add_cols(p1, q1, C);
+	TK_PACK_F16_SCHEDULE(n, KERN_STEP, KERN_ZERO, KERN_ADD, KERN_PF, p0, p1, q0, q1);
 	for (int c = 0; c < C; c++)
 		_mm512_storeu_ps(out + (size_t)c * ldo, _mm512_add_ps(p0[c], p1[c]));
 }
@@ -135,65 +95,37 @@ AINL void f16x16_kern(int64_t n, float *out, size_t ldo, const uint8_t *g, const
 #define F16X16_GEMV_PF 0
 #endif
 
-/* acc[i] += (element e of group i at gi[i]) * y[ye], i < G */
-#define F16G_STEP(acc, gi, e, ye)                                                       \
-	do {                                                                            \
-		const __m512 y_ = _mm512_set1_ps(ld_f32(y + 4 * (size_t)(ye)));         \
-		for (int i_ = 0; i_ < G; i_++)                                          \
-			acc[i_] = _mm512_fmadd_ps(ld_f16x16(gi[i_], e), y_, acc[i_]);   \
+/* the schedule hooks for f16g_kern: acc[i] += (element e of half s of
+ * group i) * y[ye], i < G; the groups' halves at gh[s][i] */
+#define GEMV_STEP(acc, s, e, ye)                                                       \
+	do {                                                                           \
+		const __m512 y_ = _mm512_set1_ps(ld_f32(y + 4 * (size_t)(ye)));        \
+		for (int i_ = 0; i_ < G; i_++)                                         \
+			acc[i_] = _mm512_fmadd_ps(ld_f16x16(gh[s][i_], e), y_, acc[i_]); \
+	} while (0)
+#define GEMV_ZERO(v) zero_cols(v, G)
+#define GEMV_ADD(p, q) add_cols(p, q, G)
+#define GEMV_PF(e)                                                                     \
+	do {                                                                           \
+		if (PF)                                                                \
+			for (int j_ = 0; j_ < G; j_++) {                               \
+				tk_prefetch_weights(gh[0][j_] + 32 * (size_t)(e), 64); \
+				tk_prefetch_weights(gh[1][j_] + 32 * (size_t)(e), 64); \
+			}                                                              \
 	} while (0)
 
 AINL void f16g_kern(int64_t n, float *out, const uint8_t *g, size_t gb, const uint8_t *y,
 		    const int G, const int PF)
 {
 	const int64_t h = tk_pack_f16_half(n);
-	const int64_t n1 = n - h;
-	const uint8_t *g0[F16X16_GEMV_PASS], *g1[F16X16_GEMV_PASS];
+	const uint8_t *gh[2][F16X16_GEMV_PASS];
 	__m512 p0[F16X16_GEMV_PASS], p1[F16X16_GEMV_PASS], q0[F16X16_GEMV_PASS],
 		q1[F16X16_GEMV_PASS];
 	for (int i = 0; i < G; i++) {
-		g0[i] = g + (size_t)i * gb;
-		g1[i] = g0[i] + 32 * (size_t)h;
+		gh[0][i] = g + (size_t)i * gb;
+		gh[1][i] = gh[0][i] + 32 * (size_t)h;
 	}
-	zero_cols(p0, G);
-	zero_cols(p1, G);
-	int64_t e = 0;
-	for (; e + TK_PACK_F16_CHUNK <= h; e += TK_PACK_F16_CHUNK) {
-		zero_cols(q0, G);
-		zero_cols(q1, G);
-#pragma GCC unroll 8
-		for (int i = 0; i < TK_PACK_F16_CHUNK; i += 2) {
-			if (PF)
-				for (int j = 0; j < G; j++) {
-					tk_prefetch_weights(g0[j] + 32 * (size_t)(e + i), 64);
-					tk_prefetch_weights(g1[j] + 32 * (size_t)(e + i), 64);
-				}
-			F16G_STEP(q0, g0, e + i, e + i);
-			F16G_STEP(q1, g1, e + i, h + e + i);
-			F16G_STEP(q0, g0, e + i + 1, e + i + 1);
-			F16G_STEP(q1, g1, e + i + 1, h + e + i + 1);
-		}
-		add_cols(p0, q0, G);
-		add_cols(p1, q1, G);
-	}
-	const int64_t open1 = e;
-	zero_cols(q1, G);
-	if (e < h) {
-		zero_cols(q0, G);
-		for (; e < h; e++) {
-			F16G_STEP(q0, g0, e, e);
-			F16G_STEP(q1, g1, e, h + e);
-		}
-		add_cols(p0, q0, G);
-	}
-	for (int64_t o = h; o < n1; o++) {
-		if (o % TK_PACK_F16_CHUNK == 0 && o != open1) {
-			add_cols(p1, q1, G);
-			zero_cols(q1, G);
-		}
-		F16G_STEP(q1, g1, o, h + o);
-	}
-	add_cols(p1, q1, G);
+	TK_PACK_F16_SCHEDULE(n, GEMV_STEP, GEMV_ZERO, GEMV_ADD, GEMV_PF, p0, p1, q0, q1);
 	for (int i = 0; i < G; i++)
 		_mm512_storeu_ps(out + 16 * (size_t)i, _mm512_add_ps(p0[i], p1[i]));
 }
