@@ -14,6 +14,14 @@
 # llama.cpp, whose tg reads the same file with the same f16 KV cache).
 # Each engine's "% roof" is its tg t/s / roofline t/s; over 100% would mean
 # the probe is no ceiling (see docs/benchmarks.md, "Read bandwidth probe").
+# That probe and the tg it is compared with run minutes apart, and this
+# VM's bandwidth swings 25-54 GB/s in minutes; so Tanuki's figure is also
+# given paired ("tanuki % paired"): `tanuki bench --membw` runs a short
+# probe right before each timed tg repetition and after the last, and each
+# repetition is compared with the mean of the two probes around it; the
+# column is the mean over the repetitions (min-max in brackets), the
+# ceilings used are listed per file under the table. llama.cpp's tg is not
+# bracketed by probes, so it has no paired figure.
 #
 #   bench/engine_vs_llamacpp.sh [TANUKI_BIN]
 #
@@ -185,8 +193,9 @@ for name in models:
         ltg = next((r for r in ll if r.get("n_gen", 0) > 0 and r.get("n_prompt", 0) == 0), {})
         pp, tg = tk.get("pp", {}), tk.get("tg", {})
         roof = tk.get("roofline", {})
+        paired = tk.get("roofline_paired")
         bw = tk.get("membw")
-        if bw: bws.append((name, t, bw))
+        if bw: bws.append((name, t, bw, paired))
         rtps = roof.get("tokens_per_s")
         def pct(x): return "%.0f%%" % (100.0 * x / rtps) if x and rtps else "-"
         rows.append([name, t, "%.0f" % (tk["size_bytes"] / 2**20) if "size_bytes" in tk else "-",
@@ -196,13 +205,16 @@ for name in models:
                      ratio(tg.get("mean"), ltg.get("avg_ts")),
                      "%.1f" % bw["best_gbps"] if bw else "-",
                      "%.1f" % rtps if rtps else "-",
-                     pct(tg.get("mean")), pct(ltg.get("avg_ts"))])
+                     pct(tg.get("mean")),
+                     "%.0f%% (%.0f-%.0f)" % (paired["achieved_pct_mean"], paired["achieved_pct_min"],
+                                             paired["achieved_pct_max"]) if paired else "-",
+                     pct(ltg.get("avg_ts"))])
         if tk.get("seqs"):
             base = tk["seqs"][0]["mean"]
             seqrows.append([name, t] + ["%d: %.2f (%.2fx)" % (s["n_seq"], s["mean"], s["mean"] / base) for s in tk["seqs"]])
 hdr = ["model", "type", "MiB", f"tanuki pp{np_}", f"llama.cpp pp{np_}", "pp ratio",
        f"tanuki tg{ng}", f"llama.cpp tg{ng}", "tg ratio", "GB/s", "roofline t/s",
-       "tanuki % roof", "llama.cpp % roof"]
+       "tanuki % roof", "tanuki % paired", "llama.cpp % roof"]
 print()
 print("| " + " | ".join(hdr) + " |")
 print("|" + "|".join("---" for _ in hdr) + "|")
@@ -212,7 +224,15 @@ if bws:
     print(f"\nread bandwidth per file (GB/s column: the best; `tanuki bench --membw`, {b0.get('method', 'plain')}, "
           f"{b0.get('streams', 1)} streams, prefetch {b0.get('prefetch_bytes', 0)}, {b0['threads']} threads, "
           f"{b0['bytes'] >> 20} MiB), best / mean:")
-    print("  " + "; ".join(f"{n} {t} {b['best_gbps']:.2f} / {b['mean_gbps']:.2f}" for n, t, b in bws))
+    print("  " + "; ".join(f"{n} {t} {b['best_gbps']:.2f} / {b['mean_gbps']:.2f}" for n, t, b, _ in bws))
+    pr = [(n, t, p) for n, t, _, p in bws if p]
+    if pr:
+        print(f"paired probes ({pr[0][2]['passes']} passes each, before each tanuki tg repetition and after "
+              "the last; GB/s, best pass of each, in order) and what they cost next to the tg time:")
+        for n, t, p in pr:
+            print(f"  {n} {t}: " + " | ".join("%.2f" % q["best_gbps"] for q in p["probes"])
+                  + "; per repetition %s %%" % ", ".join("%.0f" % r["achieved_pct"] for r in p["reps"])
+                  + "; %.0f ms each, %.1f%% of the tg time" % (p["probe_ms_mean"], p["probe_cost_pct"]))
 if seqrows:
     print(f"\naggregate tg{ng} with N sequences decoded together, t/s (x of 1 sequence):")
     for r in seqrows: print("| " + " | ".join(r) + " |")
