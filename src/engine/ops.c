@@ -10,13 +10,14 @@
 
 #include "core/env.h"
 #include "engine/fp16.h"
+#include "engine/ops_simd.h"
 #include "engine/quant.h"
 #include "engine/quant_pack.h"
 
 #include <math.h>
 #include <string.h>
 
-void engine_op_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps)
+void engine_op_rmsnorm_ref(float *out, const float *x, const float *w, int64_t n, float eps)
 {
 	double sum = 0.0;
 	for (int64_t i = 0; i < n; i++)
@@ -27,10 +28,20 @@ void engine_op_rmsnorm(float *out, const float *x, const float *w, int64_t n, fl
 		out[i] = x[i] * scale * (w ? w[i] : 1.0f);
 }
 
-void engine_op_silu_mul(float *x, const float *y, int64_t n)
+void engine_op_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps)
+{
+	engine_op_rmsnorm_isa(engine_ops_isa_active(), out, x, w, n, eps);
+}
+
+void engine_op_silu_mul_ref(float *x, const float *y, int64_t n)
 {
 	for (int64_t i = 0; i < n; i++)
 		x[i] = x[i] / (1.0f + expf(-x[i])) * y[i];
+}
+
+void engine_op_silu_mul(float *x, const float *y, int64_t n)
+{
+	engine_op_silu_mul_isa(engine_ops_isa_active(), x, y, n);
 }
 
 void engine_op_softmax(float *x, int64_t n)
@@ -56,26 +67,63 @@ void engine_op_add(float *out, const float *b, int64_t n)
 		out[i] += b[i];
 }
 
+void engine_op_rope_cs(float *cs, int32_t i0, int32_t n_pairs, int32_t pos,
+		       const struct engine_rope *rope)
+{
+	const float theta_scale = powf(rope->freq_base, -2.0f / (float)rope->n_rot);
+	/* theta of pair i0: pos times theta_scale i0 times, in float, the very
+	 * multiplications the per-pair loop below would have made */
+	float theta = (float)pos;
+	for (int32_t i = 0; i < i0; i++)
+		theta *= theta_scale;
+	for (int32_t i = i0; i < i0 + n_pairs; i++) {
+		const float ff = rope->freq_factors ? rope->freq_factors[i] : 1.0f;
+		const float angle = rope->freq_scale * (theta / ff);
+		cs[2 * (i - i0)] = cosf(angle);
+		cs[2 * (i - i0) + 1] = sinf(angle);
+		theta *= theta_scale;
+	}
+}
+
+void engine_op_rope_apply(float *x, int32_t n_head, int32_t head_dim, const float *cs,
+			  int32_t i0, int32_t n_pairs, const struct engine_rope *rope)
+{
+	const int32_t half = rope->n_rot / 2;
+	for (int32_t h = 0; h < n_head; h++) {
+		float *xh = x + (size_t)h * (size_t)head_dim; /* [head_dim] */
+		if (rope->style == ENGINE_ROPE_NORM) {
+			/* pairs (2i, 2i+1) */
+			float *p = xh + 2 * (size_t)i0;
+			for (int32_t k = 0; k < n_pairs; k++) {
+				const float c = cs[2 * k], s = cs[2 * k + 1];
+				const float x0 = p[2 * k], x1 = p[2 * k + 1];
+				p[2 * k] = x0 * c - x1 * s;
+				p[2 * k + 1] = x0 * s + x1 * c;
+			}
+		} else {
+			/* pairs (i, i + n_rot/2) */
+			float *a = xh + i0, *b = xh + i0 + half;
+			for (int32_t k = 0; k < n_pairs; k++) {
+				const float c = cs[2 * k], s = cs[2 * k + 1];
+				const float x0 = a[k], x1 = b[k];
+				a[k] = x0 * c - x1 * s;
+				b[k] = x0 * s + x1 * c;
+			}
+		}
+	}
+}
+
 void engine_op_rope(float *x, int32_t n_head, int32_t head_dim, int32_t pos,
 		    const struct engine_rope *rope)
 {
-	const int32_t n_rot = rope->n_rot;
-	const float theta_scale = powf(rope->freq_base, -2.0f / (float)n_rot);
-	for (int32_t h = 0; h < n_head; h++) {
-		float *xh = x + (size_t)h * (size_t)head_dim; /* [head_dim] */
-		float theta = (float)pos;
-		for (int32_t i = 0; i < n_rot / 2; i++) {
-			float ff = rope->freq_factors ? rope->freq_factors[i] : 1.0f;
-			float angle = rope->freq_scale * (theta / ff);
-			float c = cosf(angle), s = sinf(angle);
-			/* the two elements rotated together */
-			int32_t a = rope->style == ENGINE_ROPE_NORM ? 2 * i : i;
-			int32_t b = rope->style == ENGINE_ROPE_NORM ? 2 * i + 1 : i + n_rot / 2;
-			float x0 = xh[a], x1 = xh[b];
-			xh[a] = x0 * c - x1 * s;
-			xh[b] = x0 * s + x1 * c;
-			theta *= theta_scale;
-		}
+	/* cos and sin once per pair for all heads, in chunks of pairs so the
+	 * table stays on the stack whatever n_rot is */
+	float cs[2 * ENGINE_ROPE_CS_PAIRS];
+	const int32_t half = rope->n_rot / 2;
+	for (int32_t i0 = 0; i0 < half; i0 += ENGINE_ROPE_CS_PAIRS) {
+		const int32_t np = half - i0 < ENGINE_ROPE_CS_PAIRS ? half - i0 : ENGINE_ROPE_CS_PAIRS;
+		engine_op_rope_cs(cs, i0, np, pos, rope);
+		engine_op_rope_apply(x, n_head, head_dim, cs, i0, np, rope);
 	}
 }
 

@@ -8,7 +8,10 @@
  * double); every array argument says its shape as [rows][cols] in elements,
  * row-major. These are the reference kernels Engine II's fast path is checked
  * against. Pure functions: no globals, any thread; buffers are borrowed and
- * never kept. Outputs never alias inputs unless said.
+ * never kept. Outputs never alias inputs unless said. The exceptions to
+ * "reference": engine_op_silu_mul() and engine_op_rmsnorm() run the SIMD
+ * variant ops_simd.h chooses once per process (its accuracy is stated
+ * there); their scalar loops stay as the _ref functions.
  */
 #ifndef TK_ENGINE_OPS_H
 #define TK_ENGINE_OPS_H
@@ -18,10 +21,16 @@
 #include <stdint.h>
 
 /* out[n] = x[n] / sqrt(mean(x^2) + eps) * w[n] (w NULL: no weight).
- * out may equal x. The sum of squares is taken in double. */
+ * out may equal x. The sum of squares is taken in double: _ref serially,
+ * engine_op_rmsnorm() through ops_simd.h's variant (same up to the double
+ * sum's order). */
+void engine_op_rmsnorm_ref(float *out, const float *x, const float *w, int64_t n, float eps);
 void engine_op_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps);
 
-/* x[n] = silu(x[n]) * y[n], silu(v) = v / (1 + exp(-v)). */
+/* x[n] = silu(x[n]) * y[n], silu(v) = v / (1 + exp(-v)): _ref with libm's
+ * expf per element, engine_op_silu_mul() through ops_simd.h's variant (a
+ * few ulp from _ref; bound and special values there). */
+void engine_op_silu_mul_ref(float *x, const float *y, int64_t n);
 void engine_op_silu_mul(float *x, const float *y, int64_t n);
 
 /* In place: x[n] = exp(x - max) / sum (sum in double). -inf entries get 0. */
@@ -52,6 +61,24 @@ struct engine_rope {
  * does, so results match llama.cpp's to the last bits. */
 void engine_op_rope(float *x, int32_t n_head, int32_t head_dim, int32_t pos,
 		    const struct engine_rope *rope);
+
+/* engine_op_rope() in two steps, for callers that rotate several rows at
+ * the same position (q and k, or several calls on parts of a row): the
+ * cos/sin table of one position once, then any number of heads with it.
+ * engine_op_rope() itself makes the table once per call (in chunks of
+ * ENGINE_ROPE_CS_PAIRS pairs), not once per head.
+ *   engine_op_rope_cs:    cs[2 * n_pairs] = (cos, sin) of pairs i0 ..
+ *                         i0 + n_pairs - 1 at position pos (i0 + n_pairs
+ *                         <= n_rot / 2), the angles exactly as above
+ *   engine_op_rope_apply: rotates those pairs of every head of
+ *                         x[n_head][head_dim] with cs (borrowed)
+ * Calling both for i0 = 0, n_pairs = n_rot / 2 gives engine_op_rope()'s
+ * result bit for bit. */
+#define ENGINE_ROPE_CS_PAIRS 128
+void engine_op_rope_cs(float *cs, int32_t i0, int32_t n_pairs, int32_t pos,
+		       const struct engine_rope *rope);
+void engine_op_rope_apply(float *x, int32_t n_head, int32_t head_dim, const float *cs,
+			  int32_t i0, int32_t n_pairs, const struct engine_rope *rope);
 
 struct tk_pack_traits; /* quant_pack.h */
 
