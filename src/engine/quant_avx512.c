@@ -309,8 +309,62 @@ AINL void bf16_kern(int64_t n, float *out, size_t ldo, const uint8_t *x, size_t 
 
 TILE_FN(bf16_tile_avx512bf16, bf16_kern)
 
+/* Q8_K activation quantizer, 16 lanes (the reference's bytes exactly, as
+ * the avx2 one; quant.c says the rule): max = the first element of largest
+ * magnitude, sign kept (NaN lanes never win: VMAXPS keeps the running max
+ * when a lane is NaN); iscale = -127 / max; q = nearest-even(iscale * x)
+ * clamped to -127..127 with NaN as 0 (VCVTPS2DQ in the default
+ * round-to-nearest-even mode, exact on the clamped value); each group of 16
+ * codes is one vector, so its bsum is one lane reduction. */
+static void q8_k_from_float_avx512(const float *src, void *dst, int64_t n)
+{
+	uint8_t *b = dst;
+	for (int64_t i = 0; i < n / TK_QK_K; i++, b += 292) {
+		const float *x = src + i * TK_QK_K;
+		__m512 m = _mm512_setzero_ps();
+		for (int j = 0; j < TK_QK_K; j += 16)
+			m = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + j)), m);
+		const float amax = _mm512_reduce_max_ps(m);
+		if (amax == 0.0f) {
+			memset(b, 0, 292);
+			continue;
+		}
+		float max = 0.0f;
+		const __m512 va = _mm512_set1_ps(amax);
+		for (int j = 0; j < TK_QK_K; j += 16) {
+			const __mmask16 k = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + j)), va,
+							       _CMP_EQ_OQ);
+			if (k) {
+				max = x[j + __builtin_ctz((unsigned)k)];
+				break;
+			}
+		}
+		const float iscale = -127.0f / max;
+		const __m512 vs = _mm512_set1_ps(iscale);
+		const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+		int8_t *qs = (int8_t *)(b + 4);
+		for (int j = 0; j < TK_QK_K; j += 16) {
+			__m512 v = _mm512_mul_ps(vs, _mm512_loadu_ps(x + j));
+			/* NaN -> 0, then clamp (VMAXPS/VMINPS with v first: a NaN
+			 * lane is already 0) */
+			v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v);
+			v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+			const __m512i q = _mm512_cvt_roundps_epi32(
+				v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+			_mm_storeu_si128((__m128i *)(void *)(qs + j), _mm512_cvtepi32_epi8(q));
+			/* |sum| <= 16 * 127 fits int16 */
+			const uint16_t u = (uint16_t)(int16_t)_mm512_reduce_add_epi32(q);
+			b[260 + 2 * (j / 16)] = (uint8_t)u;
+			b[260 + 2 * (j / 16) + 1] = (uint8_t)(u >> 8);
+		}
+		const float d = 1.0f / iscale;
+		memcpy(b, &d, 4);
+	}
+}
+
 void tk_quant_avx512_install(struct tk_type_traits *tab)
 {
+	tab[TK_TYPE_Q8_K].from_float = q8_k_from_float_avx512;
 	tab[TK_TYPE_Q8_0].vec_dot = q8_0_vec_dot_avx512;
 	tab[TK_TYPE_Q8_0].vec_dot_tile = q8_0_tile_avx512;
 	tab[TK_TYPE_Q8_0].pack = &tk_pack_q8_0_avx512;
