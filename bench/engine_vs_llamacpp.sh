@@ -15,13 +15,13 @@
 # Each engine's "% roof" is its tg t/s / roofline t/s; over 100% would mean
 # the probe is no ceiling (see docs/benchmarks.md, "Read bandwidth probe").
 # That probe and the tg it is compared with run minutes apart, and this
-# VM's bandwidth swings 25-54 GB/s in minutes; so Tanuki's figure is also
-# given paired ("tanuki % paired"): `tanuki bench --membw` runs a short
-# probe right before each timed tg repetition and after the last, and each
-# repetition is compared with the mean of the two probes around it; the
-# column is the mean over the repetitions (min-max in brackets), the
-# ceilings used are listed per file under the table. llama.cpp's tg is not
-# bracketed by probes, so it has no paired figure.
+# VM's read bandwidth moves by a third or more within minutes; so Tanuki's
+# figure is also given paired ("tanuki % paired"): `tanuki bench --membw`
+# runs a short probe right before each timed tg repetition and after the
+# last, and each repetition is compared with the mean of the two probes
+# around it; the column is the mean over the repetitions (min-max in
+# brackets), the probes are listed per file under the table. llama.cpp's
+# tg is not bracketed by probes, so it has no paired figure.
 #
 #   bench/engine_vs_llamacpp.sh [TANUKI_BIN]
 #

@@ -34,8 +34,9 @@
  * CPU) between runs; membw_probe_run then times any number of passes over
  * the same bytes. `tanuki bench --membw` uses it to bracket every timed tg
  * repetition with a short probe, so decode is compared with the bandwidth
- * of the same minute (this VM's probe swings 25-54 GB/s minutes apart):
- * membw_pair_reps is that arithmetic, kept pure so it can be tested.
+ * of the same minute (this VM's read bandwidth moves by a third or more
+ * within minutes); membw_pair_reps is that arithmetic, kept pure so it can
+ * be tested.
  *
  * Threads: every function may be called from any thread; membw_measure
  * runs its own worker threads and shares nothing between calls. One
