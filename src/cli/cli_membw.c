@@ -429,9 +429,10 @@ struct membw_probe *membw_probe_new(const struct membw_opts *o)
 	else
 		(void)madvise(sh->buf, sh->bytes, MADV_NOHUGEPAGE);
 #endif
-	/* The owner's thread is a party of both barriers: it times the
-	 * passes. Workers pass a gate first, so that a thread that cannot
-	 * start leaves no one stuck at a barrier. */
+	/* The owner's thread is a party of both barriers: it opens each pass
+	 * and waits for its end (the workers time it). Workers pass a gate
+	 * first, so that a thread that cannot start leaves no one stuck at a
+	 * barrier. */
 	pthread_mutex_init(&sh->mu, NULL);
 	pthread_cond_init(&sh->cv, NULL);
 	pthread_barrier_init(&sh->start, NULL, (unsigned)sh->threads + 1);
