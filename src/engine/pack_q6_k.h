@@ -18,6 +18,14 @@ size_t tk_pack_q6_k_group_size(int64_t n);
  * bytes). Borrows both; pure, any thread. */
 void tk_pack_q6_k_pack(void *dst, const void *src, size_t row_bytes, int64_t n);
 
+#if defined(__x86_64__)
+/* tk_pack_q6_k_avx512 without its GFNI decoder: what a CPU with AVX-512
+ * VNNI but no GFNI (Cascade Lake) runs; tk_pack_q6_k_avx512 picks between
+ * the two per call. Exported so the tests hold this path to the reference
+ * on a CPU that has GFNI too. Needs the same CPU as tk_pack_q6_k_avx512. */
+extern const struct tk_pack_traits tk_pack_q6_k_avx512_nogfni;
+#endif
+
 /* Bytes of one packed super-block after the group's d array: 16 x 16 int8
  * scales, then 16 sub-blocks x 192 code bytes. */
 #define TK_PACK_Q6_K_SB_BYTES 3328

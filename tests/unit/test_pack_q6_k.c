@@ -11,7 +11,10 @@
  *   - activation rows with arbitrary bsums: no undefined behaviour, the
  *     same (wrapped) sums in every gemm;
  *   - the AVX-512 gemm (when this CPU runs it, skipped with a message
- *     otherwise) against the reference gemm, misaligned pointers included.
+ *     otherwise) against the reference gemm, misaligned pointers included,
+ *     in both its variants: the GFNI decoder (the one it picks where GFNI
+ *     is present) and the shift decoder (tk_pack_q6_k_avx512_nogfni), and
+ *     each variant's gemv against its gemm with one column.
  * Comparisons are exact (bit for bit): the integer sums are exact and every
  * product does the reference vec_dot's float steps in its order (per row
  * and super-block sum += (d * dy) * (float)sumi), documented in
@@ -21,6 +24,7 @@
 #include "testutil.h"
 
 #include "engine/fp16.h"
+#include "engine/pack_q6_k.h"
 #include "engine/quant.h"
 #include "engine/quant_pack.h"
 #include "engine/quant_simd.h"
@@ -293,9 +297,12 @@ static void test_extremes(void **state)
 	/* want is [c][row] with rows = 16 */
 	check_gemm(pt->gemm, packed, 1, gsize, n, y, by, want, TK_PACK_ROWS, "ref extremes");
 #if defined(__x86_64__)
-	if (tk_quant_isa_supported(TK_QUANT_ISA_AVX512))
+	if (tk_quant_isa_supported(TK_QUANT_ISA_AVX512)) {
 		check_gemm(tk_pack_q6_k_avx512.gemm, packed, 1, gsize, n, y, by, want, TK_PACK_ROWS,
 			   "avx512 extremes");
+		check_gemm(tk_pack_q6_k_avx512_nogfni.gemm, packed, 1, gsize, n, y, by, want,
+			   TK_PACK_ROWS, "avx512 nogfni extremes");
+	}
 #endif
 	free(packed);
 	free(y);
@@ -337,6 +344,8 @@ static void test_foreign_bsums(void **state)
 		for (int nc = 1; nc <= TK_PACK_COLS; nc++) {
 			tk_pack_q6_k_avx512.gemm(n, out, TK_PACK_ROWS, packed, y, by, nc);
 			assert_memory_equal(out, want, (size_t)nc * TK_PACK_ROWS * sizeof(float));
+			tk_pack_q6_k_avx512_nogfni.gemm(n, out, TK_PACK_ROWS, packed, y, by, nc);
+			assert_memory_equal(out, want, (size_t)nc * TK_PACK_ROWS * sizeof(float));
 		}
 	}
 #endif
@@ -345,6 +354,36 @@ static void test_foreign_bsums(void **state)
 	free(y);
 	free(w);
 }
+
+#if defined(__x86_64__)
+/* The gemv of pt over the first 1..8 groups of an 8-group matrix equals pt's gemm with
+ * one column on each group, bit for bit (quant_pack.h's promise). */
+static void check_gemv(const struct tk_pack_traits *pt, const char *what)
+{
+	const int64_t n = 2048;
+	const int groups = 8;
+	const size_t rb = (size_t)(n / TK_QK_K) * Q6K, by = (size_t)(n / TK_QK_K) * Q8K;
+	const size_t gsize = pt->group_size(n);
+	uint8_t *w = tk_test_xmalloc((size_t)groups * TK_PACK_ROWS * rb);
+	uint8_t *y = tk_test_xmalloc(by);
+	make_weights(w, groups * TK_PACK_ROWS, n, rb, 0);
+	make_acts(y, 1, n, by);
+	uint8_t *packed = pack_matrix(pt, w, groups, n, rb, gsize, 0);
+	float want[8 * TK_PACK_ROWS], got[8 * TK_PACK_ROWS];
+	for (int g = 0; g < groups; g++)
+		pt->gemm(n, want + TK_PACK_ROWS * g, TK_PACK_ROWS, packed + (size_t)g * gsize, y, by,
+			 1);
+	for (int ng = 1; ng <= groups; ng++) {
+		memset(got, 0, sizeof got);
+		pt->gemv(n, got, packed, gsize, ng, y);
+		if (memcmp(got, want, (size_t)ng * TK_PACK_ROWS * sizeof(float)) != 0)
+			fail_msg("%s gemv ng=%d differs from the gemm", what, ng);
+	}
+	free(packed);
+	free(y);
+	free(w);
+}
+#endif
 
 static void test_avx512(void **state)
 {
@@ -358,6 +397,10 @@ static void test_avx512(void **state)
 	assert_ptr_equal(tk_pack_q6_k_avx512.pack, tk_pack_q6_k_ref.pack);
 	run_shapes(tk_pack_q6_k_avx512.gemm, "avx512", 0);
 	run_shapes(tk_pack_q6_k_avx512.gemm, "avx512 misaligned", 7);
+	run_shapes(tk_pack_q6_k_avx512_nogfni.gemm, "avx512 nogfni", 0);
+	run_shapes(tk_pack_q6_k_avx512_nogfni.gemm, "avx512 nogfni misaligned", 7);
+	check_gemv(&tk_pack_q6_k_avx512, "avx512");
+	check_gemv(&tk_pack_q6_k_avx512_nogfni, "avx512 nogfni");
 	/* what the active table installs on this CPU, unless capped */
 	if (tk_quant_isa_active() == TK_QUANT_ISA_AVX512)
 		assert_ptr_equal(tk_type_traits(TK_TYPE_Q6_K)->pack, &tk_pack_q6_k_avx512);
