@@ -14,9 +14,10 @@
  * against the scalar path (libm expf), measured in tests/unit/
  * test_ops_simd.c over a sweep of floats in [-90, 90] and random gates:
  * at most ENGINE_OPS_SILU_MAX_ULP ulp of the result (the test prints the
- * maximum it saw) wherever the scalar result is a normal float. Where the
- * scalar result is below FLT_MIN (a tiny gate), the vector result is
- * within 1e-36 of it. Special values as the scalar path: v = +inf gives
+ * maximum it saw: 4.0 ulp, 3.4 from the exact value, where the scalar path
+ * is 2.4 from it) wherever the scalar result is a normal float. Where the
+ * scalar result is below FLT_MIN (tiny inputs or gates), the vector result
+ * is within 1e-36 of it. Special values as the scalar path: v = +inf gives
  * inf * g, v = -inf gives NaN, v = NaN gives NaN, v = -0 gives -0 * g,
  * v <= -88.7228 (where the scalar's expf(-v) is inf) gives -0 * g although
  * the true silu is a tiny normal number down to v = -92, and an inf or NaN
@@ -29,7 +30,7 @@
  * the reference) in double, in a different order than the reference's
  * serial sum; the scale and the products as the reference. So outputs equal
  * the reference's except where the double sums' last bits carry into the
- * float mean (measured in the test; rare, 1 ulp).
+ * float mean (the test saw no such case in 9 164 outputs and allows 2 ulp).
  *
  * Choosing the variant: the best one this CPU supports, capped by
  * TANUKI_NO_AVX512=1 (at avx2) and TANUKI_NO_AVX2=1 (at the reference), as
