@@ -5,8 +5,9 @@
  * special values (inf, NaN, -0, huge and tiny inputs, inf gates), tails of
  * every length and independence from where a row is split; the RMS norm's
  * vector sum of squares; RoPE's per-position cos/sin table against the old
- * per-head computation, bit for bit. Variants this CPU lacks are skipped
- * (the reference path is always checked).
+ * per-head computation, bit for bit; the TANUKI_* switches of the choice.
+ * Variants this CPU lacks are skipped (the reference path is always
+ * checked).
  */
 #include "testutil.h"
 
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 /* |y - e| in units of the float spacing at e (subnormal spacing below
  * FLT_MIN) */
@@ -346,9 +348,51 @@ static void test_rope_table(void **state)
 	free(c);
 }
 
+/* In a child (the choice is made once per process): with name=1 in the
+ * environment, the first engine_ops_isa_active() call must give at most
+ * want; exits 0 when it does. */
+struct switch_case {
+	const char *name;
+	int want;
+};
+
+static void switch_child(void *arg)
+{
+	const struct switch_case *sc = arg;
+	setenv(sc->name, "1", 1);
+	exit(engine_ops_isa_active() <= sc->want ? 0 : 1);
+}
+
+/* TANUKI_NO_OPS_SIMD forces the reference, TANUKI_NO_AVX512 caps at avx2.
+ * Runs first, so the parent has made no choice the children inherit. */
+static void test_switches(void **state)
+{
+	(void)state;
+	const struct switch_case cases[] = { { "TANUKI_NO_OPS_SIMD", ENGINE_OPS_ISA_REF },
+					     { "TANUKI_NO_AVX2", ENGINE_OPS_ISA_REF },
+					     { "TANUKI_NO_AVX512", ENGINE_OPS_ISA_AVX2 } };
+	char dir[256];
+	tk_test_mkdtemp(dir, sizeof dir);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const int st = tk_test_run_child(switch_child, (void *)&cases[i], dir);
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			fail_msg("%s=1: the active variant is above %s", cases[i].name,
+				 tk_isa_name(cases[i].want));
+	}
+	tk_test_rmtree(dir);
+	/* without them: the best supported */
+	int best = ENGINE_OPS_ISA_REF;
+	for (int isa = ENGINE_OPS_ISA_REF; isa < ENGINE_OPS_ISA_COUNT; isa++)
+		if (engine_ops_isa_supported(isa))
+			best = isa;
+	if (!getenv("TANUKI_NO_OPS_SIMD") && !getenv("TANUKI_NO_AVX2") && !getenv("TANUKI_NO_AVX512"))
+		assert_int_equal(engine_ops_isa_active(), best);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_switches),
 		cmocka_unit_test(test_silu),
 		cmocka_unit_test(test_rmsnorm),
 		cmocka_unit_test(test_rope_table),
