@@ -19,6 +19,8 @@
  *                              attention blocks
  *   tok_seq, tok_pos, out_idx [n_batch]   sequence, position and wanted rows
  *                              of the current step
+ *   rope_cs [n_batch][n_rot]   RoPE's (cos, sin) per pair at each token's
+ *                              position, made once per step for every layer
  *   seq_n_past, seq_count, seq_last [n_seq_max]
  *   logits [n_vocab]          last wanted position
  *   lora_r [n_batch][max rank], lora_y [n_batch][widest output]: LoRA
@@ -77,6 +79,7 @@ struct engine_ctx {
 	float *att_scratch;
 	size_t att_scratch_floats; /* per thread */
 	int32_t *tok_seq, *tok_pos, *out_idx;
+	float *rope_cs;
 	int32_t *seq_n_past, *seq_count, *seq_last;
 	void *xq;
 	size_t xq_row_bytes; /* largest encoded activation row */
@@ -179,6 +182,7 @@ struct engine_ctx *engine_ctx_new(const struct engine_model *m,
 					 sizeof(float), sc)) ||
 	    !(c->tok_seq = ctx_alloc(B, sizeof(int32_t), sc)) ||
 	    !(c->tok_pos = ctx_alloc(B, sizeof(int32_t), sc)) ||
+	    !(c->rope_cs = ctx_alloc(B * (size_t)hp->n_rot, sizeof(float), sc)) ||
 	    !(c->out_idx = ctx_alloc(B, sizeof(int32_t), sc)) ||
 	    !(c->seq_n_past = ctx_alloc(S, sizeof(int32_t), sc)) ||
 	    !(c->seq_count = ctx_alloc(S, sizeof(int32_t), sc)) ||
@@ -225,6 +229,7 @@ void engine_ctx_free(struct engine_ctx *c)
 	free(c->att_scratch);
 	free(c->tok_seq);
 	free(c->tok_pos);
+	free(c->rope_cs);
 	free(c->out_idx);
 	free(c->seq_n_past);
 	free(c->seq_count);
@@ -645,8 +650,9 @@ static void rope_task(void *arg, int ith, int nth)
 			engine_op_add(vt, j->L->bv, c->kv_dim);
 		}
 		const int32_t pos = c->tok_pos[t];
-		engine_op_rope(qt, hp->n_head, hp->head_dim, pos, &c->rope);
-		engine_op_rope(kt, hp->n_head_kv, hp->head_dim, pos, &c->rope);
+		const float *cs = c->rope_cs + (size_t)t * (size_t)hp->n_rot;
+		engine_op_rope_apply(qt, hp->n_head, hp->head_dim, cs, 0, hp->n_rot / 2, &c->rope);
+		engine_op_rope_apply(kt, hp->n_head_kv, hp->head_dim, cs, 0, hp->n_rot / 2, &c->rope);
 		cache_store(c, j->il, c->tok_seq[t], pos, kt, vt);
 	}
 }
@@ -693,7 +699,9 @@ static void qkv_epi_rows(const struct qkv_epi *e, int wi, int64_t r0, int64_t r1
 			engine_op_add(row + r0, bias + r0, r1 - r0);
 		const int32_t pos = c->tok_pos[t];
 		if (wi < 2)
-			engine_op_rope(row + r0, (int32_t)((r1 - r0) / hd), hd, pos, &c->rope);
+			engine_op_rope_apply(row + r0, (int32_t)((r1 - r0) / hd), hd,
+					     c->rope_cs + (size_t)t * (size_t)hp->n_rot, 0,
+					     hp->n_rot / 2, &c->rope);
 		if (wi > 0)
 			cache_store_rows(c, wi == 1 ? c->k_cache : c->v_cache, e->il, c->tok_seq[t],
 					 pos, row, r0, r1);
@@ -826,6 +834,10 @@ static void forward_batch(struct engine_ctx *c, const int32_t *tokens, int32_t n
 					     ? 1
 					     : engine_attn_tokens_per_call(hp->n_head, hp->n_head_kv);
 	const int32_t att_n_runs = att_runs(c, n, att_per_call, -1, NULL, NULL);
+	/* RoPE's cos/sin at each token's position, shared by every layer and head */
+	for (int32_t t = 0; t < n; t++)
+		engine_op_rope_cs(c->rope_cs + (size_t)t * (size_t)hp->n_rot, 0, hp->n_rot / 2,
+				  c->tok_pos[t], &c->rope);
 
 	for (int32_t il = 0; il < hp->n_layer; il++) {
 		const struct engine_layer *L = &m->layers[il];
