@@ -18,8 +18,9 @@
  *   - per column c: an accumulator starts at -32 * bsums[s] (broadcast from
  *     a small table made once per super-block and column), takes four
  *     VPDPBUSD (codes unsigned 0..63, the column's 4-byte chunk broadcast
- *     as the signed operand), is multiplied by the scales (VPMULLD) and
- *     added to the super-block's int32 sum. These are the reference's exact
+ *     as the signed operand; in the gemm as two chains of two, added),
+ *     is multiplied by the scales (VPMULLD) and added to the super-block's
+ *     int32 sum. These are the reference's exact
  *     integers: |sum q*y - 32 bsum| < 2^18, times |sc| <= 128 below 2^25,
  *     sixteen of them below 2^29 (VPDPBUSD does not saturate; no lane can
  *     overflow).
@@ -36,11 +37,11 @@
  * adds, logic, converts and FMAs all issue on ports 0 and 5, two per
  * cycle; only the shifts and VGF2P8AFFINEQB (port 0) and shuffles and
  * VPMOVSX (port 5) have one port. So the count that matters is all zmm
- * uops: per super-block and column 16 x (4 VPDPBUSD + 2 VPMULLD + 1 add)
- * = 112 plus ~7 for the bsums start and the float step; per super-block
+ * uops: per super-block and column 16 x (4 VPDPBUSD + 2 VPMULLD + 2 adds)
+ * = 128 plus ~7 for the bsums start and the float step; per super-block
  * for all columns 16 x 10 = 160 to decode with shifts, 16 x 8 = 128 with
- * GFNI. nc = 4: ~636 uops, ~604 with GFNI. Every gemm call prefetches the
- * weights TK_PREFETCH_AHEAD ahead (quant_simd.h).
+ * GFNI: nc = 4 ~668 uops. Every gemm call prefetches the weights
+ * TK_PREFETCH_AHEAD ahead (quant_simd.h).
  * Decode (one activation row) has its own kernel, q6_k_gemv_kern
  * (quant_pack.h's gemv): up to 8 groups in lockstep, sub-block s of every
  * group before s + 1, so a thread keeps 8 streams of DRAM reads in flight
