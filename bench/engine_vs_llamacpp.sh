@@ -211,7 +211,10 @@ for name in models:
                      pct(ltg.get("avg_ts"))])
         if tk.get("seqs"):
             base = tk["seqs"][0]["mean"]
-            seqrows.append([name, t] + ["%d: %.2f (%.2fx)" % (s["n_seq"], s["mean"], s["mean"] / base) for s in tk["seqs"]])
+            seqrows.append([name, t] + ["%d: %.2f (%.2fx; %s)" % (s["n_seq"], s["mean"], s["mean"] / base,
+                                                                  "%.2fx per round" % s["ratio_paired"]
+                                                                  if "ratio_paired" in s else "-")
+                                        for s in tk["seqs"]])
 hdr = ["model", "type", "MiB", f"tanuki pp{np_}", f"llama.cpp pp{np_}", "pp ratio",
        f"tanuki tg{ng}", f"llama.cpp tg{ng}", "tg ratio", "GB/s", "roofline t/s",
        "tanuki % roof", "tanuki % paired", "llama.cpp % roof"]

@@ -303,57 +303,127 @@ static int run_prefix(struct engine_ctx *ctx, const int32_t *toks, int32_t n_pre
 /* --seqs: s sequences decoded together, one token each per step (one pass
  * over the weights per step), n steps from empty caches; every sequence's
  * logits are computed, as serving needs them. Aggregate tokens/s. */
-static int run_seqs(const struct engine_model *m, const struct bench_opts *o, int s,
-		    const int32_t *toks, struct bench_stat *st)
+/* The mean over repetitions of a[r] / b[r] (b: the first count's samples,
+ * taken in the same round): the ratio with the host's drift between rounds
+ * divided out; 0 when there is nothing to pair. */
+static double seqs_ratio_paired(const struct bench_stat *a, const struct bench_stat *b)
 {
-	int rc = 0;
-	const int32_t n = (int32_t)o->n_gen;
+	const int n = a->n < b->n ? a->n : b->n;
+	double sum = 0;
+	int k = 0;
+	for (int i = 0; i < n; i++)
+		if (b->samples[i] > 0) {
+			sum += a->samples[i] / b->samples[i];
+			k++;
+		}
+	return k ? sum / k : 0.0;
+}
+
+/* --seqs: s sequences decoded together, one token each per step. One
+ * runner per sequence count; the counts take turns repetition by
+ * repetition (run_seqs_all) so a host that slows down for a minute slows
+ * every count alike and the ratios between them stay meaningful. */
+struct seq_runner {
+	int s;
+	struct engine_ctx *ctx;
+	int32_t *bt, *bs;
+	float *logits;
+};
+
+static void seq_runner_free(struct seq_runner *sr)
+{
+	free(sr->logits);
+	free(sr->bs);
+	free(sr->bt);
+	engine_ctx_free(sr->ctx);
+	memset(sr, 0, sizeof *sr);
+}
+
+static int seq_runner_init(struct seq_runner *sr, const struct engine_model *m,
+			   const struct bench_opts *o, int s)
+{
 	struct engine_ctx_params cp;
 	engine_ctx_params_default(&cp);
-	cp.n_ctx = n + 1;
+	cp.n_ctx = (int32_t)o->n_gen + 1;
 	cp.n_batch = s;
 	cp.n_threads = (int32_t)o->threads;
 	cp.kv_type = o->kv;
 	cp.n_seq_max = s;
-	struct engine_ctx *ctx = engine_ctx_new(m, &cp);
-	int32_t *bt = malloc((size_t)s * sizeof *bt), *bs = malloc((size_t)s * sizeof *bs);
-	float *logits = malloc((size_t)s * (size_t)m->hp.n_vocab * sizeof *logits);
-	if (!ctx || !bt || !bs || !logits) {
-		rc = ctx ? tk_errf(TK_ENOMEM, "bench: out of memory")
-			 : tk_err_wrap(tk_err_last() ? tk_err_last() : TK_ENOMEM,
-				       "bench: context for %d sequences", s);
-		goto out;
+	memset(sr, 0, sizeof *sr);
+	sr->s = s;
+	sr->ctx = engine_ctx_new(m, &cp);
+	sr->bt = malloc((size_t)s * sizeof *sr->bt);
+	sr->bs = malloc((size_t)s * sizeof *sr->bs);
+	sr->logits = malloc((size_t)s * (size_t)m->hp.n_vocab * sizeof *sr->logits);
+	if (!sr->ctx || !sr->bt || !sr->bs || !sr->logits) {
+		const int rc = sr->ctx ? tk_errf(TK_ENOMEM, "bench: out of memory")
+				       : tk_err_wrap(tk_err_last() ? tk_err_last() : TK_ENOMEM,
+						     "bench: context for %d sequences", s);
+		seq_runner_free(sr);
+		return rc;
 	}
 	for (int i = 0; i < s; i++)
-		bs[i] = i;
-	for (int r = -1; r < o->reps; r++) {
-		int32_t steps = r < 0 ? (n < 8 ? n : 8) : n;
-		for (int i = 0; i < s && !rc; i++)
-			rc = engine_ctx_seq_clear(ctx, i);
-		int64_t t0 = tk_time_mono_ns();
-		for (int32_t k = 0; k < steps && !rc; k++) {
-			/* sequence i decodes its own stream of random ids */
-			for (int i = 0; i < s; i++)
-				bt[i] = toks[((size_t)i * 7919u + (size_t)k) % (size_t)n];
-			int8_t want[BENCH_MAX_SEQS];
-			memset(want, 1, sizeof want);
-			struct engine_batch b = { .n = s, .tokens = bt, .seq = bs, .want = want };
-			rc = engine_ctx_decode(ctx, &b, logits);
-		}
-		int64_t dt = tk_time_mono_ns() - t0;
-		if (rc) {
-			rc = tk_err_wrap(rc, "bench: %d sequences", s);
+		sr->bs[i] = i;
+	return 0;
+}
+
+/* One pass of `steps` decode steps from empty caches; *tps = aggregate
+ * tokens/s. */
+static int seq_runner_pass(struct seq_runner *sr, const int32_t *toks, int32_t n, int32_t steps,
+			   double *tps)
+{
+	int rc = 0;
+	const int s = sr->s;
+	for (int i = 0; i < s && !rc; i++)
+		rc = engine_ctx_seq_clear(sr->ctx, i);
+	const int64_t t0 = tk_time_mono_ns();
+	for (int32_t k = 0; k < steps && !rc; k++) {
+		/* sequence i decodes its own stream of random ids */
+		for (int i = 0; i < s; i++)
+			sr->bt[i] = toks[((size_t)i * 7919u + (size_t)k) % (size_t)n];
+		int8_t want[BENCH_MAX_SEQS];
+		memset(want, 1, sizeof want);
+		struct engine_batch b = { .n = s, .tokens = sr->bt, .seq = sr->bs, .want = want };
+		rc = engine_ctx_decode(sr->ctx, &b, sr->logits);
+	}
+	const int64_t dt = tk_time_mono_ns() - t0;
+	if (rc)
+		return tk_err_wrap(rc, "bench: %d sequences", s);
+	*tps = (double)s * steps * 1e9 / (double)(dt > 0 ? dt : 1);
+	return 0;
+}
+
+/* Every count of o->seqs: one warm-up pass each (8 steps), then o->reps
+ * rounds of one timed pass per count, in list order; st[i] gets count i's
+ * samples. On failure *failed is the count that failed. */
+static int run_seqs_all(const struct engine_model *m, const struct bench_opts *o,
+			const int32_t *toks, struct bench_stat *st, int *failed)
+{
+	struct seq_runner sr[BENCH_MAX_SEQ_LIST];
+	int rc = 0, made = 0;
+	const int32_t n = (int32_t)o->n_gen;
+	double tps;
+	for (; made < o->n_seqs; made++)
+		if ((rc = stat_alloc(&st[made], (int)o->reps)) ||
+		    (rc = seq_runner_init(&sr[made], m, o, o->seqs[made]))) {
+			*failed = o->seqs[made]; /* sr[made] is not made */
 			goto out;
 		}
-		if (r >= 0)
-			st->samples[st->n++] = (double)s * n * 1e9 / (double)(dt > 0 ? dt : 1);
-	}
-	stat_of(st);
+	for (int i = 0; i < o->n_seqs && !rc; i++)
+		if ((rc = seq_runner_pass(&sr[i], toks, n, n < 8 ? n : 8, &tps)))
+			*failed = o->seqs[i];
+	for (long r = 0; r < o->reps && !rc; r++)
+		for (int i = 0; i < o->n_seqs && !rc; i++) {
+			if ((rc = seq_runner_pass(&sr[i], toks, n, n, &tps)))
+				*failed = o->seqs[i];
+			else
+				st[i].samples[st[i].n++] = tps;
+		}
+	for (int i = 0; i < o->n_seqs && !rc; i++)
+		stat_of(&st[i]);
 out:
-	free(logits);
-	free(bs);
-	free(bt);
-	engine_ctx_free(ctx);
+	for (int i = 0; i < made; i++)
+		seq_runner_free(&sr[i]);
 	return rc;
 }
 
@@ -734,6 +804,8 @@ static int print_json(const struct bench_opts *o, const struct bench_out *r)
 		for (int i = 0; i < o->n_seqs; i++) {
 			json_t *e = stat_json(&r->seqs[i]);
 			json_object_set_new(e, "n_seq", json_integer(o->seqs[i]));
+			json_object_set_new(e, "ratio_paired",
+					    json_real(seqs_ratio_paired(&r->seqs[i], &r->seqs[0])));
 			json_array_append_new(a, e);
 		}
 		json_object_set_new(j, "seqs", a);
@@ -812,6 +884,13 @@ static void print_table(const struct bench_opts *o, const struct bench_out *r)
 		       f.st.ceiling_min, f.st.ceiling_max, f.probe_best_gbps, f.probe_ms_mean,
 		       f.cost_pct);
 		paired_fig_free(&f);
+	}
+	if (o->model && o->n_seqs > 1) {
+		printf("seqs: the counts took turns, one timed pass each per round; each round's "
+		       "t/s over x%d's in that round (mean):", o->seqs[0]);
+		for (int i = 1; i < o->n_seqs; i++)
+			printf(" x%d %.2f", o->seqs[i], seqs_ratio_paired(&r->seqs[i], &r->seqs[0]));
+		printf("\n");
 	}
 	if (r->cold.n)
 		printf("prefix reuse: %ld + %ld tokens: cold %.1f ± %.1f ms, warm (suffix only) "
@@ -898,11 +977,10 @@ int cli_cmd_bench(int argc, char **argv)
 		}
 		engine_ctx_free(ctx);
 		ctx = NULL;
-		for (int i = 0; i < o.n_seqs; i++) {
-			if (stat_alloc(&r.seqs[i], reps) || run_seqs(m, &o, o.seqs[i], toks, &r.seqs[i])) {
-				cli_fail("bench", "--seqs %d", o.seqs[i]);
-				goto out;
-			}
+		int failed = 0;
+		if (o.n_seqs && run_seqs_all(m, &o, toks, r.seqs, &failed)) {
+			cli_fail("bench", "--seqs %d", failed);
+			goto out;
 		}
 	}
 	if (o.membw) {

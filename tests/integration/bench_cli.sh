@@ -25,6 +25,10 @@ jq -e '
   and (.pp.samples | length) == 2 and .pp.mean > 0 and .pp.stddev >= 0
   and (.tg.samples | length) == 2 and .tg.mean > 0
   and ([.seqs[].n_seq] == [1, 2]) and all(.seqs[]; .mean > 0 and (.samples | length) == 2)
+  and (.seqs[0].ratio_paired == 1)
+  and ((.seqs[1].ratio_paired
+        - (.seqs[1].samples[0] / .seqs[0].samples[0] + .seqs[1].samples[1] / .seqs[0].samples[1]) / 2)
+       as $d | $d < 1e-9 and $d > -1e-9)
   and .prefix.prefix_tokens == 24 and .prefix.suffix_tokens == 4
   and .prefix.cold_ms.mean > 0 and .prefix.warm_ms.mean > 0
   and .membw.best_gbps > 0 and .membw.bytes == 8388608
