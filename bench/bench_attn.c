@@ -10,19 +10,13 @@
  */
 #include "engine/attn_simd.h"
 #include "engine/fp16.h"
+#include "bench_util.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static uint64_t rng = 88172645463325252ull;
 
@@ -49,7 +43,7 @@ static double run_prefill(const struct cfg *c, int isa)
 				    : engine_attn_tokens_per_call(c->n_head, c->n_head_kv);
 	const size_t q_dim = (size_t)c->n_head * (size_t)c->hd;
 	const float scale = 1.0f / sqrtf((float)c->hd);
-	const double t0 = now_s();
+	const double t0 = bench_now_s();
 	for (int32_t hk = 0; hk < c->n_head_kv; hk++)
 		for (int32_t t = 0; t < c->n_tok; t += per) {
 			const int32_t nt = c->n_tok - t < per ? c->n_tok - t : per;
@@ -57,7 +51,7 @@ static double run_prefill(const struct cfg *c, int isa)
 					       c->q + (size_t)t * q_dim, c->k, c->v, c->kv, t, nt,
 					       c->n_head, c->n_head_kv, c->hd, scale, hk, c->scratch);
 		}
-	return now_s() - t0;
+	return bench_now_s() - t0;
 }
 
 /* one decode token at position n_tok - 1, all KV heads, repeated 16 times */
@@ -65,13 +59,13 @@ static double run_decode(const struct cfg *c, int isa)
 {
 	const size_t q_dim = (size_t)c->n_head * (size_t)c->hd;
 	const float scale = 1.0f / sqrtf((float)c->hd);
-	const double t0 = now_s();
+	const double t0 = bench_now_s();
 	for (int rep = 0; rep < 16; rep++)
 		for (int32_t hk = 0; hk < c->n_head_kv; hk++)
 			engine_attn_tokens_isa(isa, c->out, c->q + (size_t)(c->n_tok - 1) * q_dim,
 					       c->k, c->v, c->kv, c->n_tok - 1, 1, c->n_head,
 					       c->n_head_kv, c->hd, scale, hk, c->scratch);
-	return (now_s() - t0) / 16.0;
+	return (bench_now_s() - t0) / 16.0;
 }
 
 int main(int argc, char **argv)

@@ -15,18 +15,12 @@
 #include "engine/context.h"
 #include "engine/model.h"
 #include "engine/pool.h"
+#include "bench_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static struct engine_ctx *make_ctx(const struct engine_model *m, int32_t n_ctx, int32_t n_batch,
 				   int32_t threads, int32_t n_seq)
@@ -60,17 +54,17 @@ static int bench_pool(int threads)
 		return 1;
 	}
 	enum { N_HOT = 200000, N_COLD = 200 };
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	for (int i = 0; i < N_HOT; i++)
 		engine_pool_run(p, empty_task, NULL);
-	double hot = (now_s() - t0) / N_HOT;
+	double hot = (bench_now_s() - t0) / N_HOT;
 	double cold = 0.0;
 	for (int i = 0; i < N_COLD; i++) {
 		struct timespec ts = { 0, 1000000 };
 		nanosleep(&ts, NULL);
-		t0 = now_s();
+		t0 = bench_now_s();
 		engine_pool_run(p, empty_task, NULL);
-		cold += now_s() - t0;
+		cold += bench_now_s() - t0;
 	}
 	printf("pool threads=%d: empty dispatch %.2f us back to back, %.2f us after 1 ms idle\n",
 	       engine_pool_n_threads(p), hot * 1e6, cold / N_COLD * 1e6);
@@ -124,14 +118,14 @@ int main(int argc, char **argv)
 	c = make_ctx(m, n_prompt + n_gen, n_prompt, threads, 1);
 	if (!c)
 		goto out;
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	if (engine_ctx_eval(c, toks, n_prompt, NULL))
 		goto eval_err;
-	double t1 = now_s();
+	double t1 = bench_now_s();
 	for (int i = 0; i < n_gen; i++)
 		if (engine_ctx_eval(c, &toks[n_prompt + i], 1, NULL))
 			goto eval_err;
-	double t2 = now_s();
+	double t2 = bench_now_s();
 	printf("%s threads=%d pp%d %.2f tok/s (%.0f ms)  tg%d %.2f tok/s (%.0f ms)\n", path,
 	       engine_ctx_n_threads(c), n_prompt, n_prompt / (t1 - t0), (t1 - t0) * 1e3, n_gen,
 	       n_gen / (t2 - t1), (t2 - t1) * 1e3);
@@ -157,13 +151,13 @@ int main(int argc, char **argv)
 			goto eval_err;
 		for (int i = 0; i < S; i++)
 			sq[i] = i;
-		t0 = now_s();
+		t0 = bench_now_s();
 		for (int k = 0; k < n_gen; k++) {
 			b = (struct engine_batch){ .n = S, .tokens = toks + S * P + k * S, .seq = sq };
 			if (engine_ctx_decode(c, &b, logits))
 				goto eval_err;
 		}
-		t1 = now_s();
+		t1 = bench_now_s();
 		printf("%s threads=%d batched decode %d seq x %d steps: %.2f tok/s aggregate "
 		       "(%.2f steps/s)\n", path, engine_ctx_n_threads(c), S, n_gen,
 		       S * n_gen / (t1 - t0), n_gen / (t1 - t0));

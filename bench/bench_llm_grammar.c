@@ -17,19 +17,13 @@
 #include "engine/tokenizer.h"
 #include "llm/grammar.h"
 #include "llm/llm_trie.h"
+#include "bench_util.h"
 
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static const char turn_doc[] =
 	"{\"thought\": \"the header declares add; write it and run the tests\", "
@@ -50,9 +44,9 @@ static int bench_one(const char *path, const struct llm_grammar *g)
 		fprintf(stderr, "%s: %s\n", path, tk_err_detail());
 		return 1;
 	}
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	struct llm_trie *trie = llm_trie_new(tok);
-	double build_s = now_s() - t0;
+	double build_s = bench_now_s() - t0;
 	size_t nv = tk_tokenizer_n_vocab(tok);
 	uint8_t *a = malloc(nv), *b = malloc(nv);
 	struct llm_gwalk *w = llm_gwalk_new(g);
@@ -68,13 +62,13 @@ static int bench_one(const char *path, const struct llm_grammar *g)
 	size_t len = strlen(turn_doc);
 	for (size_t i = 0; i <= len; i++) {
 		size_t na = 0, nb = 0;
-		double t1 = now_s();
+		double t1 = bench_now_s();
 		if (llm_trie_allowed_naive(trie, s, b, &nb))
 			goto err;
-		double t2 = now_s();
+		double t2 = bench_now_s();
 		if (llm_trie_allowed(trie, s, w, a, &na))
 			goto err;
-		double t3 = now_s();
+		double t3 = bench_now_s();
 		if (na != nb || memcmp(a, b, nv)) {
 			fprintf(stderr, "%s: the masks differ at byte %zu\n", path, i);
 			goto out;

@@ -21,6 +21,7 @@
 #include "engine/lora.h"
 #include "engine/model.h"
 #include "engine/quant.h"
+#include "bench_util.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -29,13 +30,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static uint64_t rng = 88172645463325252ull;
 
@@ -130,9 +124,9 @@ int main(int argc, char **argv)
 		struct stat st;
 		stat(p1, &st);
 		/* load (file in the page cache: it was just written) */
-		double t0 = now_s();
+		double t0 = bench_now_s();
 		struct engine_lora *a = engine_lora_load(p1, m);
-		double t_load = now_s() - t0;
+		double t_load = bench_now_s() - t0;
 		struct engine_lora *b = engine_lora_load(p2, m);
 		if (!a || !b) {
 			fprintf(stderr, "load: %s\n", tk_err_detail());
@@ -145,10 +139,10 @@ int main(int argc, char **argv)
 		/* switch latency: set_adapters alternating a and b */
 		struct engine_lora_use ua = { a, 1.0f }, ub = { b, 1.0f };
 		const int n_sw = 200000;
-		t0 = now_s();
+		t0 = bench_now_s();
 		for (int i = 0; i < n_sw; i++)
 			engine_ctx_set_adapters(c, (i & 1) ? &ub : &ua, 1);
-		double sw = (now_s() - t0) / n_sw;
+		double sw = (bench_now_s() - t0) / n_sw;
 		printf("rank %lld: switch (engine_ctx_set_adapters) %.0f ns\n", (long long)r, sw * 1e9);
 		/* decode: three contexts (0, 1, 2 adapters) fed one token each in
 		 * turn, so load from other processes on this shared machine falls
@@ -174,10 +168,10 @@ int main(int argc, char **argv)
 			for (int i = 0; i < n_dec; i++) {
 				int32_t tk = (int32_t)((100 + 37 * i + rep) % nv);
 				for (int k = 0; k < 3; k++) {
-					double t1 = now_s();
+					double t1 = bench_now_s();
 					if (engine_ctx_eval(cc[k], &tk, 1, NULL))
 						return 1;
-					double dt = now_s() - t1;
+					double dt = bench_now_s() - t1;
 					sum[k] += dt;
 					if (dt < best[k])
 						best[k] = dt;
@@ -208,14 +202,14 @@ int main(int argc, char **argv)
 		struct engine_adapter_info info;
 		engine_adapter_cache_info(ac, 0, &info);
 		const int n = 200000;
-		double t0 = now_s();
+		double t0 = bench_now_s();
 		for (int i = 0; i < n; i++) {
 			const struct engine_lora *x;
 			if (engine_adapter_cache_acquire(ac, info.name, &x) == 0)
 				engine_adapter_cache_release(ac, x);
 		}
 		printf("cache hit (acquire + release, %zu adapters registered): %.0f ns\n",
-		       engine_adapter_cache_count(ac), (now_s() - t0) / n * 1e9);
+		       engine_adapter_cache_count(ac), (bench_now_s() - t0) / n * 1e9);
 		for (size_t i = 0; i < engine_adapter_cache_count(ac); i++) {
 			engine_adapter_cache_info(ac, i, &info);
 			char p[300];

@@ -10,19 +10,13 @@
  */
 #include "engine/ops.h"
 #include "engine/ops_simd.h"
+#include "bench_util.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static uint64_t rng = 88172645463325252ull;
 
@@ -113,30 +107,30 @@ int main(int argc, char **argv)
 		for (int isa = 0; isa < ENGINE_OPS_ISA_COUNT; isa++) {
 			if (!engine_ops_isa_supported(isa))
 				continue;
-			double t0 = now_s();
+			double t0 = bench_now_s();
 			for (int it = 0; it < iters_silu; it++) {
 				memcpy(x, x0, n * sizeof *x);
 				engine_op_silu_mul_isa(isa, x, g, (int64_t)n);
 			}
-			double t = (now_s() - t0) / ((double)iters_silu * (double)n);
+			double t = (bench_now_s() - t0) / ((double)iters_silu * (double)n);
 			sink += x[n / 2];
 			best_silu[isa] = fmin(best_silu[isa], t);
-			t0 = now_s();
+			t0 = bench_now_s();
 			for (int it = 0; it < iters_norm; it++)
 				engine_op_rmsnorm_isa(isa, x, h, w, embd, 1e-5f);
-			t = (now_s() - t0) / ((double)iters_norm * (double)embd);
+			t = (bench_now_s() - t0) / ((double)iters_norm * (double)embd);
 			sink += x[1];
 			best_norm[isa] = fmin(best_norm[isa], t);
 		}
 		for (int k = 0; k < 2; k++) {
-			const double t0 = now_s();
+			const double t0 = bench_now_s();
 			for (int it = 0; it < iters_rope; it++) {
 				if (k)
 					engine_op_rope(q, heads, dim, 1000 + it % 7, &rope);
 				else
 					rope_per_head(q, heads, dim, 1000 + it % 7, &rope);
 			}
-			const double t = (now_s() - t0) / ((double)iters_rope * (double)heads);
+			const double t = (bench_now_s() - t0) / ((double)iters_rope * (double)heads);
 			best_rope[k] = fmin(best_rope[k], t);
 			sink += q[3];
 		}

@@ -10,18 +10,12 @@
 #include "core/err.h"
 #include "engine/gguf.h"
 #include "engine/tokenizer.h"
+#include "bench_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* A mixed text: prose, code, numbers, CJK, emoji. */
 static char *make_text(size_t bytes, size_t *len)
@@ -50,10 +44,10 @@ static void bench_vocab(const char *dir, const char *name, const char *text, siz
 {
 	char path[512];
 	snprintf(path, sizeof path, "%s/vocab/ggml-vocab-%s.gguf", dir, name);
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	struct tk_gguf *g = tk_gguf_open(path);
 	struct tk_tokenizer *t = g ? tk_tokenizer_from_gguf(g) : NULL;
-	double t_load = now_s() - t0;
+	double t_load = bench_now_s() - t0;
 	if (!t) {
 		fprintf(stderr, "%s: %s\n", name, tk_err_detail());
 		tk_gguf_close(g);
@@ -64,26 +58,26 @@ static void bench_vocab(const char *dir, const char *name, const char *text, siz
 	int32_t *ids;
 	size_t n;
 	struct tk_tok_encode_opts o = { .bos = TK_TOK_BOS_NONE };
-	t0 = now_s();
+	t0 = bench_now_s();
 	if (tk_tokenizer_encode(t, text, len, &o, &ids, &n)) {
 		fprintf(stderr, "%s: encode: %s\n", name, tk_err_detail());
 		tk_tokenizer_free(t);
 		return;
 	}
-	double t_enc = now_s() - t0;
+	double t_enc = bench_now_s() - t0;
 
 	struct tk_buf out = TK_BUF_INIT(64u << 20);
-	t0 = now_s();
+	t0 = bench_now_s();
 	tk_tokenizer_decode(t, ids, n, 0, &out);
-	double t_dec = now_s() - t0;
+	double t_dec = bench_now_s() - t0;
 
 	tk_buf_reset(&out);
 	struct tk_tok_stream *st = tk_tok_stream_new(t, 0);
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (size_t i = 0; i < n; i++)
 		tk_tok_stream_push(st, ids[i], &out);
 	tk_tok_stream_flush(st, &out);
-	double t_stream = now_s() - t0;
+	double t_stream = bench_now_s() - t0;
 
 	printf("%-15s load %7.1f ms | encode %6.2f MB/s %9.0f tok/s (%zu tokens, %.2f B/tok) | "
 	       "decode %5.1f Mtok/s | stream %5.1f Mtok/s\n",
@@ -106,9 +100,9 @@ static int count_piece(size_t off, size_t len, void *ctx)
 static void bench_pretok(enum tk_tok_pre pre, const char *text, size_t len)
 {
 	size_t pieces = 0;
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	tk_pretokenize(pre, text, len, count_piece, &pieces);
-	double dt = now_s() - t0;
+	double dt = bench_now_s() - t0;
 	printf("pre-tokenizer %-14s %6.2f MB/s (%zu pieces)\n", tk_tok_pre_name(pre),
 	       (double)len / dt / 1e6, pieces);
 }
