@@ -17,15 +17,26 @@
 #include <math.h>
 #include <string.h>
 
+void engine_op_rmsnorm_finish(float *out, const float *x, const float *w, int64_t n, float eps,
+			      double sumsq)
+{
+	const float mean = (float)(sumsq / (double)n);
+	const float scale = 1.0f / sqrtf(mean + eps);
+	if (w) {
+		for (int64_t i = 0; i < n; i++)
+			out[i] = x[i] * scale * w[i];
+	} else {
+		for (int64_t i = 0; i < n; i++)
+			out[i] = x[i] * scale;
+	}
+}
+
 void engine_op_rmsnorm_ref(float *out, const float *x, const float *w, int64_t n, float eps)
 {
 	double sum = 0.0;
 	for (int64_t i = 0; i < n; i++)
 		sum += (double)(x[i] * x[i]);
-	float mean = (float)(sum / (double)n);
-	float scale = 1.0f / sqrtf(mean + eps);
-	for (int64_t i = 0; i < n; i++)
-		out[i] = x[i] * scale * (w ? w[i] : 1.0f);
+	engine_op_rmsnorm_finish(out, x, w, n, eps, sum);
 }
 
 void engine_op_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps)

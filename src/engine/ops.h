@@ -25,6 +25,10 @@
  * engine_op_rmsnorm() through ops_simd.h's variant (same up to the double
  * sum's order). */
 void engine_op_rmsnorm_ref(float *out, const float *x, const float *w, int64_t n, float eps);
+/* The steps after the sum of squares, shared by _ref and every variant:
+ * out[n] = x[n] * (1 / sqrt((float)(sumsq / n) + eps)) * w[n]. */
+void engine_op_rmsnorm_finish(float *out, const float *x, const float *w, int64_t n, float eps,
+			      double sumsq);
 void engine_op_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps);
 
 /* x[n] = silu(x[n]) * y[n], silu(v) = v / (1 + exp(-v)): _ref with libm's

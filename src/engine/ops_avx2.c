@@ -10,15 +10,6 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-/* exp's argument is clamped here (where exp rounds to 0 anyway), which
- * keeps every 2^n below normal-float exponents' reach of overflow tricks. */
-#define OPS_EXP_CLAMP (-110.0f)
-
-/* The largest v at which the scalar path's expf(-v) is inf, so that its
- * silu(v) is v / inf = -0 (and -0 * g); from here down the kernel gives the
- * same -0 (NaN for -inf or an inf gate) rather than the tiny true value. */
-#define OPS_SILU_ZERO (-88.72283935546875f)
-
 /* silu(x) * g per lane (ops_simd.h), with t = exp(-|x|):
  * x >= 0: x / (1 + t); x < 0: x t / (1 + t), x t as (x p) 2^n, so the few
  * results below FLT_MIN underflow gradually rather than through a t that
@@ -26,18 +17,18 @@
  * two parts), exp(r) = p by the Taylor polynomial of degree 7 (truncation
  * under 0.1 ulp); 2^n as 2^n1 2^n2 (n1 = floor(n / 2)), two normal floats
  * for every n >= -160, so the first product is exact and the second rounds
- * once (gradually below FLT_MIN). For x <= OPS_SILU_ZERO
+ * once (gradually below FLT_MIN). For x <= ENGINE_OPS_SILU_ZERO
  * (-inf included) x t is x * 0, which is -0 or, for -inf, NaN: the
  * scalar path's values. NaN stays NaN (VMAXPS returns its second operand
  * when either is NaN; p is then NaN). */
 static inline __m256 silu_mul8(__m256 x, __m256 g)
 {
 	const __m256 a = _mm256_or_ps(x, _mm256_set1_ps(-0.0f));
-	const __m256 ac = _mm256_max_ps(_mm256_set1_ps(OPS_EXP_CLAMP), a);
-	const __m256 n = _mm256_round_ps(_mm256_mul_ps(ac, _mm256_set1_ps(1.44269504088896341f)),
+	const __m256 ac = _mm256_max_ps(_mm256_set1_ps(ENGINE_OPS_EXP_CLAMP), a);
+	const __m256 n = _mm256_round_ps(_mm256_mul_ps(ac, _mm256_set1_ps(ENGINE_OPS_LOG2E)),
 					 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-	__m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), ac);
-	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606820309417232e-6f), r);
+	__m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(ENGINE_OPS_LN2_HI), ac);
+	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(ENGINE_OPS_LN2_LO), r);
 	__m256 p = _mm256_set1_ps(1.0f / 5040.0f);
 	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
 	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
@@ -54,7 +45,7 @@ static inline __m256 silu_mul8(__m256 x, __m256 g)
 		_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, n1), bias), 23));
 	const __m256 t = _mm256_mul_ps(_mm256_mul_ps(p, e1), e2);
 	const __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
-	const __m256 far = _mm256_cmp_ps(x, _mm256_set1_ps(OPS_SILU_ZERO), _CMP_LE_OQ);
+	const __m256 far = _mm256_cmp_ps(x, _mm256_set1_ps(ENGINE_OPS_SILU_ZERO), _CMP_LE_OQ);
 	__m256 num = _mm256_blendv_ps(x, _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(x, p), e1), e2),
 				      neg);
 	num = _mm256_blendv_ps(num, _mm256_mul_ps(x, _mm256_setzero_ps()), far);

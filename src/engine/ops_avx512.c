@@ -10,22 +10,13 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-/* exp's argument is clamped here (where exp rounds to 0 anyway), which
- * keeps every 2^n below normal-float exponents' reach of overflow tricks. */
-#define OPS_EXP_CLAMP (-110.0f)
-
-/* The largest v at which the scalar path's expf(-v) is inf, so that its
- * silu(v) is v / inf = -0 (and -0 * g); from here down the kernel gives the
- * same -0 (NaN for -inf or an inf gate) rather than the tiny true value. */
-#define OPS_SILU_ZERO (-88.72283935546875f)
-
 /* silu(x) * g per lane (ops_simd.h), with t = exp(-|x|):
  * x >= 0: x / (1 + t); x < 0: x t / (1 + t), x t as (x p) 2^n, so the few
  * results below FLT_MIN underflow gradually rather than through a t that
  * already lost bits. exp: -|x| = n ln 2 + r with |r| <= ln 2 / 2 (ln 2 in
  * two parts, r exact to about 2^-40), exp(r) = p by the Taylor polynomial of
  * degree 7 (truncation r^8 / 8! < 5.1e-9, under 0.1 ulp), times 2^n by
- * VSCALEFPS (correct subnormals, 0 below them). For x <= OPS_SILU_ZERO
+ * VSCALEFPS (correct subnormals, 0 below them). For x <= ENGINE_OPS_SILU_ZERO
  * (-inf included) x t is x * 0, which is -0 or, for -inf, NaN:
  * the scalar path's values. NaN stays NaN (VMAXPS returns
  * its second operand when either is NaN, and NaN < 0 is false). */
@@ -33,11 +24,11 @@ static inline __m512 silu_mul16(__m512 x, __m512 g)
 {
 	const __m512 a = _mm512_castsi512_ps(
 		_mm512_or_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u)));
-	const __m512 ac = _mm512_max_ps(_mm512_set1_ps(OPS_EXP_CLAMP), a);
-	const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(ac, _mm512_set1_ps(1.44269504088896341f)),
+	const __m512 ac = _mm512_max_ps(_mm512_set1_ps(ENGINE_OPS_EXP_CLAMP), a);
+	const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(ac, _mm512_set1_ps(ENGINE_OPS_LOG2E)),
 					      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-	__m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), ac);
-	r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606820309417232e-6f), r);
+	__m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(ENGINE_OPS_LN2_HI), ac);
+	r = _mm512_fnmadd_ps(n, _mm512_set1_ps(ENGINE_OPS_LN2_LO), r);
 	__m512 p = _mm512_set1_ps(1.0f / 5040.0f);
 	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
 	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
@@ -48,7 +39,7 @@ static inline __m512 silu_mul16(__m512 x, __m512 g)
 	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
 	const __m512 t = _mm512_scalef_ps(p, n);
 	const __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
-	const __mmask16 far = _mm512_cmp_ps_mask(x, _mm512_set1_ps(OPS_SILU_ZERO), _CMP_LE_OQ);
+	const __mmask16 far = _mm512_cmp_ps_mask(x, _mm512_set1_ps(ENGINE_OPS_SILU_ZERO), _CMP_LE_OQ);
 	__m512 num = _mm512_mask_scalef_ps(x, neg, _mm512_mul_ps(x, p), n);
 	num = _mm512_mask_mul_ps(num, far, x, _mm512_setzero_ps());
 	const __m512 s = _mm512_div_ps(num, _mm512_add_ps(_mm512_set1_ps(1.0f), t));

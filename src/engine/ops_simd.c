@@ -12,7 +12,6 @@
 #include "engine/cpu.h"
 #include "engine/ops.h"
 
-#include <math.h>
 #include <stdatomic.h>
 
 bool engine_ops_isa_supported(int isa)
@@ -65,27 +64,16 @@ void engine_op_silu_mul_isa(int isa, float *x, const float *g, int64_t n)
 void engine_op_rmsnorm_isa(int isa, float *out, const float *x, const float *w, int64_t n,
 			   float eps)
 {
-	double sum;
 #if defined(__x86_64__)
-	if (isa == ENGINE_OPS_ISA_AVX512 && engine_ops_isa_supported(isa))
-		sum = engine_ops_sumsq_avx512(x, n);
-	else if (isa == ENGINE_OPS_ISA_AVX2 && engine_ops_isa_supported(isa))
-		sum = engine_ops_sumsq_avx2(x, n);
-	else
-#endif
-	{
-		(void)isa;
-		engine_op_rmsnorm_ref(out, x, w, n, eps);
+	if (isa == ENGINE_OPS_ISA_AVX512 && engine_ops_isa_supported(isa)) {
+		engine_op_rmsnorm_finish(out, x, w, n, eps, engine_ops_sumsq_avx512(x, n));
 		return;
 	}
-	/* from here on the reference's steps, in its order */
-	const float mean = (float)(sum / (double)n);
-	const float scale = 1.0f / sqrtf(mean + eps);
-	if (w) {
-		for (int64_t i = 0; i < n; i++)
-			out[i] = x[i] * scale * w[i];
-	} else {
-		for (int64_t i = 0; i < n; i++)
-			out[i] = x[i] * scale;
+	if (isa == ENGINE_OPS_ISA_AVX2 && engine_ops_isa_supported(isa)) {
+		engine_op_rmsnorm_finish(out, x, w, n, eps, engine_ops_sumsq_avx2(x, n));
+		return;
 	}
+#endif
+	(void)isa;
+	engine_op_rmsnorm_ref(out, x, w, n, eps);
 }
