@@ -392,6 +392,20 @@ struct membw_probe {
 	const char *isa;
 };
 
+/* Frees what membw_probe_new made once its workers are gone (joined, or
+ * never started): the barriers, the gate, the mapping, the records. */
+static void probe_release(struct membw_probe *p)
+{
+	struct membw_shared *sh = &p->sh;
+	pthread_barrier_destroy(&sh->end);
+	pthread_barrier_destroy(&sh->start);
+	pthread_cond_destroy(&sh->cv);
+	pthread_mutex_destroy(&sh->mu);
+	munmap(p->map, p->map_len);
+	free(p->w);
+	free(p);
+}
+
 struct membw_probe *membw_probe_new(const struct membw_opts *o)
 {
 	struct membw_probe *p = calloc(1, sizeof *p);
@@ -457,11 +471,8 @@ struct membw_probe *membw_probe_new(const struct membw_opts *o)
 	pthread_barrier_wait(&sh->end); /* buffer filled */
 	return p;
 out_sync:
-	pthread_barrier_destroy(&sh->end);
-	pthread_barrier_destroy(&sh->start);
-	pthread_cond_destroy(&sh->cv);
-	pthread_mutex_destroy(&sh->mu);
-	munmap(p->map, p->map_len);
+	probe_release(p);
+	return NULL;
 out_workers:
 	free(p->w);
 out_free:
@@ -536,13 +547,7 @@ void membw_probe_free(struct membw_probe *p)
 	pthread_barrier_wait(&sh->start);
 	for (int i = 0; i < sh->threads; i++)
 		pthread_join(p->w[i].th, NULL);
-	pthread_barrier_destroy(&sh->end);
-	pthread_barrier_destroy(&sh->start);
-	pthread_cond_destroy(&sh->cv);
-	pthread_mutex_destroy(&sh->mu);
-	munmap(p->map, p->map_len);
-	free(p->w);
-	free(p);
+	probe_release(p);
 }
 
 int membw_measure(const struct membw_opts *o, struct membw_result *out)

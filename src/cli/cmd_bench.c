@@ -300,9 +300,6 @@ static int run_prefix(struct engine_ctx *ctx, const int32_t *toks, int32_t n_pre
 	return 0;
 }
 
-/* --seqs: s sequences decoded together, one token each per step (one pass
- * over the weights per step), n steps from empty caches; every sequence's
- * logits are computed, as serving needs them. Aggregate tokens/s. */
 /* The mean over repetitions of a[r] / b[r] (b: the first count's samples,
  * taken in the same round): the ratio with the host's drift between rounds
  * divided out; 0 when there is nothing to pair. */
@@ -319,7 +316,9 @@ static double seqs_ratio_paired(const struct bench_stat *a, const struct bench_s
 	return k ? sum / k : 0.0;
 }
 
-/* --seqs: s sequences decoded together, one token each per step. One
+/* --seqs: s sequences decoded together, one token each per step (one pass
+ * over the weights per step), n steps from empty caches; every sequence's
+ * logits are computed, as serving needs them; aggregate tokens/s. One
  * runner per sequence count; the counts take turns repetition by
  * repetition (run_seqs_all) so a host that slows down for a minute slows
  * every count alike and the ratios between them stay meaningful. */
