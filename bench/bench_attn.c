@@ -18,16 +18,6 @@
 #include <string.h>
 #include <time.h>
 
-static uint64_t rng = 88172645463325252ull;
-
-static float rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
-
 struct cfg {
 	int32_t n_tok, n_head, n_head_kv, hd;
 	enum engine_kv_type kv;
@@ -110,14 +100,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (size_t i = 0; i < q_n; i++)
-		c.q[i] = rnd();
+		c.q[i] = bench_rnd();
 	for (size_t i = 0; i < kv_n; i++) {
 		if (c.kv == ENGINE_KV_F16) {
-			((uint16_t *)c.k)[i] = tk_fp32_to_fp16(rnd());
-			((uint16_t *)c.v)[i] = tk_fp32_to_fp16(rnd());
+			((uint16_t *)c.k)[i] = tk_fp32_to_fp16(bench_rnd());
+			((uint16_t *)c.v)[i] = tk_fp32_to_fp16(bench_rnd());
 		} else {
-			((float *)c.k)[i] = rnd();
-			((float *)c.v)[i] = rnd();
+			((float *)c.k)[i] = bench_rnd();
+			((float *)c.v)[i] = bench_rnd();
 		}
 	}
 	printf("attention, one layer, 1 thread: p=%d heads=%d kv_heads=%d head_dim=%d kv=%s, "

@@ -18,16 +18,6 @@
 #include <string.h>
 #include <time.h>
 
-static uint64_t rng = 88172645463325252ull;
-
-static float rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
-
 /* RoPE with cos and sin computed per head and pair (ops.c before the table) */
 static void rope_per_head(float *x, int32_t n_head, int32_t head_dim, int32_t pos,
 			  const struct engine_rope *rope)
@@ -85,15 +75,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (size_t i = 0; i < n; i++) {
-		x0[i] = 4.0f * rnd();
-		g[i] = rnd();
+		x0[i] = 4.0f * bench_rnd();
+		g[i] = bench_rnd();
 	}
 	for (int i = 0; i < embd; i++) {
-		h[i] = rnd();
-		w[i] = 1.0f + 0.1f * rnd();
+		h[i] = bench_rnd();
+		w[i] = 1.0f + 0.1f * bench_rnd();
 	}
 	for (int i = 0; i < heads * dim; i++)
-		q[i] = rnd();
+		q[i] = bench_rnd();
 	const int iters_silu = (int)(2e7 / (double)n) + 1, iters_norm = (int)(2e7 / embd) + 1;
 	const int iters_rope = 200000 / heads + 1;
 	double best_silu[ENGINE_OPS_ISA_COUNT], best_norm[ENGINE_OPS_ISA_COUNT], best_rope[2];
