@@ -65,7 +65,14 @@
  * 0; measured faster than VPMULLD at nc = 8 too). Every gemm call prefetches the
  * weights TK_PREFETCH_AHEAD ahead (quant_simd.h): a group of a long row is
  * streamed once per call, so batched decode (nc = 2..4) reads from DRAM
- * too. The gemv (ng = 1..8 specialized) does not prefetch.
+ * too. The prefetches are spread, one per line as the kernel reads it (the
+ * 5 lines of scales, mins and halves at the super-block's start, each code
+ * line with its chunk load), not the super-block's 37 lines at once: a
+ * burst of 37 waits for fill buffers and stalls the arithmetic behind it;
+ * spread, the gemm read 1.15-1.3x faster from DRAM at nc = 2..8 (2
+ * threads) and 4 decoded sequences ran 1.1-1.3x faster (docs/benchmarks.md,
+ * "q4_kx16 gemm: spread prefetch"). The gemv (ng = 1..8 specialized) does
+ * not prefetch.
  */
 #if defined(__x86_64__)
 
@@ -113,7 +120,9 @@ AINL void q4kp_kern(int64_t nb, float *out, size_t ldo, const uint8_t *g, const 
 	for (int c = 0; c < C; c++)
 		accf[c] = _mm512_setzero_ps();
 	for (int64_t b = 0; b < nb; b++, g += TK_PQ4K_BYTES, y += Y_BLOCK) {
-		tk_prefetch_weights(g, TK_PQ4K_BYTES);
+		/* the scales, mins and halves now; each code line as its
+		 * chunk is read (below) */
+		tk_prefetch_weights(g, TK_PQ4K_Q);
 		/* isum in float, exactly: two partial sums over sub-blocks 0..3
 		 * and 4..7 (bounds in the header) */
 		__m512 fs0[TK_PACK_COLS], fs1[TK_PACK_COLS];
@@ -137,6 +146,7 @@ AINL void q4kp_kern(int64_t nb, float *out, size_t ldo, const uint8_t *g, const 
 			}
 			for (int k = 0; k < 4; k++) {
 				const __m512i v = _mm512_loadu_si512(q + 64 * k);
+				tk_prefetch_weights(q + 64 * k, 64);
 				const __m512i lo = _mm512_and_si512(v, nib);
 				const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
 				for (int c = 0; c < C; c++) {
