@@ -39,6 +39,7 @@
 #include "engine/pack_f16.h"
 
 #include "engine/fp16.h"
+#include "engine/pack_ref.h"
 
 #include <math.h>
 #include <string.h>
@@ -48,9 +49,9 @@ size_t tk_pack_f16_group_size(int64_t n)
 	return n > 0 ? (size_t)n * TK_PACK_ROWS * sizeof(uint16_t) : 0;
 }
 
-/* dst[32e + 2r .. +1] = file row r's element e. Reads each row once,
- * sequentially; writes 2 bytes per 32-byte stride. */
-void tk_pack_f16_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
+/* The reference packer (pack_ref.h): dst[32e + 2r .. +1] = file row r's
+ * element e, 2 bytes at a time. */
+void tk_pack_f16_pack_ref(void *dst, const void *src, size_t row_bytes, int64_t n)
 {
 	unsigned char *d = dst;
 	const unsigned char *s = src;
@@ -60,6 +61,43 @@ void tk_pack_f16_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
 		for (int64_t e = 0; e < n; e++)
 			memcpy(col + (size_t)e * 32, row + 2 * (size_t)e, 2);
 	}
+}
+
+/* The load-time packer (pack_ref.h): the reference's bytes, as 4 x 4
+ * transposes of halfs in 64-bit words. Elements e .. e + 3 of rows
+ * r .. r + 3 are four 64-bit loads (one per row); two rounds of masks and
+ * shifts turn them into four words each holding one element of the four
+ * rows, stored at 32e' + 2r. The 16 rows' 4 elements (128 bytes, two
+ * cache lines of the group) are written whole before the next 4; a tail
+ * of n % 4 elements goes 2 bytes at a time. */
+void tk_pack_f16_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
+{
+	const uint64_t m16 = 0x0000ffff0000ffffu, m32 = 0x00000000ffffffffu;
+	unsigned char *d = dst;
+	const unsigned char *s = src;
+	int64_t e = 0;
+	for (; e + 4 <= n; e += 4) {
+		unsigned char *o = d + (size_t)e * 32;
+		const unsigned char *p = s + 2 * (size_t)e;
+		for (int r = 0; r < TK_PACK_ROWS; r += 4, o += 8, p += 4 * row_bytes) {
+			const uint64_t a = tk_pack_ld64(p), b = tk_pack_ld64(p + row_bytes);
+			const uint64_t c = tk_pack_ld64(p + 2 * row_bytes);
+			const uint64_t f = tk_pack_ld64(p + 3 * row_bytes);
+			/* (a0 b0 a2 b2), (a1 b1 a3 b3), the same for c and f */
+			const uint64_t t0 = (a & m16) | (b & m16) << 16;
+			const uint64_t t1 = (a >> 16 & m16) | (b & ~m16);
+			const uint64_t u0 = (c & m16) | (f & m16) << 16;
+			const uint64_t u1 = (c >> 16 & m16) | (f & ~m16);
+			tk_pack_st64(o, (t0 & m32) | u0 << 32);
+			tk_pack_st64(o + 32, (t1 & m32) | u1 << 32);
+			tk_pack_st64(o + 64, t0 >> 32 | (u0 & ~m32));
+			tk_pack_st64(o + 96, t1 >> 32 | (u1 & ~m32));
+		}
+	}
+	for (; e < n; e++)
+		for (int r = 0; r < TK_PACK_ROWS; r++)
+			memcpy(d + (size_t)e * 32 + 2 * (size_t)r, s + (size_t)r * row_bytes + 2 * (size_t)e,
+			       2);
 }
 
 /* The reference product: the arithmetic above, one cell at a time. */

@@ -43,6 +43,7 @@
 #include "engine/pack_q4_k.h"
 
 #include "engine/fp16.h"
+#include "engine/pack_ref.h"
 
 #include <string.h>
 
@@ -67,7 +68,8 @@ static void scale_min(int j, const unsigned char *q, unsigned *sc, unsigned *m)
 	}
 }
 
-void tk_pack_q4_k_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
+/* The reference packer (pack_ref.h): element by element, from the layout. */
+void tk_pack_q4_k_pack_ref(void *dst, const void *src, size_t row_bytes, int64_t n)
 {
 	const int64_t nb = n / TK_QK_K;
 	const unsigned char *s = src;
@@ -98,6 +100,54 @@ void tk_pack_q4_k_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
 						q[64 * k + i] = (unsigned char)(e[4 * k + i] |
 										e[16 + 4 * k + i] << 4);
 			}
+		}
+	}
+}
+
+/* The load-time packer (pack_ref.h): the reference's bytes, by words.
+ * Sub-blocks 2h and 2h + 1 of a row share the file's 32 bytes qs[32h ..]
+ * (low nibbles: sub-block 2h, high: 2h + 1), and the packed byte of chunk
+ * k, byte i pairs element 4k + i with element 16 + 4k + i of its
+ * sub-block: with A = qs[32h + 8m ..] and B = qs[32h + 16 + 8m ..] as
+ * 64-bit words (chunks k = 2m, 2m + 1),
+ *     sub-block 2h:     (A & 0x0f..) | (B & 0x0f..) << 4,
+ *     sub-block 2h + 1: (A >> 4 & 0x0f..) | (B & 0xf0..),
+ * each word two chunks' 32-bit stores. The scales and mins are decoded
+ * as the reference does; a row's 4 mins of half t are one 32-bit store. */
+void tk_pack_q4_k_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
+{
+	const int64_t nb = n / TK_QK_K;
+	const uint64_t lo4 = 0x0f0f0f0f0f0f0f0fu, hi4 = 0xf0f0f0f0f0f0f0f0u;
+	const unsigned char *s = src;
+	unsigned char *g = dst;
+	for (int64_t b = 0; b < nb; b++, g += TK_PQ4K_BYTES) {
+		const unsigned char *blk = s + (size_t)b * Q4K_FILE_BYTES;
+		for (int r = 0; r < TK_PACK_ROWS; r++, blk += row_bytes) {
+			memcpy(g + TK_PQ4K_D + 2 * r, blk, 2);
+			memcpy(g + TK_PQ4K_DMIN + 2 * r, blk + 2, 2);
+			uint32_t mins[2] = { 0, 0 };
+			for (int j = 0; j < 8; j++) {
+				unsigned sc, m;
+				scale_min(j, blk + 4, &sc, &m);
+				g[TK_PQ4K_SC + 16 * j + r] = (unsigned char)sc;
+				mins[j / 4] |= (uint32_t)m << (8 * (j % 4));
+			}
+			tk_pack_st32(g + TK_PQ4K_M + 4 * r, mins[0]);
+			tk_pack_st32(g + TK_PQ4K_M + 64 + 4 * r, mins[1]);
+			const unsigned char *qs = blk + 16;
+			unsigned char *q = g + TK_PQ4K_Q + 4 * r;
+			for (int h = 0; h < 4; h++, qs += 32, q += 512)
+				for (int m = 0; m < 2; m++) {
+					const uint64_t a = tk_pack_ld64(qs + 8 * m);
+					const uint64_t c = tk_pack_ld64(qs + 16 + 8 * m);
+					const uint64_t w0 = (a & lo4) | (c & lo4) << 4;
+					const uint64_t w1 = (a >> 4 & lo4) | (c & hi4);
+					unsigned char *q0 = q + 128 * m; /* sub-block 2h, chunk 2m */
+					tk_pack_st32(q0, (uint32_t)w0);
+					tk_pack_st32(q0 + 64, (uint32_t)(w0 >> 32));
+					tk_pack_st32(q0 + 256, (uint32_t)w1);
+					tk_pack_st32(q0 + 256 + 64, (uint32_t)(w1 >> 32));
+				}
 		}
 	}
 }

@@ -44,6 +44,7 @@
 #include "engine/pack_q6_k.h"
 
 #include "engine/fp16.h"
+#include "engine/pack_ref.h"
 
 #include <string.h>
 
@@ -68,7 +69,8 @@ static int file_code(const uint8_t *b, int e)
 	return lo | hi << 4;
 }
 
-void tk_pack_q6_k_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
+/* The reference packer (pack_ref.h): element by element, from the layout. */
+void tk_pack_q6_k_pack_ref(void *dst, const void *src, size_t row_bytes, int64_t n)
 {
 	const int64_t nb = n / TK_QK_K;
 	uint8_t *out = dst;
@@ -91,6 +93,49 @@ void tk_pack_q6_k_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
 					for (int j = 0; j < 4; j++)
 						q[64 * v + 4 * r + j] =
 							(uint8_t)(c[4 * v + j] | (c[12 + j] >> (2 * v) & 3) << 6);
+			}
+		}
+	}
+}
+
+/* The load-time packer (pack_ref.h): the reference's bytes, by words.
+ * Sub-block s (elements 16s .. 16s + 15) lies in one 32-element run of the
+ * file block: with h = s / 8, k = s / 2 % 4 and o = 16 * (s % 2), its low
+ * 4 bits are nibble k / 2 of ql[64h + 32 * (k % 2) + o ..] and its high 2
+ * bits are bits 2k, 2k+1 of qh[32h + o ..], 16 consecutive bytes each, so
+ * two 64-bit words of codes come from two words of each:
+ *     c = (ql >> 4 * (k / 2) & 0x0f..) | (qh >> 2k & 0x03..) << 4,
+ * and the three packed words of the row are codes 4v .. 4v + 3 OR'd with
+ * bits 2v, 2v+1 of codes 12 .. 15 moved to bits 6..7. Super-block i of the
+ * 16 rows is read, then its 3328 bytes are written, before i + 1. */
+void tk_pack_q6_k_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
+{
+	const int64_t nb = n / TK_QK_K;
+	const uint64_t lo4 = 0x0f0f0f0f0f0f0f0fu, lo2 = 0x0303030303030303u;
+	const uint32_t lo2w = 0x03030303u;
+	uint8_t *out = dst;
+	uint8_t *sbs = out + (size_t)nb * 32;
+	for (int64_t i = 0; i < nb; i++) {
+		uint8_t *sb = sbs + (size_t)i * SB_BYTES;
+		const uint8_t *b = (const uint8_t *)src + (size_t)i * Q6K_BYTES;
+		for (int r = 0; r < TK_PACK_ROWS; r++, b += row_bytes) {
+			memcpy(out + (size_t)i * 32 + 2 * r, b + 208, 2); /* d, as stored */
+			for (int s = 0; s < 16; s++)
+				sb[16 * s + r] = b[192 + s];
+			for (int s = 0; s < 16; s++) {
+				const int h = s / 8, k = s / 2 % 4, o = 16 * (s % 2);
+				const uint8_t *ql = b + 64 * h + 32 * (k % 2) + o;
+				const uint8_t *qh = b + 128 + 32 * h + o;
+				const int ls = 4 * (k / 2), hs = 2 * k;
+				const uint64_t c0 = (tk_pack_ld64(ql) >> ls & lo4) |
+						    (tk_pack_ld64(qh) >> hs & lo2) << 4;
+				const uint64_t c1 = (tk_pack_ld64(ql + 8) >> ls & lo4) |
+						    (tk_pack_ld64(qh + 8) >> hs & lo2) << 4;
+				const uint32_t top = (uint32_t)(c1 >> 32); /* codes 12..15 */
+				uint8_t *q = sb + 256 + 192 * s + 4 * r;
+				tk_pack_st32(q, (uint32_t)c0 | (top & lo2w) << 6);
+				tk_pack_st32(q + 64, (uint32_t)(c0 >> 32) | (top >> 2 & lo2w) << 6);
+				tk_pack_st32(q + 128, (uint32_t)c1 | (top >> 4 & lo2w) << 6);
 			}
 		}
 	}

@@ -18,6 +18,7 @@
 #include "engine/quant_pack.h"
 
 #include "engine/fp16.h"
+#include "engine/pack_ref.h"
 
 #include <string.h>
 
@@ -28,7 +29,8 @@ size_t tk_pack_q8_0_group_size(int64_t n)
 	return (size_t)(n / TK_QK8_0) * Q8P_BLOCK;
 }
 
-void tk_pack_q8_0_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
+/* The reference packer (pack_ref.h): one byte at a time, from the layout. */
+void tk_pack_q8_0_pack_ref(void *dst, const void *src, size_t row_bytes, int64_t n)
 {
 	const int64_t nb = n / TK_QK8_0;
 	const unsigned char *s = src;
@@ -42,6 +44,30 @@ void tk_pack_q8_0_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
 			for (int k = 0; k < TK_QK8_0 / 4; k++)
 				for (int i = 0; i < 4; i++)
 					g[32 + 64 * k + 4 * r + i] = (unsigned char)(blk[2 + 4 * k + i] ^ 0x80u);
+		}
+	}
+}
+
+/* The load-time packer (pack_ref.h): the same bytes as the reference,
+ * a block's 8 quant chunks of a row as two 64-bit loads and eight 32-bit
+ * stores, each flipped with one XOR. Block b of the 16 rows is read, then
+ * its 544 bytes are written whole before block b + 1. */
+void tk_pack_q8_0_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
+{
+	const int64_t nb = n / TK_QK8_0;
+	const uint64_t flip = 0x8080808080808080u;
+	const unsigned char *s = src;
+	unsigned char *g = dst;
+	for (int64_t b = 0; b < nb; b++, g += Q8P_BLOCK) {
+		const unsigned char *blk = s + (size_t)b * sizeof(struct tk_block_q8_0);
+		for (int r = 0; r < TK_PACK_ROWS; r++, blk += row_bytes) {
+			memcpy(g + 2 * r, blk, 2);
+			unsigned char *q = g + 32 + 4 * r;
+			for (int k = 0; k < TK_QK8_0 / 4; k += 2) {
+				const uint64_t w = tk_pack_ld64(blk + 2 + 4 * k) ^ flip;
+				tk_pack_st32(q + 64 * k, (uint32_t)w);
+				tk_pack_st32(q + 64 * (k + 1), (uint32_t)(w >> 32));
+			}
 		}
 	}
 }
