@@ -1,23 +1,20 @@
 /*
  * attn_kernel.h — private to the attention SIMD variants: the arguments of
  * one call (struct engine_attn_call) and, when AK_FN is defined, the kernel
- * itself, written once over a small vector vocabulary that attn_avx2.c and
- * attn_avx512.c define before including this file (so both variants are the
- * same algorithm; only the lane count and the register blocking differ).
+ * itself, written once over vec.h's vector vocabulary, which attn_avx2.c
+ * and attn_avx512.c name for their ISA before including this file (so both
+ * variants are the same algorithm; only the lane count and the register
+ * blocking differ).
  *
- * The includer defines:
- *   akv                the vector of AK_VL floats
- *   AK_VL              lanes; AK_ROWS rows one pass holds (a multiple of
- *                      AK_VL, <= ENGINE_ATTN_ROWS); AK_JB positions per
- *                      score tile; AK_DB head dimensions per p.v tile
+ * The includer includes its ISA's vocabulary (vec_avx2.h, vec_avx512.h:
+ * vf, VF_LANES, v_*, and vec.h's v_exp_parts) and defines:
+ *   AK_VL              lanes (VF_LANES); AK_ROWS rows one pass holds (a
+ *                      multiple of AK_VL, <= ENGINE_ATTN_ROWS); AK_JB
+ *                      positions per score tile; AK_DB head dimensions per
+ *                      p.v tile
  *   AK_FN(name)        the variant's name for a function
- *   v_zero v_set1 v_load v_store v_fma(a, b, c) = a * b + c, v_mul v_sub
- *   v_max v_sel_gt(a, b, t, f) / v_sel_lt: (a > b) / (a < b) ? t : f per
- *   lane; v_round (to nearest integer), v_pow2i(n) (2^n for integral n in
- *   -126..127), v_load_f16 (AK_VL binary16 values from memory, widened),
- *   v_round_f16 (to the nearest binary16, as a float; ties to even)
- *   ak_dsum_add(double *d, akv x): d[l] += (double)x[l] for each lane
- *   ak_dsum_mul(double *d, akv x): d[l] *= (double)x[l]
+ *   ak_dsum_add(double *d, vf x): d[l] += (double)x[l] for each lane
+ *   ak_dsum_mul(double *d, vf x): d[l] *= (double)x[l]
  *
  * Layout of one pass (R rows r = t * gc + i: token t of the pass, query head
  * i of the chunk; RP = R rounded up to AK_VL; padding rows see nothing):
@@ -62,27 +59,17 @@ static inline size_t engine_attn_pass_floats(size_t rows_max, size_t head_dim)
 
 #define AK_ALIGN(p) ((float *)(((uintptr_t)(p) + 63) & ~(uintptr_t)63))
 
-/* exp(x) for x <= 88: n = round(x / ln 2), r = x - n ln 2 in two FMA steps
- * (|r| <= ln 2 / 2), exp(r) by its Taylor polynomial of degree 7 (the
- * truncation error r^8/8! < 5.1e-9, under 0.1 ulp), times 2^n; x below
- * ln FLT_MIN gives 0. Error bound measured in test_attn_simd.c. */
-static inline akv AK_FN(exp)(akv x)
+/* exp(x) for x <= 88: p 2^n from vec.h's v_exp_parts (error under 0.1 ulp
+ * before the product), 2^n as one exponent field; x below ln FLT_MIN gives
+ * 0. Error bound measured in test_attn_simd.c. */
+static inline vf AK_FN(exp)(vf x)
 {
-	const akv n = v_round(v_mul(x, v_set1(1.44269504088896341f)));
-	akv r = v_fma(n, v_set1(-0.693145751953125f), x); /* ln 2, high bits */
-	r = v_fma(n, v_set1(-1.42860682030941723e-6f), r); /* ln 2 - high */
-	akv p = v_set1(1.0f / 5040.0f);
-	p = v_fma(p, r, v_set1(1.0f / 720.0f));
-	p = v_fma(p, r, v_set1(1.0f / 120.0f));
-	p = v_fma(p, r, v_set1(1.0f / 24.0f));
-	p = v_fma(p, r, v_set1(1.0f / 6.0f));
-	p = v_fma(p, r, v_set1(0.5f));
-	p = v_fma(p, r, v_set1(1.0f));
-	p = v_fma(p, r, v_set1(1.0f));
-	const akv lo = v_set1(ENGINE_ATTN_EXP_MIN);
+	vf n;
+	const vf p = v_exp_parts(x, &n);
+	const vf lo = v_set1(ENGINE_ATTN_EXP_MIN);
 	/* n is clamped so that 2^n stays a normal float where the result is
 	 * discarded anyway (x < lo, -inf) */
-	const akv y = v_mul(p, v_pow2i(v_max(n, v_set1(-126.0f))));
+	const vf y = v_mul(p, v_pow2i(v_max(n, v_set1(-126.0f))));
 	return v_sel_lt(x, lo, v_zero(), y);
 }
 
@@ -105,18 +92,18 @@ void AK_FN(engine_attn_exp)(float *y, const float *x, size_t n)
  * j < nb, NV vectors of rows, JB positions per register tile. */
 static inline __attribute__((always_inline)) void
 AK_FN(scores_tile)(float *s, const float *qt, const float *kb, size_t kstride, int32_t hd,
-		   size_t rp, akv scale, const int NV, const int JB)
+		   size_t rp, vf scale, const int NV, const int JB)
 {
-	akv acc[AK_JB][AK_ROWS / AK_VL];
+	vf acc[AK_JB][AK_ROWS / AK_VL];
 	for (int jj = 0; jj < JB; jj++)
 		for (int v = 0; v < NV; v++)
 			acc[jj][v] = v_zero();
 	for (int32_t d = 0; d < hd; d++) {
-		akv qv[AK_ROWS / AK_VL];
+		vf qv[AK_ROWS / AK_VL];
 		for (int v = 0; v < NV; v++)
 			qv[v] = v_load(qt + (size_t)d * rp + (size_t)v * AK_VL);
 		for (int jj = 0; jj < JB; jj++) {
-			const akv kd = v_set1(kb[(size_t)jj * kstride + (size_t)d]);
+			const vf kd = v_set1(kb[(size_t)jj * kstride + (size_t)d]);
 			for (int v = 0; v < NV; v++)
 				acc[jj][v] = v_fma(qv[v], kd, acc[jj][v]);
 		}
@@ -128,7 +115,7 @@ AK_FN(scores_tile)(float *s, const float *qt, const float *kb, size_t kstride, i
 
 static inline __attribute__((always_inline)) void
 AK_FN(scores_nv)(float *s, const float *qt, const float *kb, size_t kstride, int32_t nb,
-		 int32_t hd, size_t rp, akv scale, const int NV)
+		 int32_t hd, size_t rp, vf scale, const int NV)
 {
 	int32_t j = 0;
 	for (; j + AK_JB <= nb; j += AK_JB)
@@ -142,7 +129,7 @@ AK_FN(scores_nv)(float *s, const float *qt, const float *kb, size_t kstride, int
 static void AK_FN(scores)(float *s, const float *qt, const float *kb, size_t kstride,
 			  int32_t nb, int32_t hd, size_t rp, float scale)
 {
-	const akv sc = v_set1(scale);
+	const vf sc = v_set1(scale);
 	switch (rp / AK_VL) {
 	case 1:
 		AK_FN(scores_nv)(s, qt, kb, kstride, nb, hd, rp, sc, 1);
@@ -165,16 +152,16 @@ static inline __attribute__((always_inline)) void
 AK_FN(pv_tile)(float *acc, const float *s, const float *vb, size_t vstride, int32_t nb,
 	       size_t rp, const int NV, const int DB)
 {
-	akv a[AK_DB][AK_ROWS / AK_VL];
+	vf a[AK_DB][AK_ROWS / AK_VL];
 	for (int dd = 0; dd < DB; dd++)
 		for (int v = 0; v < NV; v++)
 			a[dd][v] = v_load(acc + (size_t)dd * rp + (size_t)v * AK_VL);
 	for (int32_t j = 0; j < nb; j++) {
-		akv p[AK_ROWS / AK_VL];
+		vf p[AK_ROWS / AK_VL];
 		for (int v = 0; v < NV; v++)
 			p[v] = v_load(s + (size_t)j * rp + (size_t)v * AK_VL);
 		for (int dd = 0; dd < DB; dd++) {
-			const akv vd = v_set1(vb[(size_t)j * vstride + (size_t)dd]);
+			const vf vd = v_set1(vb[(size_t)j * vstride + (size_t)dd]);
 			for (int v = 0; v < NV; v++)
 				a[dd][v] = v_fma(p[v], vd, a[dd][v]);
 		}
@@ -246,9 +233,9 @@ static const float *AK_FN(block_rows)(float *buf, const void *cache,
 /* Positions after a row's own get -inf (the causal mask inside the run). */
 static void AK_FN(mask)(float *s, const float *rpos, int32_t j0, int32_t nb, size_t rp)
 {
-	const akv ninf = v_set1(-INFINITY);
+	const vf ninf = v_set1(-INFINITY);
 	for (int32_t j = 0; j < nb; j++) {
-		const akv jp = v_set1((float)(j0 + j));
+		const vf jp = v_set1((float)(j0 + j));
 		for (size_t r = 0; r < rp; r += AK_VL) {
 			float *p = s + (size_t)j * rp + r;
 			v_store(p, v_sel_gt(jp, v_load(rpos + r), ninf, v_load(p)));
@@ -286,7 +273,7 @@ static void AK_FN(pass)(const struct engine_attn_call *a, int32_t t0, int32_t nt
 			int32_t d = 0;
 			for (; d + AK_VL <= hd; d += AK_VL) {
 				float tmp[AK_VL];
-				akv x = v_load(qr + d);
+				vf x = v_load(qr + d);
 				v_store(tmp, f16 ? v_round_f16(x) : x);
 				for (int l = 0; l < AK_VL; l++)
 					qt[(size_t)(d + l) * rp + r] = tmp[l];
@@ -314,15 +301,15 @@ static void AK_FN(pass)(const struct engine_attn_call *a, int32_t t0, int32_t nt
 		if (j0 + nb - 1 > p_first)
 			AK_FN(mask)(s, rpos, j0, nb, rp);
 		for (size_t r = 0; r < rp; r += AK_VL) {
-			akv bmax = v_set1(-INFINITY);
+			vf bmax = v_set1(-INFINITY);
 			for (int32_t j = 0; j < nb; j++)
 				bmax = v_max(bmax, v_load(s + (size_t)j * rp + r));
-			const akv m_old = v_load(mx + r);
-			const akv m_new = v_max(m_old, bmax);
-			const akv ninf = v_set1(-INFINITY);
+			const vf m_old = v_load(mx + r);
+			const vf m_new = v_max(m_old, bmax);
+			const vf ninf = v_set1(-INFINITY);
 			/* a row that has seen nothing yet subtracts 0: exp(-inf) = 0 */
-			const akv m_safe = v_sel_gt(m_new, ninf, m_new, v_zero());
-			const akv f = AK_FN(exp)(v_sub(m_old, m_safe));
+			const vf m_safe = v_sel_gt(m_new, ninf, m_new, v_zero());
+			const vf f = AK_FN(exp)(v_sub(m_old, m_safe));
 			v_store(mx + r, m_new);
 			v_store(msafe + r, m_safe);
 			ak_dsum_mul(sumd + r, f);
@@ -331,7 +318,7 @@ static void AK_FN(pass)(const struct engine_attn_call *a, int32_t t0, int32_t nt
 					v_store(acc + d * rp + r, v_mul(v_load(acc + d * rp + r), f));
 			for (int32_t j = 0; j < nb; j++) {
 				float *sj = s + (size_t)j * rp + r;
-				const akv p = AK_FN(exp)(v_sub(v_load(sj), m_safe));
+				const vf p = AK_FN(exp)(v_sub(v_load(sj), m_safe));
 				ak_dsum_add(sumd + r, p);
 				v_store(sj, p);
 			}
@@ -356,10 +343,10 @@ static void AK_FN(pass)(const struct engine_attn_call *a, int32_t t0, int32_t nt
 			if (j0 + nb - 1 > p_first)
 				AK_FN(mask)(s, rpos, j0, nb, rp);
 			for (size_t r = 0; r < rp; r += AK_VL) {
-				const akv m_safe = v_load(msafe + r), iv = v_load(inv + r);
+				const vf m_safe = v_load(msafe + r), iv = v_load(inv + r);
 				for (int32_t j = 0; j < nb; j++) {
 					float *sj = s + (size_t)j * rp + r;
-					const akv e = AK_FN(exp)(v_sub(v_load(sj), m_safe));
+					const vf e = AK_FN(exp)(v_sub(v_load(sj), m_safe));
 					v_store(sj, v_round_f16(v_mul(e, iv)));
 				}
 			}

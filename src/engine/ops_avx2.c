@@ -8,35 +8,24 @@
 #include "engine/ops_simd.h"
 
 #if defined(__x86_64__)
-#include <immintrin.h>
+#include "engine/vec_avx2.h"
 
 /* silu(x) * g per lane (ops_simd.h), with t = exp(-|x|):
  * x >= 0: x / (1 + t); x < 0: x t / (1 + t), x t as (x p) 2^n, so the few
  * results below FLT_MIN underflow gradually rather than through a t that
- * already lost bits. exp: -|x| = n ln 2 + r with |r| <= ln 2 / 2 (ln 2 in
- * two parts), exp(r) = p by the Taylor polynomial of degree 7 (truncation
- * under 0.1 ulp); 2^n as 2^n1 2^n2 (n1 = floor(n / 2)), two normal floats
- * for every n >= -160, so the first product is exact and the second rounds
- * once (gradually below FLT_MIN). For x <= ENGINE_OPS_SILU_ZERO
- * (-inf included) x t is x * 0, which is -0 or, for -inf, NaN: the
- * scalar path's values. NaN stays NaN (VMAXPS returns its second operand
- * when either is NaN; p is then NaN). */
+ * already lost bits. exp(-|x|) = p 2^n by vec.h's v_exp_parts; 2^n as
+ * 2^n1 2^n2 (n1 = floor(n / 2)), two normal floats for every n >= -160,
+ * so the first product is exact and the second rounds once (gradually
+ * below FLT_MIN). For x <= ENGINE_OPS_SILU_ZERO (-inf included) x t is
+ * x * 0, which is -0 or, for -inf, NaN: the scalar path's values. NaN
+ * stays NaN (VMAXPS returns its second operand when either is NaN; p is
+ * then NaN). */
 static inline __m256 silu_mul8(__m256 x, __m256 g)
 {
 	const __m256 a = _mm256_or_ps(x, _mm256_set1_ps(-0.0f));
 	const __m256 ac = _mm256_max_ps(_mm256_set1_ps(ENGINE_OPS_EXP_CLAMP), a);
-	const __m256 n = _mm256_round_ps(_mm256_mul_ps(ac, _mm256_set1_ps(ENGINE_OPS_LOG2E)),
-					 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-	__m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(ENGINE_OPS_LN2_HI), ac);
-	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(ENGINE_OPS_LN2_LO), r);
-	__m256 p = _mm256_set1_ps(1.0f / 5040.0f);
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+	__m256 n;
+	const __m256 p = v_exp_parts(ac, &n);
 	const __m256i ni = _mm256_cvtps_epi32(n);
 	const __m256i n1 = _mm256_srai_epi32(ni, 1);
 	const __m256i bias = _mm256_set1_epi32(127);

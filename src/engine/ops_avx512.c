@@ -8,35 +8,23 @@
 #include "engine/ops_simd.h"
 
 #if defined(__x86_64__)
-#include <immintrin.h>
+#include "engine/vec_avx512.h"
 
 /* silu(x) * g per lane (ops_simd.h), with t = exp(-|x|):
  * x >= 0: x / (1 + t); x < 0: x t / (1 + t), x t as (x p) 2^n, so the few
  * results below FLT_MIN underflow gradually rather than through a t that
- * already lost bits. exp: -|x| = n ln 2 + r with |r| <= ln 2 / 2 (ln 2 in
- * two parts, r exact to about 2^-40), exp(r) = p by the Taylor polynomial of
- * degree 7 (truncation r^8 / 8! < 5.1e-9, under 0.1 ulp), times 2^n by
- * VSCALEFPS (correct subnormals, 0 below them). For x <= ENGINE_OPS_SILU_ZERO
- * (-inf included) x t is x * 0, which is -0 or, for -inf, NaN:
- * the scalar path's values. NaN stays NaN (VMAXPS returns
- * its second operand when either is NaN, and NaN < 0 is false). */
+ * already lost bits. exp(-|x|) = p 2^n by vec.h's v_exp_parts, times 2^n
+ * by VSCALEFPS (correct subnormals, 0 below them). For x <=
+ * ENGINE_OPS_SILU_ZERO (-inf included) x t is x * 0, which is -0 or, for
+ * -inf, NaN: the scalar path's values. NaN stays NaN (VMAXPS returns its
+ * second operand when either is NaN, and NaN < 0 is false). */
 static inline __m512 silu_mul16(__m512 x, __m512 g)
 {
 	const __m512 a = _mm512_castsi512_ps(
 		_mm512_or_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u)));
 	const __m512 ac = _mm512_max_ps(_mm512_set1_ps(ENGINE_OPS_EXP_CLAMP), a);
-	const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(ac, _mm512_set1_ps(ENGINE_OPS_LOG2E)),
-					      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-	__m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(ENGINE_OPS_LN2_HI), ac);
-	r = _mm512_fnmadd_ps(n, _mm512_set1_ps(ENGINE_OPS_LN2_LO), r);
-	__m512 p = _mm512_set1_ps(1.0f / 5040.0f);
-	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
-	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+	__m512 n;
+	const __m512 p = v_exp_parts(ac, &n);
 	const __m512 t = _mm512_scalef_ps(p, n);
 	const __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
 	const __mmask16 far = _mm512_cmp_ps_mask(x, _mm512_set1_ps(ENGINE_OPS_SILU_ZERO), _CMP_LE_OQ);

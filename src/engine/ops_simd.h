@@ -79,19 +79,17 @@ void engine_op_silu_mul_isa(int isa, float *x, const float *g, int64_t n);
 void engine_op_rmsnorm_isa(int isa, float *out, const float *x, const float *w, int64_t n,
 			   float eps);
 
-/* The variants' numbers (ops_avx2.c, ops_avx512.c), defined once:
+/* The variants' numbers (ops_avx2.c, ops_avx512.c), defined once (exp's
+ * range reduction and polynomial are vec.h's, shared with the attention
+ * kernel):
  *   ENGINE_OPS_EXP_CLAMP  exp's argument is clamped here (exp rounds to 0
  *                         long before), which keeps every 2^n in reach;
  *   ENGINE_OPS_SILU_ZERO  the largest v at which the scalar path's
  *                         expf(-v) is inf, so its silu(v) is v / inf = -0
  *                         (and -0 * g); from here down the variants give
- *                         the same -0 (NaN for -inf or an inf gate);
- *   LOG2E, LN2_HI + LN2_LO  exp's range reduction, ln 2 in two parts. */
+ *                         the same -0 (NaN for -inf or an inf gate). */
 #define ENGINE_OPS_EXP_CLAMP (-110.0f)
 #define ENGINE_OPS_SILU_ZERO (-88.72283935546875f)
-#define ENGINE_OPS_LOG2E 1.44269504088896341f
-#define ENGINE_OPS_LN2_HI 0.693145751953125f
-#define ENGINE_OPS_LN2_LO 1.428606820309417232e-6f
 
 #if defined(__x86_64__)
 /* Per-variant entry points (ops_avx2.c, ops_avx512.c); call only when
