@@ -126,6 +126,7 @@ void tk_pack_q4_k_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
 			memcpy(g + TK_PQ4K_D + 2 * r, blk, 2);
 			memcpy(g + TK_PQ4K_DMIN + 2 * r, blk + 2, 2);
 			uint32_t mins[2] = { 0, 0 };
+#pragma GCC unroll 8
 			for (int j = 0; j < 8; j++) {
 				unsigned sc, m;
 				scale_min(j, blk + 4, &sc, &m);
@@ -136,7 +137,9 @@ void tk_pack_q4_k_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
 			tk_pack_st32(g + TK_PQ4K_M + 64 + 4 * r, mins[1]);
 			const unsigned char *qs = blk + 16;
 			unsigned char *q = g + TK_PQ4K_Q + 4 * r;
+#pragma GCC unroll 4
 			for (int h = 0; h < 4; h++, qs += 32, q += 512)
+#pragma GCC unroll 2
 				for (int m = 0; m < 2; m++) {
 					const uint64_t a = tk_pack_ld64(qs + 8 * m);
 					const uint64_t c = tk_pack_ld64(qs + 16 + 8 * m);

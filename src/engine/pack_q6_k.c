@@ -122,6 +122,8 @@ void tk_pack_q6_k_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
 			memcpy(out + (size_t)i * 32 + 2 * r, b + 208, 2); /* d, as stored */
 			for (int s = 0; s < 16; s++)
 				sb[16 * s + r] = b[192 + s];
+			/* unrolled: every shift and offset below a constant */
+#pragma GCC unroll 16
 			for (int s = 0; s < 16; s++) {
 				const int h = s / 8, k = s / 2 % 4, o = 16 * (s % 2);
 				const uint8_t *ql = b + 64 * h + 32 * (k % 2) + o;
