@@ -1,11 +1,13 @@
 /*
  * cpu.c — x86 feature detection through CPUID and XGETBV (cpu.h).
  *
- * Owns the static feature record, filled once under pthread_once. CPUID
- * leaves read: 1 (FMA, OSXSAVE, AVX, F16C in ECX), 7.0 (AVX2, AVX512F/BW/VL
- * in EBX, AVX512_VNNI in ECX) and 7.1 (AVX-VNNI, AVX512_BF16 in EAX). XCR0
- * bits 1-2 (SSE and AVX state) must be set for any AVX instruction and bits
- * 5-7 (opmask, upper ZMM halves, ZMM16-31) for AVX-512.
+ * Owns the static feature record, filled once under pthread_once, and the
+ * GFNI decision (tk_cpu_use_gfni), made once under another. CPUID leaves
+ * read: 1 (FMA, OSXSAVE, AVX, F16C in ECX), 7.0 (AVX2, AVX512F/BW/VL in
+ * EBX, AVX512_VNNI and GFNI in ECX) and 7.1 (AVX-VNNI, AVX512_BF16 in
+ * EAX). XCR0 bits 1-2 (SSE and AVX state) must be set for any AVX
+ * instruction and bits 5-7 (opmask, upper ZMM halves, ZMM16-31) for
+ * AVX-512.
  */
 #include "engine/cpu.h"
 
@@ -54,6 +56,7 @@ static void detect(void)
 	__cpuid_count(7, 0, a, b, c, d);
 	const unsigned int sub_max = a;
 	feats.avx2 = b & (1u << 5);
+	feats.gfni = c & (1u << 8);
 	if (os_zmm) {
 		feats.avx512f = b & (1u << 16);
 		feats.avx512bw = feats.avx512f && (b & (1u << 30));
@@ -78,6 +81,20 @@ const struct tk_cpu_features *tk_cpu_features(void)
 	return &feats;
 }
 
+static bool use_gfni;
+static pthread_once_t use_gfni_once = PTHREAD_ONCE_INIT;
+
+static void decide_gfni(void)
+{
+	use_gfni = tk_cpu_features()->gfni && !tk_env_flag("TANUKI_NO_GFNI");
+}
+
+bool tk_cpu_use_gfni(void)
+{
+	pthread_once(&use_gfni_once, decide_gfni);
+	return use_gfni;
+}
+
 char *tk_cpu_describe(char *buf, size_t cap)
 {
 	const struct tk_cpu_features *f = tk_cpu_features();
@@ -90,6 +107,7 @@ char *tk_cpu_describe(char *buf, size_t cap)
 		{ f->avx_vnni, "avx_vnni" }, { f->avx512f, "avx512f" },
 		{ f->avx512bw, "avx512bw" }, { f->avx512vl, "avx512vl" },
 		{ f->avx512vnni, "avx512_vnni" }, { f->avx512bf16, "avx512_bf16" },
+		{ f->gfni, "gfni" },
 	};
 	if (!cap)
 		return buf;

@@ -26,6 +26,8 @@ struct tk_cpu_features {
 	bool avx512vl;
 	bool avx512vnni;
 	bool avx512bf16;
+	bool gfni;       /* GF(2^8) affine and multiply; the YMM and ZMM forms
+			  * also need avx and avx512f */
 };
 
 /* The features of this CPU (borrowed, static storage, never NULL). */
@@ -50,8 +52,15 @@ const char *tk_isa_name(int isa);
  * TANUKI_NO_AVX512 -> at most TK_ISA_AVX2. */
 int tk_isa_choose(bool (*supported)(int isa), bool off);
 
+/* Whether kernels may use GFNI (the q6_kx16 gemm's decoder,
+ * pack_q6_k_avx512.c): tk_cpu_features()->gfni, and TANUKI_NO_GFNI unset
+ * (any value but "" or "0" turns it off, for A/B timing and for testing
+ * the path of CPUs without GFNI). Decided once, on the first call
+ * (thread-safe, any thread may call); the environment is not read again. */
+bool tk_cpu_use_gfni(void);
+
 /* Writes the set flags as space-separated lower-case names ("avx2 fma f16c
- * avx512f ...", or "none") into buf[cap], truncating; returns buf. */
+ * avx512f ... gfni", or "none") into buf[cap], truncating; returns buf. */
 char *tk_cpu_describe(char *buf, size_t cap);
 
 #endif

@@ -129,11 +129,12 @@ __attribute__((target("gfni"))) AINL void q6_codes_gfni(const uint8_t *q, __m512
 #undef Q6_CODES
 #undef Q6_TARGET
 
-/* GFNI is checked per call (a load and a test of libgcc's CPU record):
- * Ice Lake and later have it, Skylake-SP and Cascade Lake do not. */
+/* GFNI is checked per call (cpu.h's decision, made once: the CPU's flag
+ * and TANUKI_NO_GFNI): Ice Lake and later have it, Skylake-SP and Cascade
+ * Lake do not. */
 static bool q6_has_gfni(void)
 {
-	return __builtin_cpu_supports("gfni");
+	return tk_cpu_use_gfni();
 }
 
 static void q6_k_gemm_avx512(int64_t n, float *out, size_t ldo, const void *vgroup,
