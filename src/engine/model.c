@@ -18,6 +18,7 @@
 #include "engine/quant_pack.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -311,15 +312,23 @@ static const struct tk_pack_traits *pack_choice(const struct engine_weight *w,
 	return pt;
 }
 
-/* Packing work: the groups of every packed weight, numbered one after the
- * other over the weights (first[i] is weight i's first), split evenly
- * between the threads. */
+/* Packing work: the groups of every packed weight cut into chunks of about
+ * PACK_CHUNK_BYTES of packed output (whole groups, never across two
+ * weights), numbered one after the other over the weights (first[i] is
+ * weight i's first chunk, per[i] its groups per chunk). The threads take
+ * the next chunk from one atomic counter until none is left: groups differ
+ * in size between weights and in cost between layouts (a q6_k byte costs
+ * more than a q8_0 byte), and a thread of a shared machine may be held up,
+ * so a fixed split left one thread idle while the other finished. */
+#define PACK_CHUNK_BYTES ((size_t)2 << 20) /* one huge page of the copy */
+
 struct pack_job {
 	struct engine_weight *const *ws;
 	unsigned char *const *dst; /* [n] where weight i's groups go */
-	const int64_t *first;      /* [n] */
+	const int64_t *first;      /* [n + 1] first chunk of weight i; [n] the total */
+	const int64_t *per;        /* [n] groups per chunk of weight i */
 	size_t n;
-	int64_t total;
+	atomic_int_fast64_t next; /* the next chunk nobody has taken */
 	bool drop; /* drop the file pages of packed rows (a file mapping) */
 };
 
@@ -339,26 +348,29 @@ static void drop_file_pages(const void *p, size_t bytes)
 
 static void pack_task(void *arg, int ith, int nth)
 {
-	const struct pack_job *j = arg;
-	int64_t b, e;
-	engine_pool_split(j->total, ith, nth, 1, &b, &e);
-	for (size_t i = 0; i < j->n && b < e; i++) {
-		const struct engine_weight *w = j->ws[i];
-		const int64_t lo = j->first[i], hi = lo + w->n_packed / TK_PACK_ROWS;
-		if (hi <= b)
-			continue;
-		if (lo >= e)
+	struct pack_job *j = arg;
+	(void)ith;
+	(void)nth;
+	size_t i = 0; /* the chunks a thread takes only grow: so does i */
+	for (;;) {
+		const int64_t c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+		if (c >= j->first[j->n])
 			break;
-		const int64_t g0 = b > lo ? b : lo, g1 = e < hi ? e : hi;
+		while (c >= j->first[i + 1])
+			i++;
+		const struct engine_weight *w = j->ws[i];
+		const int64_t ng = w->n_packed / TK_PACK_ROWS;
+		const int64_t g0 = (c - j->first[i]) * j->per[i];
+		const int64_t g1 = g0 + j->per[i] < ng ? g0 + j->per[i] : ng;
 		const size_t span = TK_PACK_ROWS * w->row_bytes; /* file bytes of a group */
-		for (int64_t g = g0 - lo; g < g1 - lo; g++)
+		for (int64_t g = g0; g < g1; g++)
 			w->pack->pack(j->dst[i] + (size_t)g * w->group_bytes,
 				      (const char *)w->data + (size_t)g * span, w->row_bytes, w->n_in);
-		/* this thread's rows, done: their inner pages belong to no other
-		 * thread's range, and dropping them now keeps the peak resident
-		 * memory near one copy of the weights instead of two */
+		/* this chunk's rows, done: its inner pages belong to no other
+		 * chunk, and dropping them now keeps the peak resident memory
+		 * near one copy of the weights instead of two */
 		if (j->drop)
-			drop_file_pages((const char *)w->data + (size_t)(g0 - lo) * span,
+			drop_file_pages((const char *)w->data + (size_t)g0 * span,
 					(size_t)(g1 - g0) * span);
 	}
 }
@@ -389,11 +401,12 @@ static void pack_weights(struct engine_model *m, const struct engine_model_param
 	struct engine_weight **all = calloc(cap, sizeof *all);
 	struct engine_weight **ws = calloc(cap, sizeof *ws);
 	unsigned char **dst = calloc(cap, sizeof *dst);
-	int64_t *first = calloc(cap, sizeof *first);
+	int64_t *first = calloc(cap + 1, sizeof *first);
+	int64_t *per = calloc(cap, sizeof *per);
 	struct engine_pool *pool = NULL;
 	size_t n = 0;
 	int rc = 0;
-	if (!all || !ws || !dst || !first) {
+	if (!all || !ws || !dst || !first || !per) {
 		rc = tk_errf(TK_ENOMEM, "model: %s: out of memory", m->path);
 		goto out;
 	}
@@ -416,10 +429,12 @@ static void pack_weights(struct engine_model *m, const struct engine_model_param
 		w->n_packed = ng * TK_PACK_ROWS;
 		dst[n] = (unsigned char *)(uintptr_t)bytes; /* offset for now */
 		bytes += ((size_t)ng * gb + PACK_ALIGN - 1) / PACK_ALIGN * PACK_ALIGN;
+		per[n] = gb >= PACK_CHUNK_BYTES ? 1 : (int64_t)(PACK_CHUNK_BYTES / gb);
 		first[n] = total;
-		total += ng;
+		total += (ng + per[n] - 1) / per[n];
 		ws[n++] = w;
 	}
+	first[n] = total;
 	if (!n)
 		goto out;
 	void *buf = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -439,8 +454,9 @@ static void pack_weights(struct engine_model *m, const struct engine_model_param
 		ws[i]->packed = dst[i];
 	}
 	const bool mapped = tk_gguf_is_mapped(m->gguf);
-	struct pack_job job = { .ws = ws, .dst = dst, .first = first, .n = n, .total = total,
+	struct pack_job job = { .ws = ws, .dst = dst, .first = first, .per = per, .n = n,
 				.drop = mapped };
+	atomic_init(&job.next, 0);
 	int nth = p->n_threads > 0 ? p->n_threads : engine_default_threads();
 	if (nth > ENGINE_POOL_MAX_THREADS)
 		nth = ENGINE_POOL_MAX_THREADS;
@@ -477,6 +493,7 @@ out:
 	free(ws);
 	free(dst);
 	free(first);
+	free(per);
 }
 
 struct engine_model *engine_model_from_gguf(struct tk_gguf *g, const char *name)
