@@ -8,6 +8,7 @@
 #define TK_ENGINE_PACK_F16_H
 
 #include "engine/quant_pack.h"
+#include "engine/quant_simd.h"
 
 #include <stdint.h>
 
@@ -78,6 +79,28 @@ static inline int64_t tk_pack_f16_half(int64_t n)
 			STEP(q1, 1, so_, sh_ + so_);                                            \
 		}                                                                               \
 		ADD(p1, q1);                                                                    \
+	} while (0)
+
+/* The schedule's PF hooks of the fast kernels: one cache line of each of
+ * the two halves' streams, TK_PREFETCH_AHEAD past element e
+ * (tk_prefetch_weights, quant_simd.h). Like the STEP hooks they use the
+ * kernel's names:
+ *   TK_PACK_F16_PF_HALVES  the gemm's one group, its halves at gh[0], gh[1];
+ *   TK_PACK_F16_PF_GROUPS  the gemv's G groups, group i's halves at
+ *                          gh[0][i], gh[1][i]; only when PF is non-zero
+ *                          (the gemv's prefetch is off by default). */
+#define TK_PACK_F16_PF_HALVES(e)                                                               \
+	do {                                                                                   \
+		tk_prefetch_weights(gh[0] + 32 * (size_t)(e), 64);                             \
+		tk_prefetch_weights(gh[1] + 32 * (size_t)(e), 64);                             \
+	} while (0)
+#define TK_PACK_F16_PF_GROUPS(e)                                                               \
+	do {                                                                                   \
+		if (PF)                                                                        \
+			for (int j_ = 0; j_ < G; j_++) {                                       \
+				tk_prefetch_weights(gh[0][j_] + 32 * (size_t)(e), 64);         \
+				tk_prefetch_weights(gh[1][j_] + 32 * (size_t)(e), 64);         \
+			}                                                                      \
 	} while (0)
 
 /* Bytes of one group: 16 rows x n halfs; 0 for n <= 0. */

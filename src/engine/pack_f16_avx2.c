@@ -59,11 +59,6 @@ AINL void add8(__m256 p[2][2], __m256 q[2][2], const int R8, const int C)
 
 #define SWEEP_ZERO(v) zero8(v, R8, C)
 #define SWEEP_ADD(p, q) add8(p, q, R8, C)
-#define SWEEP_PF(e)                                                                    \
-	do {                                                                           \
-		tk_prefetch_weights(gh[0] + 32 * (size_t)(e), 64);                     \
-		tk_prefetch_weights(gh[1] + 32 * (size_t)(e), 64);                     \
-	} while (0)
 
 /* One sweep: rows 8 K0 .. 8 (K0 + R8) - 1 of the group, columns yc[0..C-1]
  * into out (column c at out + c * ldo). The structure is the avx512
@@ -73,7 +68,8 @@ AINL void f16x8_sweep(int64_t n, float *out, size_t ldo, const uint8_t *g,
 {
 	const uint8_t *const gh[2] = { g, g + 32 * (size_t)tk_pack_f16_half(n) };
 	__m256 p0[2][2], p1[2][2], q0[2][2], q1[2][2];
-	TK_PACK_F16_SCHEDULE(n, SWEEP_STEP, SWEEP_ZERO, SWEEP_ADD, SWEEP_PF, p0, p1, q0, q1);
+	TK_PACK_F16_SCHEDULE(n, SWEEP_STEP, SWEEP_ZERO, SWEEP_ADD, TK_PACK_F16_PF_HALVES,
+			     p0, p1, q0, q1);
 	for (int k = 0; k < R8; k++)
 		for (int c = 0; c < C; c++)
 			_mm256_storeu_ps(out + (size_t)c * ldo + 8 * (size_t)(K0 + k),
@@ -109,14 +105,6 @@ AINL void f16x8_sweep(int64_t n, float *out, size_t ldo, const uint8_t *g,
 	} while (0)
 #define GEMV_ZERO(v) zero8g(v, G)
 #define GEMV_ADD(p, q) add8g(p, q, G)
-#define GEMV_PF(e)                                                                     \
-	do {                                                                           \
-		if (PF)                                                                \
-			for (int j_ = 0; j_ < G; j_++) {                               \
-				tk_prefetch_weights(gh[0][j_] + 32 * (size_t)(e), 64); \
-				tk_prefetch_weights(gh[1][j_] + 32 * (size_t)(e), 64); \
-			}                                                              \
-	} while (0)
 
 AINL void zero8g(__m256 v[][2], const int G)
 {
@@ -143,7 +131,8 @@ AINL void f16x8_gemv(int64_t n, float *out, const uint8_t *g, size_t gb, const u
 		gh[0][i] = g + (size_t)i * gb;
 		gh[1][i] = gh[0][i] + 32 * (size_t)h;
 	}
-	TK_PACK_F16_SCHEDULE(n, GEMV_STEP, GEMV_ZERO, GEMV_ADD, GEMV_PF, p0, p1, q0, q1);
+	TK_PACK_F16_SCHEDULE(n, GEMV_STEP, GEMV_ZERO, GEMV_ADD, TK_PACK_F16_PF_GROUPS,
+			     p0, p1, q0, q1);
 	for (int i = 0; i < G; i++)
 		for (int k = 0; k < 2; k++)
 			_mm256_storeu_ps(out + 16 * (size_t)i + 8 * (size_t)k,

@@ -59,11 +59,6 @@ AINL void add_cols(__m512 *p, const __m512 *q, const int C)
 	} while (0)
 #define KERN_ZERO(v) zero_cols(v, C)
 #define KERN_ADD(p, q) add_cols(p, q, C)
-#define KERN_PF(e)                                                                     \
-	do {                                                                           \
-		tk_prefetch_weights(gh[0] + 32 * (size_t)(e), 64);                     \
-		tk_prefetch_weights(gh[1] + 32 * (size_t)(e), 64);                     \
-	} while (0)
 
 AINL void f16x16_kern(int64_t n, float *out, size_t ldo, const uint8_t *g, const uint8_t *y,
 		      size_t by, const int C)
@@ -74,7 +69,8 @@ AINL void f16x16_kern(int64_t n, float *out, size_t ldo, const uint8_t *g, const
 	__m512 p0[TK_PACK_COLS], p1[TK_PACK_COLS], q0[TK_PACK_COLS], q1[TK_PACK_COLS];
 	for (int c = 0; c < C; c++)
 		yc[c] = y + (size_t)c * by;
-	TK_PACK_F16_SCHEDULE(n, KERN_STEP, KERN_ZERO, KERN_ADD, KERN_PF, p0, p1, q0, q1);
+	TK_PACK_F16_SCHEDULE(n, KERN_STEP, KERN_ZERO, KERN_ADD, TK_PACK_F16_PF_HALVES,
+			     p0, p1, q0, q1);
 	for (int c = 0; c < C; c++)
 		_mm512_storeu_ps(out + (size_t)c * ldo, _mm512_add_ps(p0[c], p1[c]));
 }
@@ -105,14 +101,6 @@ AINL void f16x16_kern(int64_t n, float *out, size_t ldo, const uint8_t *g, const
 	} while (0)
 #define GEMV_ZERO(v) zero_cols(v, G)
 #define GEMV_ADD(p, q) add_cols(p, q, G)
-#define GEMV_PF(e)                                                                     \
-	do {                                                                           \
-		if (PF)                                                                \
-			for (int j_ = 0; j_ < G; j_++) {                               \
-				tk_prefetch_weights(gh[0][j_] + 32 * (size_t)(e), 64); \
-				tk_prefetch_weights(gh[1][j_] + 32 * (size_t)(e), 64); \
-			}                                                              \
-	} while (0)
 
 AINL void f16g_kern(int64_t n, float *out, const uint8_t *g, size_t gb, const uint8_t *y,
 		    const int G, const int PF)
@@ -125,7 +113,8 @@ AINL void f16g_kern(int64_t n, float *out, const uint8_t *g, size_t gb, const ui
 		gh[0][i] = g + (size_t)i * gb;
 		gh[1][i] = gh[0][i] + 32 * (size_t)h;
 	}
-	TK_PACK_F16_SCHEDULE(n, GEMV_STEP, GEMV_ZERO, GEMV_ADD, GEMV_PF, p0, p1, q0, q1);
+	TK_PACK_F16_SCHEDULE(n, GEMV_STEP, GEMV_ZERO, GEMV_ADD, TK_PACK_F16_PF_GROUPS,
+			     p0, p1, q0, q1);
 	for (int i = 0; i < G; i++)
 		_mm512_storeu_ps(out + 16 * (size_t)i, _mm512_add_ps(p0[i], p1[i]));
 }
