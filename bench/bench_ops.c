@@ -2,9 +2,9 @@
  * bench_ops.c — the element-wise ops of a decode step alone (ops_simd.h):
  * the SiLU gate and the RMS norm through every variant this CPU runs, and
  * RoPE with its per-call cos/sin table against cos/sin per head (the old
- * way, kept here as a local copy), interleaved in one run. One thread;
- * prints nanoseconds per element (per head for RoPE) and the speed-up over
- * the reference. Not a test: it never fails on time.
+ * way, engine_op_rope_ref), interleaved in one run. One thread; prints
+ * nanoseconds per element (per head for RoPE) and the speed-up over the
+ * reference. Not a test: it never fails on time.
  *
  *   bench_ops [--ffn 5632] [--tok 4] [--embd 2048] [--heads 32] [--dim 64] [-r 5]
  */
@@ -17,28 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* RoPE with cos and sin computed per head and pair (ops.c before the table) */
-static void rope_per_head(float *x, int32_t n_head, int32_t head_dim, int32_t pos,
-			  const struct engine_rope *rope)
-{
-	const int32_t n_rot = rope->n_rot;
-	const float theta_scale = powf(rope->freq_base, -2.0f / (float)n_rot);
-	for (int32_t h = 0; h < n_head; h++) {
-		float *xh = x + (size_t)h * (size_t)head_dim;
-		float theta = (float)pos;
-		for (int32_t i = 0; i < n_rot / 2; i++) {
-			const float angle = rope->freq_scale * theta;
-			const float c = cosf(angle), s = sinf(angle);
-			const int32_t a = rope->style == ENGINE_ROPE_NORM ? 2 * i : i;
-			const int32_t b = rope->style == ENGINE_ROPE_NORM ? 2 * i + 1 : i + n_rot / 2;
-			const float x0 = xh[a], x1 = xh[b];
-			xh[a] = x0 * c - x1 * s;
-			xh[b] = x0 * s + x1 * c;
-			theta *= theta_scale;
-		}
-	}
-}
 
 int main(int argc, char **argv)
 {
@@ -118,7 +96,7 @@ int main(int argc, char **argv)
 				if (k)
 					engine_op_rope(q, heads, dim, 1000 + it % 7, &rope);
 				else
-					rope_per_head(q, heads, dim, 1000 + it % 7, &rope);
+					engine_op_rope_ref(q, heads, dim, 1000 + it % 7, &rope);
 			}
 			const double t = (bench_now_s() - t0) / ((double)iters_rope * (double)heads);
 			best_rope[k] = fmin(best_rope[k], t);

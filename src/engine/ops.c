@@ -138,6 +138,28 @@ void engine_op_rope(float *x, int32_t n_head, int32_t head_dim, int32_t pos,
 	}
 }
 
+void engine_op_rope_ref(float *x, int32_t n_head, int32_t head_dim, int32_t pos,
+			const struct engine_rope *rope)
+{
+	const int32_t n_rot = rope->n_rot;
+	const float theta_scale = powf(rope->freq_base, -2.0f / (float)n_rot);
+	for (int32_t h = 0; h < n_head; h++) {
+		float *xh = x + (size_t)h * (size_t)head_dim; /* [head_dim] */
+		float theta = (float)pos;
+		for (int32_t i = 0; i < n_rot / 2; i++) {
+			const float ff = rope->freq_factors ? rope->freq_factors[i] : 1.0f;
+			const float angle = rope->freq_scale * (theta / ff);
+			const float c = cosf(angle), s = sinf(angle);
+			const int32_t a = rope->style == ENGINE_ROPE_NORM ? 2 * i : i;
+			const int32_t b = rope->style == ENGINE_ROPE_NORM ? 2 * i + 1 : i + n_rot / 2;
+			const float x0 = xh[a], x1 = xh[b];
+			xh[a] = x0 * c - x1 * s;
+			xh[b] = x0 * s + x1 * c;
+			theta *= theta_scale;
+		}
+	}
+}
+
 /* The encoding activations take for weights of `type`: its vec_dot_type,
  * except F16 weights, whose activations stay float32 and are dotted with the
  * weights widened to float. The goldens say llama.cpp computed F16 that way

@@ -66,6 +66,13 @@ struct engine_rope {
 void engine_op_rope(float *x, int32_t n_head, int32_t head_dim, int32_t pos,
 		    const struct engine_rope *rope);
 
+/* engine_op_rope() the direct way, as ops.c computed it before the table:
+ * cos and sin of every pair again for every head. The same result bit for
+ * bit at n_head times the cosf/sinf calls; the oracle test_ops_simd holds
+ * the table to and bench_ops' baseline. */
+void engine_op_rope_ref(float *x, int32_t n_head, int32_t head_dim, int32_t pos,
+			const struct engine_rope *rope);
+
 /* engine_op_rope() in two steps, for callers that rotate several rows at
  * the same position (q and k, or several calls on parts of a row): the
  * cos/sin table of one position once, then any number of heads with it.

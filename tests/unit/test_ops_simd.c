@@ -5,9 +5,9 @@
  * special values (inf, NaN, -0, huge and tiny inputs, inf gates), tails of
  * every length and independence from where a row is split; the RMS norm's
  * vector sum of squares; RoPE's per-position cos/sin table against the old
- * per-head computation, bit for bit; the TANUKI_* switches of the choice.
- * Variants this CPU lacks are skipped (the reference path is always
- * checked).
+ * per-head computation (engine_op_rope_ref), bit for bit; the TANUKI_*
+ * switches of the choice. Variants this CPU lacks are skipped (the
+ * reference path is always checked).
  */
 #include "testutil.h"
 
@@ -277,30 +277,6 @@ static void test_rmsnorm(void **state)
 	assert_memory_equal(a, b, sizeof a);
 }
 
-/* RoPE as ops.c computed it before the table: cos and sin per head and
- * pair (the oracle for "same results") */
-static void rope_per_head(float *x, int32_t n_head, int32_t head_dim, int32_t pos,
-			  const struct engine_rope *rope)
-{
-	const int32_t n_rot = rope->n_rot;
-	const float theta_scale = powf(rope->freq_base, -2.0f / (float)n_rot);
-	for (int32_t h = 0; h < n_head; h++) {
-		float *xh = x + (size_t)h * (size_t)head_dim;
-		float theta = (float)pos;
-		for (int32_t i = 0; i < n_rot / 2; i++) {
-			float ff = rope->freq_factors ? rope->freq_factors[i] : 1.0f;
-			float angle = rope->freq_scale * (theta / ff);
-			float c = cosf(angle), s = sinf(angle);
-			int32_t a = rope->style == ENGINE_ROPE_NORM ? 2 * i : i;
-			int32_t b = rope->style == ENGINE_ROPE_NORM ? 2 * i + 1 : i + n_rot / 2;
-			float x0 = xh[a], x1 = xh[b];
-			xh[a] = x0 * c - x1 * s;
-			xh[b] = x0 * s + x1 * c;
-			theta *= theta_scale;
-		}
-	}
-}
-
 static void test_rope_table(void **state)
 {
 	(void)state;
@@ -329,7 +305,7 @@ static void test_rope_table(void **state)
 					memcpy(a, x, NH * HD * sizeof *a);
 					memcpy(b, x, NH * HD * sizeof *b);
 					memcpy(c, x, NH * HD * sizeof *c);
-					rope_per_head(a, NH, HD, poss[p], &r);
+					engine_op_rope_ref(a, NH, HD, poss[p], &r);
 					engine_op_rope(b, NH, HD, poss[p], &r);
 					/* the two steps by hand, whole table at once */
 					engine_op_rope_cs(cs, 0, r.n_rot / 2, poss[p], &r);
