@@ -63,14 +63,14 @@ void tk_pack_f16_pack_ref(void *dst, const void *src, size_t row_bytes, int64_t 
 	}
 }
 
-/* The load-time packer (pack_ref.h): the reference's bytes, as 4 x 4
+/* The portable load-time packer (pack_ref.h): the reference's bytes, as 4 x 4
  * transposes of halfs in 64-bit words. Elements e .. e + 3 of rows
  * r .. r + 3 are four 64-bit loads (one per row); two rounds of masks and
  * shifts turn them into four words each holding one element of the four
  * rows, stored at 32e' + 2r. The 16 rows' 4 elements (128 bytes, two
  * cache lines of the group) are written whole before the next 4; a tail
  * of n % 4 elements goes 2 bytes at a time. */
-void tk_pack_f16_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
+void tk_pack_f16_pack_words(void *dst, const void *src, size_t row_bytes, int64_t n)
 {
 	const uint64_t m16 = 0x0000ffff0000ffffu, m32 = 0x00000000ffffffffu;
 	unsigned char *d = dst;
@@ -98,6 +98,19 @@ void tk_pack_f16_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
 		for (int r = 0; r < TK_PACK_ROWS; r++)
 			memcpy(d + (size_t)e * 32 + 2 * (size_t)r, s + (size_t)r * row_bytes + 2 * (size_t)e,
 			       2);
+}
+
+/* What the engine calls at load (pack_ref.h): the AVX-512 packer where
+ * pack_load.c allows it, else the portable one; the same bytes either way. */
+void tk_pack_f16_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
+{
+#if defined(__x86_64__)
+	if (tk_pack_load_avx512(row_bytes)) {
+		tk_pack_f16_pack_avx512(dst, src, row_bytes, n);
+		return;
+	}
+#endif
+	tk_pack_f16_pack_words(dst, src, row_bytes, n);
 }
 
 /* The reference product: the arithmetic above, one cell at a time. */

@@ -104,7 +104,7 @@ void tk_pack_q4_k_pack_ref(void *dst, const void *src, size_t row_bytes, int64_t
 	}
 }
 
-/* The load-time packer (pack_ref.h): the reference's bytes, by words.
+/* The portable load-time packer (pack_ref.h): the reference's bytes, by words.
  * Sub-blocks 2h and 2h + 1 of a row share the file's 32 bytes qs[32h ..]
  * (low nibbles: sub-block 2h, high: 2h + 1), and the packed byte of chunk
  * k, byte i pairs element 4k + i with element 16 + 4k + i of its
@@ -114,7 +114,7 @@ void tk_pack_q4_k_pack_ref(void *dst, const void *src, size_t row_bytes, int64_t
  *     sub-block 2h + 1: (A >> 4 & 0x0f..) | (B & 0xf0..),
  * each word two chunks' 32-bit stores. The scales and mins are decoded
  * as the reference does; a row's 4 mins of half t are one 32-bit store. */
-void tk_pack_q4_k_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
+void tk_pack_q4_k_pack_words(void *dst, const void *src, size_t row_bytes, int64_t n)
 {
 	const int64_t nb = n / TK_QK_K;
 	const uint64_t lo4 = 0x0f0f0f0f0f0f0f0fu, hi4 = 0xf0f0f0f0f0f0f0f0u;
@@ -153,6 +153,19 @@ void tk_pack_q4_k_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
 				}
 		}
 	}
+}
+
+/* What the engine calls at load (pack_ref.h): the AVX-512 packer where
+ * pack_load.c allows it, else the portable one; the same bytes either way. */
+void tk_pack_q4_k_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
+{
+#if defined(__x86_64__)
+	if (tk_pack_load_avx512(row_bytes)) {
+		tk_pack_q4_k_pack_avx512(dst, src, row_bytes, n);
+		return;
+	}
+#endif
+	tk_pack_q4_k_pack_words(dst, src, row_bytes, n);
 }
 
 static float rd_half(const unsigned char *p)

@@ -98,7 +98,7 @@ void tk_pack_q6_k_pack_ref(void *dst, const void *src, size_t row_bytes, int64_t
 	}
 }
 
-/* The load-time packer (pack_ref.h): the reference's bytes, by words.
+/* The portable load-time packer (pack_ref.h): the reference's bytes, by words.
  * Sub-block s (elements 16s .. 16s + 15) lies in one 32-element run of the
  * file block: with h = s / 8, k = s / 2 % 4 and o = 16 * (s % 2), its low
  * 4 bits are nibble k / 2 of ql[64h + 32 * (k % 2) + o ..] and its high 2
@@ -108,7 +108,7 @@ void tk_pack_q6_k_pack_ref(void *dst, const void *src, size_t row_bytes, int64_t
  * and the three packed words of the row are codes 4v .. 4v + 3 OR'd with
  * bits 2v, 2v+1 of codes 12 .. 15 moved to bits 6..7. Super-block i of the
  * 16 rows is read, then its 3328 bytes are written, before i + 1. */
-void tk_pack_q6_k_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
+void tk_pack_q6_k_pack_words(void *dst, const void *src, size_t row_bytes, int64_t n)
 {
 	const int64_t nb = n / TK_QK_K;
 	const uint64_t lo4 = 0x0f0f0f0f0f0f0f0fu, lo2 = 0x0303030303030303u;
@@ -141,6 +141,19 @@ void tk_pack_q6_k_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
 			}
 		}
 	}
+}
+
+/* What the engine calls at load (pack_ref.h): the AVX-512 packer where
+ * pack_load.c allows it, else the portable one; the same bytes either way. */
+void tk_pack_q6_k_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
+{
+#if defined(__x86_64__)
+	if (tk_pack_load_avx512(row_bytes)) {
+		tk_pack_q6_k_pack_avx512(dst, src, row_bytes, n);
+		return;
+	}
+#endif
+	tk_pack_q6_k_pack_words(dst, src, row_bytes, n);
 }
 
 /* Code of element 16s + e (e in 0..15) of row r, from the packed q[s] at q. */

@@ -48,11 +48,11 @@ void tk_pack_q8_0_pack_ref(void *dst, const void *src, size_t row_bytes, int64_t
 	}
 }
 
-/* The load-time packer (pack_ref.h): the same bytes as the reference,
+/* The portable load-time packer (pack_ref.h): the same bytes as the reference,
  * a block's 8 quant chunks of a row as two 64-bit loads and eight 32-bit
  * stores, each flipped with one XOR. Block b of the 16 rows is read, then
  * its 544 bytes are written whole before block b + 1. */
-void tk_pack_q8_0_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
+void tk_pack_q8_0_pack_words(void *dst, const void *src, size_t row_bytes, int64_t n)
 {
 	const int64_t nb = n / TK_QK8_0;
 	const uint64_t flip = 0x8080808080808080u;
@@ -70,6 +70,19 @@ void tk_pack_q8_0_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
 			}
 		}
 	}
+}
+
+/* What the engine calls at load (pack_ref.h): the AVX-512 packer where
+ * pack_load.c allows it, else the portable one; the same bytes either way. */
+void tk_pack_q8_0_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
+{
+#if defined(__x86_64__)
+	if (tk_pack_load_avx512(row_bytes)) {
+		tk_pack_q8_0_pack_avx512(dst, src, row_bytes, n);
+		return;
+	}
+#endif
+	tk_pack_q8_0_pack_words(dst, src, row_bytes, n);
 }
 
 static float rd_half(const unsigned char *p)

@@ -1,6 +1,9 @@
 /* test_pack_load.c — the load-time packers (pack_ref.h) against the
  * reference packers, byte for byte:
- *   fast        tk_pack_<type>_pack and tk_pack_<type>_pack_ref on the same
+ *   fast        tk_pack_<type>_pack (what the engine calls), the portable
+ *               tk_pack_<type>_pack_words and, where this CPU allows it,
+ *               tk_pack_<type>_pack_avx512, each against
+ *               tk_pack_<type>_pack_ref on the same
  *               random file rows (every byte value, so every scale, min,
  *               nibble and high-bit pattern) write identical groups, for
  *               each layout, on awkward shapes: one block, odd block
@@ -36,19 +39,29 @@ static uint64_t rng_state = 0x2545f4914f6cdd1dull;
 struct layout {
 	int type;
 	const char *name;
-	tk_pack_fn fast, ref;
+	tk_pack_fn fast, words, avx512, ref;
 	const int64_t *ns; /* element counts to try, 0-terminated */
 };
+
+#if defined(__x86_64__)
+#define AVX512(f) f
+#else
+#define AVX512(f) NULL
+#endif
 
 static const int64_t ns_q8_0[] = { 32, 96, 160, 1536, 2048, 5632, 0 };
 static const int64_t ns_k[] = { 256, 768, 1536, 2304, 0 };
 static const int64_t ns_f16[] = { 1, 2, 3, 4, 5, 7, 13, 64, 67, 1536, 2050, 0 };
 
 static const struct layout layouts[] = {
-	{ TK_TYPE_Q8_0, "q8_0", tk_pack_q8_0_pack, tk_pack_q8_0_pack_ref, ns_q8_0 },
-	{ TK_TYPE_Q4_K, "q4_k", tk_pack_q4_k_pack, tk_pack_q4_k_pack_ref, ns_k },
-	{ TK_TYPE_Q6_K, "q6_k", tk_pack_q6_k_pack, tk_pack_q6_k_pack_ref, ns_k },
-	{ TK_TYPE_F16, "f16", tk_pack_f16_pack, tk_pack_f16_pack_ref, ns_f16 },
+	{ TK_TYPE_Q8_0, "q8_0", tk_pack_q8_0_pack, tk_pack_q8_0_pack_words,
+	  AVX512(tk_pack_q8_0_pack_avx512), tk_pack_q8_0_pack_ref, ns_q8_0 },
+	{ TK_TYPE_Q4_K, "q4_k", tk_pack_q4_k_pack, tk_pack_q4_k_pack_words,
+	  AVX512(tk_pack_q4_k_pack_avx512), tk_pack_q4_k_pack_ref, ns_k },
+	{ TK_TYPE_Q6_K, "q6_k", tk_pack_q6_k_pack, tk_pack_q6_k_pack_words,
+	  AVX512(tk_pack_q6_k_pack_avx512), tk_pack_q6_k_pack_ref, ns_k },
+	{ TK_TYPE_F16, "f16", tk_pack_f16_pack, tk_pack_f16_pack_words,
+	  AVX512(tk_pack_f16_pack_avx512), tk_pack_f16_pack_ref, ns_f16 },
 };
 
 static void fill_random(unsigned char *p, size_t n)
@@ -118,8 +131,21 @@ static void check_layout(const struct layout *L, tk_pack_fn other, const char *o
 static void test_fast(void **state)
 {
 	(void)state;
+	for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++) {
+		check_layout(&layouts[i], layouts[i].fast, "dispatched");
+		check_layout(&layouts[i], layouts[i].words, "words");
+	}
+}
+
+static void test_avx512(void **state)
+{
+	(void)state;
+	if (!tk_pack_load_avx512(4096)) {
+		print_message("avx512 packers not allowed here (CPU, build or TANUKI_NO_*): skipped\n");
+		skip();
+	}
 	for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++)
-		check_layout(&layouts[i], layouts[i].fast, "fast");
+		check_layout(&layouts[i], layouts[i].avx512, "avx512");
 }
 
 /* The packer each table hands the engine: the reference traits', then
@@ -150,6 +176,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fast),
+		cmocka_unit_test(test_avx512),
 		cmocka_unit_test(test_installed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
