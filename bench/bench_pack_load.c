@@ -6,6 +6,7 @@
  * only.
  *
  *   bench_pack_load [--shape N_INxN_OUT] [--reps N] [--fresh]
+ *   bench_pack_load --touch MIB [--4k]
  *
  *   --shape  the weight (default 2048x5632, llama-1.1B's gate/up)
  *   --reps   timed passes per packer, the best kept (default 5)
@@ -13,6 +14,11 @@
  *            as model.c does), so the time includes the kernel's zeroing
  *            of the pages at first touch; by default the destination is
  *            written once before timing and the time is the shuffle alone
+ *   --touch  no packing: maps MIB of anonymous memory as model.c does
+ *            (MADV_HUGEPAGE; --4k: without it), writes one byte per 4 KiB
+ *            page and prints the first-touch time and GB/s, then a memset
+ *            of the now resident pages; three rounds, each a new mapping
+ *            (the first-touch cost of a packed copy, zeroing included)
  *
  * For each of q8_0, q4_k, q6_k, f16: the file rows are random bytes (the
  * packers move bits and never interpret them); the two packers run
@@ -58,6 +64,34 @@ static unsigned char *map_dst(size_t bytes)
 	return p;
 }
 
+static int touch_probe(long long mib, int huge)
+{
+	const size_t n = (size_t)mib << 20;
+	for (int round = 0; round < 3; round++) {
+		unsigned char *p =
+			mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED) {
+			fprintf(stderr, "bench_pack_load: cannot map %lld MiB\n", mib);
+			return 1;
+		}
+#ifdef MADV_HUGEPAGE
+		if (huge)
+			(void)madvise(p, n, MADV_HUGEPAGE);
+#endif
+		const double t0 = bench_now_s();
+		for (size_t i = 0; i < n; i += 4096)
+			p[i] = 1;
+		const double t1 = bench_now_s();
+		memset(p, 2, n);
+		const double t2 = bench_now_s();
+		printf("%s pages, %lld MiB: first touch %.0f ms (%.2f GB/s), memset after %.0f ms "
+		       "(%.2f GB/s)\n", huge ? "huge" : "4k", mib, (t1 - t0) * 1e3,
+		       (double)n / (t1 - t0) / 1e9, (t2 - t1) * 1e3, (double)n / (t2 - t1) / 1e9);
+		munmap(p, n);
+	}
+	return 0;
+}
+
 /* Packs every group of the weight; returns the seconds taken. */
 static double pack_all(tk_pack_fn fn, unsigned char *dst, const unsigned char *rows,
 		       size_t row_bytes, int64_t n_in, int64_t ng, size_t gsize)
@@ -72,7 +106,8 @@ static double pack_all(tk_pack_fn fn, unsigned char *dst, const unsigned char *r
 int main(int argc, char **argv)
 {
 	long long n_in = 2048, n_out = 5632;
-	int reps = 5, fresh = 0;
+	int reps = 5, fresh = 0, huge = 1;
+	long long touch = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--shape") && i + 1 < argc) {
 			if (sscanf(argv[++i], "%lldx%lld", &n_in, &n_out) != 2 || n_in <= 0 ||
@@ -89,11 +124,22 @@ int main(int argc, char **argv)
 			}
 		} else if (!strcmp(argv[i], "--fresh")) {
 			fresh = 1;
+		} else if (!strcmp(argv[i], "--touch") && i + 1 < argc) {
+			touch = atoll(argv[++i]);
+			if (touch < 1 || touch > (1 << 20)) {
+				fprintf(stderr, "bench_pack_load: --touch wants 1..1048576 MiB\n");
+				return 2;
+			}
+		} else if (!strcmp(argv[i], "--4k")) {
+			huge = 0;
 		} else {
-			fprintf(stderr, "usage: bench_pack_load [--shape N_INxN_OUT] [--reps N] [--fresh]\n");
+			fprintf(stderr, "usage: bench_pack_load [--shape N_INxN_OUT] [--reps N] [--fresh]\n"
+					"       bench_pack_load --touch MIB [--4k]\n");
 			return 2;
 		}
 	}
+	if (touch)
+		return touch_probe(touch, huge);
 	const int64_t ng = n_out / TK_PACK_ROWS;
 	printf("shape %lldx%lld (%lld groups), one thread, best of %d, destination %s\n", n_in,
 	       n_out, (long long)ng, reps, fresh ? "fresh pages each pass" : "pre-faulted");
