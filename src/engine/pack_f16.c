@@ -2,7 +2,10 @@
  * pack_f16.c — the f16x16 packed layout (quant_pack.h) of F16 weights:
  * its group size, the packer, and the scalar reference product that the
  * fast kernels (pack_f16_avx512.c, pack_f16_avx2.c) reproduce bit for bit.
- * Owns tk_pack_f16_ref and the shared helpers declared in pack_f16.h.
+ * Owns tk_pack_f16_ref and the shared helpers declared in pack_f16.h, and
+ * the portable packers of pack_ref.h (tk_pack_f16_pack_ref, the oracle, and
+ * tk_pack_f16_pack_words); tk_pack_f16_pack runs the AVX-512 packer
+ * (pack_load_avx512.c) where allowed.
  *
  * Layout. A group of 16 rows of n halfs is n * 32 bytes: element e of rows
  * 0..15 is the 16 halfs (32 bytes) at byte offset 32 * e, row r at

@@ -5,7 +5,11 @@
  * tested against. Portable; always built.
  *
  * Owns tk_pack_q4_k_ref and the helpers pack_q4_k.h declares
- * (tk_pack_q4_k_group_size, tk_pack_q4_k_pack) that the ISA files reuse.
+ * (tk_pack_q4_k_group_size, tk_pack_q4_k_pack) that the ISA files reuse,
+ * and the portable packers of pack_ref.h (tk_pack_q4_k_pack_ref, the
+ * element-by-element oracle, and tk_pack_q4_k_pack_words);
+ * tk_pack_q4_k_pack runs the AVX-512 packer (pack_load_avx512.c) where
+ * allowed.
  *
  * Layout. A group (16 rows of n elements) is n / 256 packed super-blocks,
  * one per Q4_K super-block of the rows, back to back, TK_PQ4K_BYTES = 2368

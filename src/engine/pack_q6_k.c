@@ -1,7 +1,10 @@
 /*
  * pack_q6_k.c — the q6_kx16 packed layout of Q6_K weights (quant_pack.h):
  * its size, the packer (16 file rows -> one group) and the scalar reference
- * product that tests hold every fast kernel to. Owns tk_pack_q6_k_ref.
+ * product that tests hold every fast kernel to. Owns tk_pack_q6_k_ref and
+ * the portable packers of pack_ref.h (tk_pack_q6_k_pack_ref, the
+ * element-by-element oracle, and tk_pack_q6_k_pack_words); tk_pack_q6_k_pack
+ * runs the AVX-512 packer (pack_load_avx512.c) where allowed.
  * The AVX-512 product is in pack_q6_k_avx512.c; pack_q6_k.h shares the
  * size and packer with it.
  *

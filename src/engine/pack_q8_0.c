@@ -5,7 +5,10 @@
  * tested against. Portable; always built.
  *
  * Owns tk_pack_q8_0_ref and the q8_0x16 helpers declared in quant_pack.h
- * (tk_pack_q8_0_group_size, tk_pack_q8_0_pack) that the ISA files reuse.
+ * (tk_pack_q8_0_group_size, tk_pack_q8_0_pack) that the ISA files reuse,
+ * and the portable packers of pack_ref.h (tk_pack_q8_0_pack_ref, the
+ * byte-by-byte oracle, and tk_pack_q8_0_pack_words); tk_pack_q8_0_pack
+ * runs the AVX-512 packer (pack_load_avx512.c) where allowed.
  *
  * Layout (one group = 16 rows of n elements, nb = n / 32 blocks), block
  * after block, 544 bytes each:
