@@ -6,7 +6,7 @@
  *   membw [options] [MIB] [THREADS] [REPS]
  *     defaults: 4x LLC (>= 256 MiB, <= 2 GiB), all CPUs, 10 reps
  *   --method streams|plain   the probe's method [streams]
- *   --streams K              regions read at once per thread [4]
+ *   --streams K              regions read at once per thread [8]
  *   --prefetch BYTES         software prefetch distance, -1: none [4096]
  *   --no-hugepages           do not advise huge pages
  *   --compare [ROUNDS]       instead of one configuration, the methods and
@@ -53,7 +53,9 @@ static const struct variant variants[] = {
 	{ "wide, 4 streams, pf 2K, huge", { .streams = 4, .prefetch_bytes = 2048 } },
 	{ "wide, 4 streams, pf 4K, huge", { .streams = 4, .prefetch_bytes = 4096 } },
 	{ "wide, 4 streams, pf 8K, huge", { .streams = 4, .prefetch_bytes = 8192 } },
-	{ "wide, 8 streams, pf 4K, huge", { .streams = 8, .prefetch_bytes = 4096 } },
+	{ "wide, 8 streams, pf 4K, huge (default)", { .streams = 8, .prefetch_bytes = 4096 } },
+	{ "wide, 8 streams, pf 8K, huge", { .streams = 8, .prefetch_bytes = 8192 } },
+	{ "wide, 16 streams, pf 4K, huge", { .streams = 16, .prefetch_bytes = 4096 } },
 };
 #define N_VARIANTS (sizeof variants / sizeof variants[0])
 

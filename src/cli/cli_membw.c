@@ -31,8 +31,6 @@ typedef uint64_t membw_v4 __attribute__((vector_size(32)));
 #define MEMBW_PAGE 4096u
 #define MEMBW_HUGE (2u << 20) /* the mapping starts on a 2 MiB boundary */
 #define MEMBW_STEP 256u       /* bytes of one stream per step: 4 lines */
-#define MEMBW_DEFAULT_STREAMS 4
-#define MEMBW_DEFAULT_PREFETCH 4096
 #define MEMBW_DEFAULT_REPS 10
 #define MEMBW_FILL_MUL 0x9e3779b97f4a7c15ull
 

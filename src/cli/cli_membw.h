@@ -51,7 +51,12 @@
 
 #define MEMBW_MAX_THREADS 256
 #define MEMBW_MIN_BYTES (1u << 20)
-#define MEMBW_MAX_STREAMS 8
+#define MEMBW_MAX_STREAMS 16
+/* MEMBW_STREAMS' defaults: 8 regions per thread read more than 4 on the
+ * 2-core VM (means of 5-pass runs +6-20% in three interleaved sweeps,
+ * docs/benchmarks.md "Bandwidth probe: 8 streams"); 12 and 16 no more. */
+#define MEMBW_DEFAULT_STREAMS 8
+#define MEMBW_DEFAULT_PREFETCH 4096
 #define MEMBW_MAX_PREFETCH_BYTES (64 * 1024)
 #define MEMBW_MAX_REPS 1000
 
@@ -67,9 +72,9 @@ struct membw_opts {
 	int reps;           /* timed repetitions, 1..MEMBW_MAX_REPS; 0: 10 */
 	enum membw_method method;
 	int streams;        /* MEMBW_STREAMS: regions per thread,
-			     * 1..MEMBW_MAX_STREAMS; 0: 4 */
+			     * 1..MEMBW_MAX_STREAMS; 0: MEMBW_DEFAULT_STREAMS */
 	int prefetch_bytes; /* MEMBW_STREAMS: prefetch distance, a multiple of
-			     * 64 up to MEMBW_MAX_PREFETCH_BYTES; 0: 4096;
+			     * 64 up to MEMBW_MAX_PREFETCH_BYTES; 0: MEMBW_DEFAULT_PREFETCH;
 			     * -1: no software prefetch */
 	bool no_hugepages;  /* MEMBW_STREAMS: do not advise huge pages */
 };

@@ -112,13 +112,13 @@ jq -e '.tg | .samples as $s | ($s | length) as $n | ($s | add / $n) as $m
 
 # bandwidth alone, without a model; the probe's method and how it read
 "$T" bench --membw --membw-mib 8 -t 1 --json | jq -e '.membw.best_gbps > 0 and (has("pp") | not)
-  and .membw.method == "streams" and .membw.streams == 4 and .membw.prefetch_bytes == 4096
+  and .membw.method == "streams" and .membw.streams == 8 and .membw.prefetch_bytes == 4096
   and .membw.reps == 10 and .membw.best_gbps >= .membw.mean_gbps
   and (.membw.hugepages | type) == "boolean" and (.membw.isa | type) == "string"' >/dev/null
 "$T" bench --membw --membw-mib 8 -t 2 --membw-method plain --json | jq -e '.membw.method == "plain"
   and .membw.streams == 1 and .membw.prefetch_bytes == 0 and .membw.hugepages == false
   and .membw.threads == 2' >/dev/null
-"$T" bench --membw --membw-mib 8 -t 1 | grep -q 'membw: .* streams: 4 streams, prefetch 4096'
+"$T" bench --membw --membw-mib 8 -t 1 | grep -q 'membw: .* streams: 8 streams, prefetch 4096'
 
 expect_rc() {
   local want="$1"; shift

@@ -156,8 +156,8 @@ static void test_measure_checksum(void **state)
 	}
 	struct membw_result r;
 	assert_int_equal(membw_measure(&cases[0], &r), 0);
-	assert_int_equal(r.streams, 4);            /* the defaults */
-	assert_int_equal(r.prefetch_bytes, 4096);
+	assert_int_equal(r.streams, MEMBW_DEFAULT_STREAMS); /* the defaults */
+	assert_int_equal(r.prefetch_bytes, MEMBW_DEFAULT_PREFETCH);
 	assert_int_equal(membw_measure(&cases[1], &r), 0);
 	assert_int_equal(r.streams, 3);
 	assert_int_equal(r.prefetch_bytes, 512);
