@@ -243,8 +243,19 @@ AINL void mins_split(const uint8_t *yb, uint32_t w[8])
  * The min term: the two 64-byte lines of mins (4 per row lane) against
  * mins_split()'s bytes, three passes of two VPDPBUSD with a shift by 7
  * between them: msum = sum_j m_j (16384 a_j + 128 b_j + c_j) exactly.
- * No software prefetch: with 8 streams it measured slower (in L2 0.55x,
- * from DRAM no faster), the hardware prefetchers keep up. */
+ * Prefetch: each line Q4KP_GEMV_AHEAD (1 KiB) ahead, issued with its load
+ * (the header's 5 lines per group at the super-block's start): +5-13% from
+ * DRAM (2 threads, 606 MB of groups), not slower in L2. The 8 KiB burst of
+ * the gemm measured slower here (in L2 0.55x, from DRAM no faster); the G
+ * streams keep the hardware prefetchers going, the near prefetch only keeps
+ * more lines in flight (docs/benchmarks.md, "q4_kx16 gemv: near prefetch"). */
+#define Q4KP_GEMV_AHEAD 1024
+AINL void q4kp_gemv_prefetch(const uint8_t *p, int bytes)
+{
+	for (int o = 0; o < bytes; o += 64)
+		__builtin_prefetch(p + Q4KP_GEMV_AHEAD + o, 0, 3);
+}
+
 AINL void q4kp_gemv(int64_t nb, float *out, const uint8_t *g, size_t gb, const uint8_t *y,
 		    const int G)
 {
@@ -254,8 +265,10 @@ AINL void q4kp_gemv(int64_t nb, float *out, const uint8_t *g, size_t gb, const u
 		accf[i] = _mm512_setzero_ps();
 	for (int64_t b = 0; b < nb; b++, g += TK_PQ4K_BYTES, y += Y_BLOCK) {
 		__m512i isum[TK_PACK_GEMV_GROUPS]; /* 16 x isum */
-		for (int i = 0; i < G; i++)
+		for (int i = 0; i < G; i++) {
 			isum[i] = _mm512_setzero_si512();
+			q4kp_gemv_prefetch(g + (size_t)i * gb, TK_PQ4K_Q);
+		}
 		for (int j = 0; j < 8; j++) {
 			const uint8_t *q = g + TK_PQ4K_Q + 256 * j;
 			const uint8_t *yj = y + Y_QS + 32 * j;
@@ -267,6 +280,7 @@ AINL void q4kp_gemv(int64_t nb, float *out, const uint8_t *g, size_t gb, const u
 				for (int i = 0; i < G; i++) {
 					const __m512i lo = _mm512_and_si512(
 						_mm512_loadu_si512(q + (size_t)i * gb + 64 * k), nib);
+					q4kp_gemv_prefetch(q + (size_t)i * gb + 64 * k, 64);
 					dot[i] = _mm512_dpbusd_epi32(k ? dot[i] : _mm512_setzero_si512(),
 								     lo, yk);
 				}
