@@ -71,8 +71,8 @@
  * burst of 37 waits for fill buffers and stalls the arithmetic behind it;
  * spread, the gemm read 1.15-1.3x faster from DRAM at nc = 2..8 (2
  * threads) and 4 decoded sequences ran 1.1-1.3x faster (docs/benchmarks.md,
- * "q4_kx16 gemm: spread prefetch"). The gemv (ng = 1..8 specialized) does
- * not prefetch.
+ * "q4_kx16 gemm: spread prefetch"). The gemv (ng = 1..8 specialized)
+ * prefetches each line 1 KiB ahead (q4kp_gemv).
  */
 #if defined(__x86_64__)
 

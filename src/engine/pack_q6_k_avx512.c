@@ -60,6 +60,12 @@
 #define Q8K_BYTES 292
 #define SEL 0xCA /* VPTERNLOGD: a ? b : c, bit by bit (a is the mask) */
 #define OR3 0xFE /* VPTERNLOGD: a | b | c */
+/* The gemv's prefetch distance (pack_q6_k_kern.h): near, as q4_kx16's gemv;
+ * the G streams keep the hardware prefetchers going, the prefetches only
+ * keep more lines in flight. */
+#ifndef Q6_GEMV_AHEAD
+#define Q6_GEMV_AHEAD 1024
+#endif
 
 AINL int32_t ld_i32(const uint8_t *p)
 {

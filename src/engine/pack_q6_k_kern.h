@@ -78,9 +78,10 @@ Q6_TARGET AINL void Q6_CAT(q6_k_gemm_kern, Q6_SFX)(int64_t n, float *out, size_t
  * steps in the same order as the gemm with C = 1, so the results are
  * bit-identical to it. What the G groups share is done once per
  * sub-block: the activation's four broadcasts and the -32 * bsums start.
- * No software prefetch: G streams keep the hardware prefetchers busy
- * (bench_pack q6_k, 2048x5632 from DRAM, one thread: G = 8 with the
- * 8 KiB-ahead prefetch measured no faster, and 25% slower in cache). */
+ * Prefetch: each line Q6_GEMV_AHEAD (1 KiB) ahead, with its loads: +7-12%
+ * from DRAM (2 threads, 645 MB of groups), 5-10% slower in L2, where decode
+ * does not run (docs/benchmarks.md, "q6_kx16 gemv: near prefetch"). An
+ * 8 KiB-ahead prefetch measured no faster from DRAM, 25% slower in cache. */
 Q6_TARGET AINL void Q6_CAT(q6_k_gemv_kern, Q6_SFX)(int64_t n, float *out, const uint8_t *g,
 						   size_t gb, const uint8_t *y, const int G)
 {
@@ -109,6 +110,11 @@ Q6_TARGET AINL void Q6_CAT(q6_k_gemv_kern, Q6_SFX)(int64_t n, float *out, const 
 			for (int k = 0; k < G; k++) {
 				const uint8_t *gs = g + (size_t)k * gb + sb;
 				const uint8_t *q = gs + 256 + 192 * s;
+				/* each line Q6_GEMV_AHEAD ahead, with its loads */
+				if (s % 4 == 0)
+					__builtin_prefetch(gs + 16 * s + Q6_GEMV_AHEAD, 0, 3);
+				for (int o = 0; o < 192; o += 64)
+					__builtin_prefetch(q + o + Q6_GEMV_AHEAD, 0, 3);
 				__m512i cd[4];
 				Q6_CODES(q, cd);
 				const __m512i sc = _mm512_cvtepi8_epi32(
