@@ -90,9 +90,12 @@ AINL void q8p_kern(int64_t nb, float *out, size_t ldo, const uint8_t *g, const u
 
 /* Decode: G groups gb bytes apart times one activation row, in lockstep
  * (quant_pack.h's gemv). Per cell the same steps in the same order as
- * q8p_kern with C = 1, so the results are bit-identical to it. No software
- * prefetch: G streams keep the hardware prefetchers busy (adding the
- * 8 KiB-ahead prefetch per stream measured no faster). */
+ * q8p_kern with C = 1, so the results are bit-identical to it. G streams
+ * keep the hardware prefetchers busy (an 8 KiB-ahead prefetch per stream
+ * measured no faster); a near prefetch, each line Q8P_GEMV_AHEAD ahead
+ * issued with its load, keeps more lines in flight: +5-9% from DRAM with
+ * 2 threads (docs/benchmarks.md, "q8_0x16 gemv: near prefetch"). */
+#define Q8P_GEMV_AHEAD 1024
 AINL void q8p_gemv(int64_t nb, float *out, const uint8_t *g, size_t gb, const uint8_t *y,
 		   const int G)
 {
@@ -108,9 +111,12 @@ AINL void q8p_gemv(int64_t nb, float *out, const uint8_t *g, size_t gb, const ui
 			acc[i] = init;
 		for (int k = 0; k < 8; k++) {
 			const __m512i yk = _mm512_set1_epi32(ld_i32(y + 2 + 4 * k));
-			for (int i = 0; i < G; i++)
+			for (int i = 0; i < G; i++) {
 				acc[i] = _mm512_dpbusd_epi32(
 					acc[i], _mm512_loadu_si512(g + (size_t)i * gb + 32 + 64 * k), yk);
+				/* every 64 bytes of the stream, so all its lines */
+				__builtin_prefetch(g + (size_t)i * gb + 32 + 64 * k + Q8P_GEMV_AHEAD, 0, 3);
+			}
 		}
 		for (int i = 0; i < G; i++) {
 			const __m512 dx = _mm512_cvtph_ps(
