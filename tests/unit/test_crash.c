@@ -46,7 +46,9 @@ static void crash_segv(void *arg)
 {
 	(void)arg;
 	child_prepare();
-	int *volatile p = NULL; /* volatile: the compiler cannot know it is NULL */
+	/* the pointer volatile: the compiler cannot know it is NULL; the
+	 * pointee volatile too: gcc -O3 deleted the plain store (Release) */
+	volatile int *volatile p = NULL;
 	*p = 42;
 }
 
