@@ -4,8 +4,8 @@
  * fast kernels (pack_f16_avx512.c, pack_f16_avx2.c) reproduce bit for bit.
  * Owns tk_pack_f16_ref and the shared helpers declared in pack_f16.h, and
  * the portable packers of pack_ref.h (tk_pack_f16_pack_ref, the oracle, and
- * tk_pack_f16_pack_words); tk_pack_f16_pack runs the AVX-512 packer
- * (pack_load_avx512.c) where allowed.
+ * tk_pack_f16_pack_words); tk_pack_f16_pack, which picks the packer at
+ * load, is pack_load.c's.
  *
  * Layout. A group of 16 rows of n halfs is n * 32 bytes: element e of rows
  * 0..15 is the 16 halfs (32 bytes) at byte offset 32 * e, row r at
@@ -101,19 +101,6 @@ void tk_pack_f16_pack_words(void *dst, const void *src, size_t row_bytes, int64_
 		for (int r = 0; r < TK_PACK_ROWS; r++)
 			memcpy(d + (size_t)e * 32 + 2 * (size_t)r, s + (size_t)r * row_bytes + 2 * (size_t)e,
 			       2);
-}
-
-/* What the engine calls at load (pack_ref.h): the AVX-512 packer where
- * pack_load.c allows it, else the portable one; the same bytes either way. */
-void tk_pack_f16_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
-{
-#if defined(__x86_64__)
-	if (tk_pack_load_avx512(row_bytes)) {
-		tk_pack_f16_pack_avx512(dst, src, row_bytes, n);
-		return;
-	}
-#endif
-	tk_pack_f16_pack_words(dst, src, row_bytes, n);
 }
 
 /* The reference product: the arithmetic above, one cell at a time. */

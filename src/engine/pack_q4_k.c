@@ -8,8 +8,7 @@
  * (tk_pack_q4_k_group_size, tk_pack_q4_k_pack) that the ISA files reuse,
  * and the portable packers of pack_ref.h (tk_pack_q4_k_pack_ref, the
  * element-by-element oracle, and tk_pack_q4_k_pack_words);
- * tk_pack_q4_k_pack runs the AVX-512 packer (pack_load_avx512.c) where
- * allowed.
+ * tk_pack_q4_k_pack, which picks the packer at load, is pack_load.c's.
  *
  * Layout. A group (16 rows of n elements) is n / 256 packed super-blocks,
  * one per Q4_K super-block of the rows, back to back, TK_PQ4K_BYTES = 2368
@@ -157,19 +156,6 @@ void tk_pack_q4_k_pack_words(void *dst, const void *src, size_t row_bytes, int64
 				}
 		}
 	}
-}
-
-/* What the engine calls at load (pack_ref.h): the AVX-512 packer where
- * pack_load.c allows it, else the portable one; the same bytes either way. */
-void tk_pack_q4_k_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
-{
-#if defined(__x86_64__)
-	if (tk_pack_load_avx512(row_bytes)) {
-		tk_pack_q4_k_pack_avx512(dst, src, row_bytes, n);
-		return;
-	}
-#endif
-	tk_pack_q4_k_pack_words(dst, src, row_bytes, n);
 }
 
 static float rd_half(const unsigned char *p)

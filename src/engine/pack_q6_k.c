@@ -3,8 +3,8 @@
  * its size, the packer (16 file rows -> one group) and the scalar reference
  * product that tests hold every fast kernel to. Owns tk_pack_q6_k_ref and
  * the portable packers of pack_ref.h (tk_pack_q6_k_pack_ref, the
- * element-by-element oracle, and tk_pack_q6_k_pack_words); tk_pack_q6_k_pack
- * runs the AVX-512 packer (pack_load_avx512.c) where allowed.
+ * element-by-element oracle, and tk_pack_q6_k_pack_words); tk_pack_q6_k_pack,
+ * which picks the packer at load, is pack_load.c's.
  * The AVX-512 product is in pack_q6_k_avx512.c; pack_q6_k.h shares the
  * size and packer with it.
  *
@@ -144,19 +144,6 @@ void tk_pack_q6_k_pack_words(void *dst, const void *src, size_t row_bytes, int64
 			}
 		}
 	}
-}
-
-/* What the engine calls at load (pack_ref.h): the AVX-512 packer where
- * pack_load.c allows it, else the portable one; the same bytes either way. */
-void tk_pack_q6_k_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
-{
-#if defined(__x86_64__)
-	if (tk_pack_load_avx512(row_bytes)) {
-		tk_pack_q6_k_pack_avx512(dst, src, row_bytes, n);
-		return;
-	}
-#endif
-	tk_pack_q6_k_pack_words(dst, src, row_bytes, n);
 }
 
 /* Code of element 16s + e (e in 0..15) of row r, from the packed q[s] at q. */

@@ -54,7 +54,6 @@
 #include "engine/quant_x86.h"
 
 #include <immintrin.h>
-#include <stdbool.h>
 #include <string.h>
 
 #define Q8K_BYTES 292
@@ -138,15 +137,10 @@ __attribute__((target("gfni"))) AINL void q6_codes_gfni(const uint8_t *q, __m512
 /* GFNI is checked per call (cpu.h's decision, made once: the CPU's flag
  * and TANUKI_NO_GFNI): Ice Lake and later have it, Skylake-SP and Cascade
  * Lake do not. */
-static bool q6_has_gfni(void)
-{
-	return tk_cpu_use_gfni();
-}
-
 static void q6_k_gemm_avx512(int64_t n, float *out, size_t ldo, const void *vgroup,
 			     const void *vy, size_t by, int nc)
 {
-	if (q6_has_gfni())
+	if (tk_cpu_use_gfni())
 		q6_k_gemm_gfni(n, out, ldo, vgroup, vy, by, nc);
 	else
 		q6_k_gemm_sh(n, out, ldo, vgroup, vy, by, nc);
@@ -155,7 +149,7 @@ static void q6_k_gemm_avx512(int64_t n, float *out, size_t ldo, const void *vgro
 static void q6_k_gemv_avx512(int64_t n, float *out, const void *vgroups, size_t gb, int ng,
 			     const void *vy)
 {
-	if (q6_has_gfni())
+	if (tk_cpu_use_gfni())
 		q6_k_gemv_gfni(n, out, vgroups, gb, ng, vy);
 	else
 		q6_k_gemv_sh(n, out, vgroups, gb, ng, vy);
@@ -169,24 +163,12 @@ const struct tk_pack_traits tk_pack_q6_k_avx512 = {
 	.gemv = q6_k_gemv_avx512,
 };
 
-static void q6_k_gemm_nogfni(int64_t n, float *out, size_t ldo, const void *vgroup,
-			     const void *vy, size_t by, int nc)
-{
-	q6_k_gemm_sh(n, out, ldo, vgroup, vy, by, nc);
-}
-
-static void q6_k_gemv_nogfni(int64_t n, float *out, const void *vgroups, size_t gb, int ng,
-			     const void *vy)
-{
-	q6_k_gemv_sh(n, out, vgroups, gb, ng, vy);
-}
-
 const struct tk_pack_traits tk_pack_q6_k_avx512_nogfni = {
 	.name = "q6_kx16",
 	.group_size = tk_pack_q6_k_group_size,
 	.pack = tk_pack_q6_k_pack,
-	.gemm = q6_k_gemm_nogfni,
-	.gemv = q6_k_gemv_nogfni,
+	.gemm = q6_k_gemm_sh,
+	.gemv = q6_k_gemv_sh,
 };
 
 #else

@@ -140,9 +140,10 @@ Q6_TARGET AINL void Q6_CAT(q6_k_gemv_kern, Q6_SFX)(int64_t n, float *out, const 
 
 /* The dispatchers on the column count and the group count: every count is
  * its own copy of the kernel, its loops unrolled and its accumulators in
- * registers. */
+ * registers. quant_pack.h's gemm and gemv signatures, so a traits table can
+ * point at them directly. */
 Q6_TARGET static void Q6_CAT(q6_k_gemm, Q6_SFX)(int64_t n, float *out, size_t ldo,
-						const uint8_t *group, const uint8_t *y, size_t by,
+						const void *group, const void *y, size_t by,
 						int nc)
 {
 	switch (nc) {
@@ -164,8 +165,8 @@ Q6_TARGET static void Q6_CAT(q6_k_gemm, Q6_SFX)(int64_t n, float *out, size_t ld
 	}
 }
 
-Q6_TARGET static void Q6_CAT(q6_k_gemv, Q6_SFX)(int64_t n, float *out, const uint8_t *groups,
-						size_t gb, int ng, const uint8_t *y)
+Q6_TARGET static void Q6_CAT(q6_k_gemv, Q6_SFX)(int64_t n, float *out, const void *groups,
+						size_t gb, int ng, const void *y)
 {
 	switch (ng) {
 #define Q6_GEMV_CASE(G)                                                        \

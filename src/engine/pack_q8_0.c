@@ -7,8 +7,8 @@
  * Owns tk_pack_q8_0_ref and the q8_0x16 helpers declared in quant_pack.h
  * (tk_pack_q8_0_group_size, tk_pack_q8_0_pack) that the ISA files reuse,
  * and the portable packers of pack_ref.h (tk_pack_q8_0_pack_ref, the
- * byte-by-byte oracle, and tk_pack_q8_0_pack_words); tk_pack_q8_0_pack
- * runs the AVX-512 packer (pack_load_avx512.c) where allowed.
+ * byte-by-byte oracle, and tk_pack_q8_0_pack_words); tk_pack_q8_0_pack,
+ * which picks the packer at load, is pack_load.c's.
  *
  * Layout (one group = 16 rows of n elements, nb = n / 32 blocks), block
  * after block, 544 bytes each:
@@ -73,19 +73,6 @@ void tk_pack_q8_0_pack_words(void *dst, const void *src, size_t row_bytes, int64
 			}
 		}
 	}
-}
-
-/* What the engine calls at load (pack_ref.h): the AVX-512 packer where
- * pack_load.c allows it, else the portable one; the same bytes either way. */
-void tk_pack_q8_0_pack(void *dst, const void *src, size_t row_bytes, int64_t n)
-{
-#if defined(__x86_64__)
-	if (tk_pack_load_avx512(row_bytes)) {
-		tk_pack_q8_0_pack_avx512(dst, src, row_bytes, n);
-		return;
-	}
-#endif
-	tk_pack_q8_0_pack_words(dst, src, row_bytes, n);
 }
 
 static float rd_half(const unsigned char *p)

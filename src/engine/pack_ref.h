@@ -10,7 +10,8 @@
  *                               pack pointer of the layout's reference
  *                               traits and of every ISA variant's): the
  *                               AVX-512 packer when tk_pack_load_avx512()
- *                               allows it, else the portable words one;
+ *                               allows it, else the portable words one
+ *                               (all four defined in pack_load.c);
  *   tk_pack_<type>_pack_words   portable: whole words per load and store,
  *                               one pass over each packed super-block;
  *   tk_pack_<type>_pack_avx512  x86-64 builds only, and only where
