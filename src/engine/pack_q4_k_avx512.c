@@ -14,8 +14,11 @@
  *   - per sub-block j: 4 chunk loads of 64 bytes; each gives, masked with
  *     0x0F and shifted right by 4, the codes of elements 32j + 4k .. +3 and
  *     32j + 16 + 4k .. +3 of all 16 rows; per column c one VPDPBUSD per
- *     nibble half against the column's 4 activation bytes broadcast (an
- *     embedded {1to16} load): 8 VPDPBUSD into a fresh int32 accumulator
+ *     nibble half against the column's 4 activation bytes broadcast (the
+ *     embedded {1to16} memory operand, dpbusd_bcast() in quant_x86.h; the
+ *     compiler's separate VPBROADCASTD was 1.1-1.25x slower in cache at
+ *     nc = 2..8, docs/benchmarks.md "Embedded broadcasts"): 8 VPDPBUSD
+ *     into a fresh int32 accumulator
  *     dot, then isum += sc_j * dot with the 16 rows' scales of j, in float
  *     and exactly: VCVTDQ2PS and one FMA against the scales converted once
  *     per j (shared by the columns), into two float partial sums per
@@ -23,8 +26,8 @@
  *     partial sum is an integer below 2^24, so no step rounds). Their float
  *     sum is (float)isum exactly as VCVTDQ2PS would round the int32 isum
  *     (one correctly rounded addition of two exact values). This replaced
- *     VPMULLD (2 port-0 uops; port 0 bounds this kernel, it also runs every
- *     VPDPBUSD): +6-7% at nc = 2..4, +7-10% at nc = 8 in L2 (docs/
+ *     VPMULLD (2 uops on port 0 alone, where VPDPBUSD issues on ports 0
+ *     and 5, two per cycle): +6-7% at nc = 2..4, +7-10% at nc = 8 in L2 (docs/
  *     benchmarks.md, "q4_kx16 gemm: the scales in float");
  *   - the mins: the two 64-byte lines of mins (4 per row lane); per j one
  *     VPSHUFB makes (m_j, m_j) int16 pairs; per column one VPDPWSSD
@@ -78,30 +81,15 @@
 
 #include "engine/pack_q4_k.h"
 #include "engine/quant_simd.h"
+#include "engine/quant_x86.h"
 
 #include <immintrin.h>
 #include <stdbool.h>
 #include <string.h>
 
-#define AINL static inline __attribute__((always_inline))
-
 #define Y_BLOCK 292 /* bytes of one Q8_K activation block */
 #define Y_QS 4      /* its int8 codes */
 #define Y_BSUMS 260 /* its 16 int16 sums of 16 codes */
-
-AINL int32_t ld_i32(const uint8_t *p)
-{
-	int32_t v;
-	memcpy(&v, p, 4); /* x86 is little-endian, as the Q8_K fields */
-	return v;
-}
-
-AINL float ld_f32(const uint8_t *p)
-{
-	float v;
-	memcpy(&v, p, 4);
-	return v;
-}
 
 AINL __m512i ld_bytes_epi32(const uint8_t *p) /* 16 bytes -> 16 int32 */
 {
@@ -151,13 +139,11 @@ AINL void q4kp_kern(int64_t nb, float *out, size_t ldo, const uint8_t *g, const 
 				const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
 				for (int c = 0; c < C; c++) {
 					const uint8_t *yc = yj + (size_t)c * by + 4 * k;
-					dot[c] = _mm512_dpbusd_epi32(dot[c], lo,
-								     _mm512_set1_epi32(ld_i32(yc)));
-					const __m512i yh = _mm512_set1_epi32(ld_i32(yc + 16));
+					dot[c] = dpbusd_bcast(dot[c], lo, yc);
 					if (split)
-						dh[c] = _mm512_dpbusd_epi32(dh[c], hi, yh);
+						dh[c] = dpbusd_bcast(dh[c], hi, yc + 16);
 					else
-						dot[c] = _mm512_dpbusd_epi32(dot[c], hi, yh);
+						dot[c] = dpbusd_bcast(dot[c], hi, yc + 16);
 				}
 			}
 			if (split)
@@ -181,9 +167,7 @@ AINL void q4kp_kern(int64_t nb, float *out, size_t ldo, const uint8_t *g, const 
 			const __m512i mm = _mm512_shuffle_epi8(
 				m4[j / 4], _mm512_add_epi32(pair_idx, _mm512_set1_epi32((j % 4) * 0x10001)));
 			for (int c = 0; c < C; c++)
-				msum[c] = _mm512_dpwssd_epi32(
-					msum[c], mm,
-					_mm512_set1_epi32(ld_i32(y + (size_t)c * by + Y_BSUMS + 4 * j)));
+				msum[c] = dpwssd_bcast(msum[c], mm, y + (size_t)c * by + Y_BSUMS + 4 * j);
 		}
 		const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + TK_PQ4K_D)));
 		const __m512 mx =

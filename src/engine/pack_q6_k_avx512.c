@@ -66,13 +66,6 @@
 #define Q6_GEMV_AHEAD 1024
 #endif
 
-AINL int32_t ld_i32(const uint8_t *p)
-{
-	int32_t v;
-	memcpy(&v, p, 4);
-	return v;
-}
-
 /* The four code vectors of one sub-block (192 bytes at q, the layout's
  * q[s][3][16][4]): chunks 0..2 are the low six bits of the three 64-byte
  * lines; chunk 3 gathers bits 0-1 from line 0's top, 2-3 from line 1's,

@@ -30,21 +30,13 @@
 
 #include "engine/quant_pack.h"
 #include "engine/quant_simd.h"
+#include "engine/quant_x86.h"
 
 #include <immintrin.h>
 #include <string.h>
 
-#define AINL static inline __attribute__((always_inline))
-
 #define Q8P_BLOCK 544 /* bytes of one block of a group: 32 scale + 512 quant */
 #define Y_BLOCK 34    /* bytes of one Q8_0 activation block */
-
-AINL int32_t ld_i32(const uint8_t *p)
-{
-	int32_t v;
-	memcpy(&v, p, 4); /* x86 is little-endian, as the trailer */
-	return v;
-}
 
 AINL uint16_t ld_u16(const uint8_t *p)
 {
@@ -72,9 +64,7 @@ AINL void q8p_kern(int64_t nb, float *out, size_t ldo, const uint8_t *g, const u
 		for (int k = 0; k < 8; k++) {
 			const __m512i w = _mm512_loadu_si512(g + 32 + 64 * k);
 			for (int c = 0; c < C; c++)
-				acc[c] = _mm512_dpbusd_epi32(
-					acc[c], w,
-					_mm512_set1_epi32(ld_i32(y + (size_t)c * by + 2 + 4 * k)));
+				acc[c] = dpbusd_bcast(acc[c], w, y + (size_t)c * by + 2 + 4 * k);
 		}
 		const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g));
 		for (int c = 0; c < C; c++) {
