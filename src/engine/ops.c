@@ -299,8 +299,9 @@ static void matmul_rows(float *y, const struct engine_weight *w, const void *xq,
  * every block of TK_PACK_COLS encoded tokens (a few KiB to ~70 KiB: in L1
  * or L2) passes over them; the weights are read from memory once. */
 _Static_assert(TK_PACK_ROWS % TK_TILE_MAX == 0, "group splits must be tile splits");
-/* TANUKI_NO_GEMV=1: decode through gemm one group at a time, as before the
- * multi-group kernels (for A/B runs; read once). */
+/* TANUKI_NO_GEMV=1: decode and batched decode through gemm one group at a
+ * time, as before the multi-group kernels (gemv, gemmg; for A/B runs; read
+ * once). */
 static bool no_gemv(void)
 {
 	static int v = -1; /* every thread that finds -1 computes the same */
@@ -332,6 +333,17 @@ static void matmul_packed(float *y, const struct engine_weight *w, const void *x
 		for (int64_t g = g_begin; g < g_end; g++)
 			gemm(w->n_in, y + (size_t)g * TK_PACK_ROWS, n_out, groups + (size_t)g * gb, xq,
 			     xrow, 1);
+		return;
+	}
+	if (n_tok <= TK_PACK_COLS && w->pack->gemmg && !no_gemv()) {
+		/* batched decode: the kernel walks up to TK_PACK_GEMV_GROUPS
+		 * groups its own way (quant_pack.h) */
+		for (int64_t g = g_begin; g < g_end; g += TK_PACK_GEMV_GROUPS) {
+			const int ng = g_end - g < TK_PACK_GEMV_GROUPS ? (int)(g_end - g)
+								       : TK_PACK_GEMV_GROUPS;
+			w->pack->gemmg(w->n_in, y + (size_t)g * TK_PACK_ROWS, n_out,
+				       groups + (size_t)g * gb, gb, ng, xq, xrow, n_tok);
+		}
 		return;
 	}
 	int64_t chunk = (int64_t)(ENGINE_MM_PACK_CHUNK_BYTES / (gb ? gb : 1));

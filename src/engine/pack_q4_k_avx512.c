@@ -96,21 +96,99 @@ AINL __m512i ld_bytes_epi32(const uint8_t *p) /* 16 bytes -> 16 int32 */
 	return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
 }
 
-AINL void q4kp_kern(int64_t nb, float *out, size_t ldo, const uint8_t *g, const uint8_t *y,
-		    size_t by, const int C)
+/* Prefetch of the line at p (and the bytes - 64 after it) `ahead` bytes
+ * ahead: the gemm's far TK_PREFETCH_AHEAD, the interleaved walks' near
+ * Q4KP_NEAR_AHEAD (q4kp_gemv, q4kp_kern_g). */
+AINL void q4kp_prefetch(const uint8_t *p, int bytes, const int ahead)
+{
+	for (int o = 0; o < bytes; o += 64)
+		__builtin_prefetch(p + ahead + o, 0, 3);
+}
+#define Q4KP_NEAR_AHEAD 1024
+
+/* Sub-block j of the super-block at g times C activation rows (the
+ * super-block's Q8_K blocks at y, by bytes apart): fs[c] += sc_j * dot,
+ * in float and exactly (the header's bounds), prefetching each code line
+ * `ahead` bytes ahead as it is read. */
+AINL void q4kp_sub(const uint8_t *g, int j, const uint8_t *y, size_t by, __m512 *fs, const int C,
+		   const int ahead)
 {
 	const __m512i nib = _mm512_set1_epi8(0x0f);
+	const uint8_t *q = g + TK_PQ4K_Q + 256 * j;
+	const uint8_t *yj = y + Y_QS + 32 * j;
+	/* nc <= 4: the high nibbles in their own chains (dh), added once per
+	 * sub-block: 2 nc chains of 4 VPDPBUSD instead of nc chains of 8,
+	 * one VPADDD more per column (+5-13% at nc = 2..4 in L2; slower from
+	 * nc = 6, where the chains are already enough and the adds cost) */
+	const bool split = C <= 4;
+	__m512i dot[TK_PACK_COLS], dh[TK_PACK_COLS];
+	for (int c = 0; c < C; c++) {
+		dot[c] = _mm512_setzero_si512();
+		dh[c] = _mm512_setzero_si512();
+	}
+	for (int k = 0; k < 4; k++) {
+		const __m512i v = _mm512_loadu_si512(q + 64 * k);
+		q4kp_prefetch(q + 64 * k, 64, ahead);
+		const __m512i lo = _mm512_and_si512(v, nib);
+		const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
+		for (int c = 0; c < C; c++) {
+			const uint8_t *yc = yj + (size_t)c * by + 4 * k;
+			dot[c] = dpbusd_bcast(dot[c], lo, yc);
+			if (split)
+				dh[c] = dpbusd_bcast(dh[c], hi, yc + 16);
+			else
+				dot[c] = dpbusd_bcast(dot[c], hi, yc + 16);
+		}
+	}
+	if (split)
+		for (int c = 0; c < C; c++)
+			dot[c] = _mm512_add_epi32(dot[c], dh[c]);
+	const __m512 scf = _mm512_cvtepi32_ps(ld_bytes_epi32(g + TK_PQ4K_SC + 16 * j));
+	for (int c = 0; c < C; c++)
+		fs[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[c]), scf, fs[c]);
+}
+
+/* The end of the super-block at g for C columns: the min term and the
+ * reference's float step, accf[c] += (d dy)(fs0 + fs1) - (dmin dy) msum. */
+AINL void q4kp_close(const uint8_t *g, const uint8_t *y, size_t by, const __m512 *fs0,
+		     const __m512 *fs1, __m512 *accf, const int C)
+{
 	/* VPSHUFB control: in every 32-bit lane, byte 0 of the lane zero-extended
 	 * twice (add t * 0x10001 for byte t) */
 	const __m512i pair_idx = _mm512_set4_epi32((int)0x800c800c, (int)0x80088008,
 						   (int)0x80048004, (int)0x80008000);
+	__m512i msum[TK_PACK_COLS];
+	for (int c = 0; c < C; c++)
+		msum[c] = _mm512_setzero_si512();
+	const __m512i m4[2] = { _mm512_loadu_si512(g + TK_PQ4K_M),
+				_mm512_loadu_si512(g + TK_PQ4K_M + 64) };
+	for (int j = 0; j < 8; j++) {
+		/* (m_j, m_j) as two int16 in every row lane */
+		const __m512i mm = _mm512_shuffle_epi8(
+			m4[j / 4], _mm512_add_epi32(pair_idx, _mm512_set1_epi32((j % 4) * 0x10001)));
+		for (int c = 0; c < C; c++)
+			msum[c] = dpwssd_bcast(msum[c], mm, y + (size_t)c * by + Y_BSUMS + 4 * j);
+	}
+	const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + TK_PQ4K_D)));
+	const __m512 mx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + TK_PQ4K_DMIN)));
+	for (int c = 0; c < C; c++) {
+		const __m512 dy = _mm512_set1_ps(ld_f32(y + (size_t)c * by));
+		const __m512 a = _mm512_mul_ps(_mm512_mul_ps(dx, dy), _mm512_add_ps(fs0[c], fs1[c]));
+		const __m512 s = _mm512_mul_ps(_mm512_mul_ps(mx, dy), _mm512_cvtepi32_ps(msum[c]));
+		accf[c] = _mm512_add_ps(accf[c], _mm512_sub_ps(a, s));
+	}
+}
+
+AINL void q4kp_kern(int64_t nb, float *out, size_t ldo, const uint8_t *g, const uint8_t *y,
+		    size_t by, const int C)
+{
 	__m512 accf[TK_PACK_COLS];
 	for (int c = 0; c < C; c++)
 		accf[c] = _mm512_setzero_ps();
 	for (int64_t b = 0; b < nb; b++, g += TK_PQ4K_BYTES, y += Y_BLOCK) {
 		/* the scales, mins and halves now; each code line as its
-		 * chunk is read (below) */
-		tk_prefetch_weights(g, TK_PQ4K_Q);
+		 * chunk is read (q4kp_sub) */
+		q4kp_prefetch(g, TK_PQ4K_Q, TK_PREFETCH_AHEAD);
 		/* isum in float, exactly: two partial sums over sub-blocks 0..3
 		 * and 4..7 (bounds in the header) */
 		__m512 fs0[TK_PACK_COLS], fs1[TK_PACK_COLS];
@@ -118,69 +196,53 @@ AINL void q4kp_kern(int64_t nb, float *out, size_t ldo, const uint8_t *g, const 
 			fs0[c] = _mm512_setzero_ps();
 			fs1[c] = _mm512_setzero_ps();
 		}
-		for (int j = 0; j < 8; j++) {
-			const uint8_t *q = g + TK_PQ4K_Q + 256 * j;
-			const uint8_t *yj = y + Y_QS + 32 * j;
-			/* nc <= 4: the high nibbles in their own chains (dh), added
-			 * once per sub-block: 2 nc chains of 4 VPDPBUSD instead of
-			 * nc chains of 8, one VPADDD more per column (+5-13% at
-			 * nc = 2..4 in L2; slower from nc = 6, where the chains
-			 * are already enough and the adds cost) */
-			const bool split = C <= 4;
-			__m512i dot[TK_PACK_COLS], dh[TK_PACK_COLS];
-			for (int c = 0; c < C; c++) {
-				dot[c] = _mm512_setzero_si512();
-				dh[c] = _mm512_setzero_si512();
-			}
-			for (int k = 0; k < 4; k++) {
-				const __m512i v = _mm512_loadu_si512(q + 64 * k);
-				tk_prefetch_weights(q + 64 * k, 64);
-				const __m512i lo = _mm512_and_si512(v, nib);
-				const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
-				for (int c = 0; c < C; c++) {
-					const uint8_t *yc = yj + (size_t)c * by + 4 * k;
-					dot[c] = dpbusd_bcast(dot[c], lo, yc);
-					if (split)
-						dh[c] = dpbusd_bcast(dh[c], hi, yc + 16);
-					else
-						dot[c] = dpbusd_bcast(dot[c], hi, yc + 16);
-				}
-			}
-			if (split)
-				for (int c = 0; c < C; c++)
-					dot[c] = _mm512_add_epi32(dot[c], dh[c]);
-			const __m512 scf = _mm512_cvtepi32_ps(ld_bytes_epi32(g + TK_PQ4K_SC + 16 * j));
-			for (int c = 0; c < C; c++) {
-				if (j < 4)
-					fs0[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[c]), scf, fs0[c]);
-				else
-					fs1[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[c]), scf, fs1[c]);
-			}
-		}
-		__m512i msum[TK_PACK_COLS];
-		for (int c = 0; c < C; c++)
-			msum[c] = _mm512_setzero_si512();
-		const __m512i m4[2] = { _mm512_loadu_si512(g + TK_PQ4K_M),
-					_mm512_loadu_si512(g + TK_PQ4K_M + 64) };
-		for (int j = 0; j < 8; j++) {
-			/* (m_j, m_j) as two int16 in every row lane */
-			const __m512i mm = _mm512_shuffle_epi8(
-				m4[j / 4], _mm512_add_epi32(pair_idx, _mm512_set1_epi32((j % 4) * 0x10001)));
-			for (int c = 0; c < C; c++)
-				msum[c] = dpwssd_bcast(msum[c], mm, y + (size_t)c * by + Y_BSUMS + 4 * j);
-		}
-		const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + TK_PQ4K_D)));
-		const __m512 mx =
-			_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + TK_PQ4K_DMIN)));
-		for (int c = 0; c < C; c++) {
-			const __m512 dy = _mm512_set1_ps(ld_f32(y + (size_t)c * by));
-			const __m512 a = _mm512_mul_ps(_mm512_mul_ps(dx, dy), _mm512_add_ps(fs0[c], fs1[c]));
-			const __m512 s = _mm512_mul_ps(_mm512_mul_ps(mx, dy), _mm512_cvtepi32_ps(msum[c]));
-			accf[c] = _mm512_add_ps(accf[c], _mm512_sub_ps(a, s));
-		}
+		/* two loops, so that each keeps its partial sums in registers */
+		for (int j = 0; j < 4; j++)
+			q4kp_sub(g, j, y, by, fs0, C, TK_PREFETCH_AHEAD);
+		for (int j = 4; j < 8; j++)
+			q4kp_sub(g, j, y, by, fs1, C, TK_PREFETCH_AHEAD);
+		q4kp_close(g, y, by, fs0, fs1, accf, C);
 	}
 	for (int c = 0; c < C; c++)
 		_mm512_storeu_ps(out + (size_t)c * ldo, accf[c]);
+}
+
+/* Batched decode with few columns (quant_pack.h's gemmg, nc = 2, 3): G
+ * groups gb bytes apart, each super-block's sub-blocks walked group by
+ * group (sub-block j of groups 0..G-1, then j + 1), so each thread keeps G
+ * streams of 256-byte runs in flight, as the gemv does, where the gemm
+ * walks one group at a time: one stream. Per group the steps of q4kp_kern
+ * in the same order, so every cell equals the gemm's bit for bit; the G x
+ * 2 x C float partial sums live on the stack (the compiler's choice; 2 x
+ * 8 x 3 would not fit the registers). Each line is prefetched
+ * Q4KP_NEAR_AHEAD ahead. From DRAM (2 threads, 606 MB of groups) 1.16-1.20x
+ * the gemm at nc = 2 and 1.13-1.16x at nc = 3; at nc = 4 0.96-0.97x, the
+ * stack traffic costing more than the streams gain (in L2 this walk is
+ * 0.7-0.8x the gemm), so nc >= 4 keeps the gemm (docs/benchmarks.md,
+ * "q4_kx16: interleaved groups for nc = 2, 3"). */
+AINL void q4kp_kern_g(int64_t nb, float *out, size_t ldo, const uint8_t *g, size_t gb,
+		      const uint8_t *y, size_t by, const int C, const int G)
+{
+	__m512 accf[TK_PACK_GEMV_GROUPS][TK_PACK_COLS];
+	__m512 fs[TK_PACK_GEMV_GROUPS][2][TK_PACK_COLS];
+	for (int i = 0; i < G; i++)
+		for (int c = 0; c < C; c++)
+			accf[i][c] = _mm512_setzero_ps();
+	for (int64_t b = 0; b < nb; b++, g += TK_PQ4K_BYTES, y += Y_BLOCK) {
+		for (int i = 0; i < G; i++) {
+			q4kp_prefetch(g + (size_t)i * gb, TK_PQ4K_Q, Q4KP_NEAR_AHEAD);
+			for (int c = 0; c < C; c++)
+				fs[i][0][c] = fs[i][1][c] = _mm512_setzero_ps();
+		}
+		for (int j = 0; j < 8; j++)
+			for (int i = 0; i < G; i++)
+				q4kp_sub(g + (size_t)i * gb, j, y, by, fs[i][j / 4], C, Q4KP_NEAR_AHEAD);
+		for (int i = 0; i < G; i++)
+			q4kp_close(g + (size_t)i * gb, y, by, fs[i][0], fs[i][1], accf[i], C);
+	}
+	for (int i = 0; i < G; i++)
+		for (int c = 0; c < C; c++)
+			_mm512_storeu_ps(out + (size_t)c * ldo + 16 * (size_t)i, accf[i][c]);
 }
 
 /* The min term's activation side of one Q8_K block for the gemv: the 8
@@ -227,18 +289,12 @@ AINL void mins_split(const uint8_t *yb, uint32_t w[8])
  * The min term: the two 64-byte lines of mins (4 per row lane) against
  * mins_split()'s bytes, three passes of two VPDPBUSD with a shift by 7
  * between them: msum = sum_j m_j (16384 a_j + 128 b_j + c_j) exactly.
- * Prefetch: each line Q4KP_GEMV_AHEAD (1 KiB) ahead, issued with its load
+ * Prefetch: each line Q4KP_NEAR_AHEAD (1 KiB) ahead, issued with its load
  * (the header's 5 lines per group at the super-block's start): +5-13% from
  * DRAM (2 threads, 606 MB of groups), not slower in L2. The 8 KiB burst of
  * the gemm measured slower here (in L2 0.55x, from DRAM no faster); the G
  * streams keep the hardware prefetchers going, the near prefetch only keeps
  * more lines in flight (docs/benchmarks.md, "q4_kx16 gemv: near prefetch"). */
-#define Q4KP_GEMV_AHEAD 1024
-AINL void q4kp_gemv_prefetch(const uint8_t *p, int bytes)
-{
-	for (int o = 0; o < bytes; o += 64)
-		__builtin_prefetch(p + Q4KP_GEMV_AHEAD + o, 0, 3);
-}
 
 AINL void q4kp_gemv(int64_t nb, float *out, const uint8_t *g, size_t gb, const uint8_t *y,
 		    const int G)
@@ -251,7 +307,7 @@ AINL void q4kp_gemv(int64_t nb, float *out, const uint8_t *g, size_t gb, const u
 		__m512i isum[TK_PACK_GEMV_GROUPS]; /* 16 x isum */
 		for (int i = 0; i < G; i++) {
 			isum[i] = _mm512_setzero_si512();
-			q4kp_gemv_prefetch(g + (size_t)i * gb, TK_PQ4K_Q);
+			q4kp_prefetch(g + (size_t)i * gb, TK_PQ4K_Q, Q4KP_NEAR_AHEAD);
 		}
 		for (int j = 0; j < 8; j++) {
 			const uint8_t *q = g + TK_PQ4K_Q + 256 * j;
@@ -264,7 +320,7 @@ AINL void q4kp_gemv(int64_t nb, float *out, const uint8_t *g, size_t gb, const u
 				for (int i = 0; i < G; i++) {
 					const __m512i lo = _mm512_and_si512(
 						_mm512_loadu_si512(q + (size_t)i * gb + 64 * k), nib);
-					q4kp_gemv_prefetch(q + (size_t)i * gb + 64 * k, 64);
+					q4kp_prefetch(q + (size_t)i * gb + 64 * k, 64, Q4KP_NEAR_AHEAD);
 					dot[i] = _mm512_dpbusd_epi32(k ? dot[i] : _mm512_setzero_si512(),
 								     lo, yk);
 				}
@@ -369,12 +425,49 @@ static void q4_kx16_gemm_avx512(int64_t n, float *out, size_t ldo, const void *g
 	}
 }
 
+#define Q4KP_G_CASE(C, G)                                                           \
+	case G:                                                                     \
+		q4kp_kern_g(nb, out, ldo, (const uint8_t *)groups, gb, (const uint8_t *)y, by, \
+			    C, G);                                                  \
+		break;
+#define Q4KP_G_CASES(C)                                                             \
+	switch (ng) {                                                               \
+		Q4KP_G_CASE(C, 1)                                                   \
+		Q4KP_G_CASE(C, 2)                                                   \
+		Q4KP_G_CASE(C, 3)                                                   \
+		Q4KP_G_CASE(C, 4)                                                   \
+		Q4KP_G_CASE(C, 5)                                                   \
+		Q4KP_G_CASE(C, 6)                                                   \
+		Q4KP_G_CASE(C, 7)                                                   \
+		Q4KP_G_CASE(C, 8)                                                   \
+	default:                                                                    \
+		break;                                                              \
+	}
+
+/* nc = 2, 3 interleave the groups (q4kp_kern_g); otherwise the gemm, one
+ * group after another, is faster (measured; see q4kp_kern_g). */
+static void q4_kx16_gemmg_avx512(int64_t n, float *out, size_t ldo, const void *groups, size_t gb,
+				 int ng, const void *y, size_t by, int nc)
+{
+	const int64_t nb = n / TK_QK_K;
+	if (nc == 2) {
+		Q4KP_G_CASES(2)
+	} else if (nc == 3) {
+		Q4KP_G_CASES(3)
+	} else {
+		for (int i = 0; i < ng; i++)
+			q4_kx16_gemm_avx512(n, out + 16 * (size_t)i, ldo,
+					    (const uint8_t *)groups + (size_t)i * gb, y, by, nc);
+	}
+}
+
 const struct tk_pack_traits tk_pack_q4_k_avx512 = {
 	.name = "q4_kx16",
 	.group_size = tk_pack_q4_k_group_size,
 	.pack = tk_pack_q4_k_pack,
 	.gemm = q4_kx16_gemm_avx512,
 	.gemv = q4_kx16_gemv_avx512,
+	.gemmg = q4_kx16_gemmg_avx512,
 };
 
 #else

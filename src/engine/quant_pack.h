@@ -74,6 +74,19 @@ typedef void (*tk_pack_gemm_fn)(int64_t n, float *out, size_t ldo, const void *g
 typedef void (*tk_pack_gemv_fn)(int64_t n, float *out, const void *groups, size_t group_bytes,
 				int ng, const void *y);
 
+/* Batched decode (a few activation rows): ng = 1..TK_PACK_GEMV_GROUPS
+ * groups, the first at groups, each group_bytes after the previous, times
+ * nc = 1..TK_PACK_COLS activation rows (y, by bytes apart, as for gemm);
+ * writes out[c * ldo + 16 * i + r] (group i's row r, activation row c)
+ * and nothing else. Each cell must equal what gemm writes for that group
+ * bit for bit (test_pack_gemv checks every installed kernel). The kernel
+ * picks the walk that reads memory fastest for its nc: one group at a time
+ * (the gemm's: one stream per thread) or the groups interleaved by short
+ * runs (G streams, as the gemv), which pays where the arithmetic per byte
+ * is light (q4_kx16: nc = 2, 3). */
+typedef void (*tk_pack_gemmg_fn)(int64_t n, float *out, size_t ldo, const void *groups,
+				 size_t group_bytes, int ng, const void *y, size_t by, int nc);
+
 struct tk_pack_traits {
 	const char *name;          /* layout name, e.g. "q8_0x16" */
 	tk_pack_size_fn group_size; /* bytes of one group of TK_PACK_ROWS rows */
@@ -81,6 +94,9 @@ struct tk_pack_traits {
 	tk_pack_gemm_fn gemm;      /* group x up to TK_PACK_COLS activation rows */
 	tk_pack_gemv_fn gemv;      /* NULL or several groups x one row (decode);
 				    * the engine falls back to gemm, nc = 1 */
+	tk_pack_gemmg_fn gemmg;    /* NULL or several groups x up to
+				    * TK_PACK_COLS rows (batched decode); the
+				    * engine falls back to gemm per group */
 };
 
 /* The portable reference traits of type t's layout (pack + scalar gemm),

@@ -1,17 +1,21 @@
 /* test_pack_gemv.c — the decode products of the packed layouts
- * (quant_pack.h, tk_pack_traits.gemv): for every packed type (Q8_0, Q4_K,
- * Q6_K, F16) and every ISA variant this CPU runs whose traits install a
- * gemv, on 11 groups of random weights of several row lengths:
+ * (quant_pack.h, tk_pack_traits.gemv and .gemmg): for every packed type
+ * (Q8_0, Q4_K, Q6_K, F16) and every ISA variant this CPU runs whose traits
+ * install a gemv or a gemmg, on 11 groups of random weights of several row
+ * lengths:
  *   - gemv over ng = 1..TK_PACK_GEMV_GROUPS groups starting at every group
  *     equals gemm with nc = 1 on each group, bit for bit (the contract: a
  *     gemv changes the memory walk, not the arithmetic);
  *   - it writes out[0 .. 16 * ng) and nothing after;
+ *   - gemmg over ng groups and nc = 1..TK_PACK_COLS activation rows equals
+ *     gemm with the same nc on each group, bit for bit, and writes only
+ *     its ng x 16 cells of each of its nc output rows;
  *   - unaligned group and activation pointers work;
  *   - the gemm itself agrees with the reference traits' gemm (loosely:
  *     the per-layout tests check that closely), so a gemv equal to a
  *     broken gemm cannot pass.
- * Variants this CPU lacks, and traits without a gemv, are reported and
- * skipped.
+ * Variants this CPU lacks, and traits without a gemv or gemmg, are reported
+ * and skipped.
  */
 #include "testutil.h"
 
@@ -58,6 +62,47 @@ static uint32_t bits(float f)
 	return u;
 }
 
+/* gemmg against gemm with the same nc, group by group: every nc, every
+ * group count, every start; output rows LDO apart, the cells between them
+ * must stay untouched. */
+#define LDO (TK_PACK_GEMV_GROUPS * ROWS + ROWS)
+static void check_gemmg(const char *isa, const struct tk_pack_traits *pt, int64_t n,
+			const unsigned char *groups, size_t gb, const unsigned char *y, size_t by)
+{
+	static float want[TK_PACK_COLS * N_GROUPS * ROWS], out[TK_PACK_COLS * LDO];
+	const uint32_t sentinel = SENTINEL;
+	for (int nc = 1; nc <= TK_PACK_COLS; nc++) {
+		/* want[c][g * ROWS + r] */
+		for (int g = 0; g < N_GROUPS; g++)
+			pt->gemm(n, want + g * ROWS, N_GROUPS * ROWS, groups + (size_t)g * gb, y, by,
+				 nc);
+		for (int ng = 1; ng <= TK_PACK_GEMV_GROUPS; ng++)
+			for (int s = 0; s + ng <= N_GROUPS; s++) {
+				for (size_t i = 0; i < sizeof out / sizeof out[0]; i++)
+					memcpy(&out[i], &sentinel, 4);
+				pt->gemmg(n, out, LDO, groups + (size_t)s * gb, gb, ng, y, by, nc);
+				for (int c = 0; c < TK_PACK_COLS; c++)
+					for (int i = 0; i < LDO; i++) {
+						const float o = out[c * LDO + i];
+						if (c >= nc || i >= ng * ROWS) {
+							if (bits(o) != sentinel)
+								fail_msg("%s %s n=%lld nc=%d ng=%d: wrote "
+									 "row %d cell %d",
+									 isa, pt->name, (long long)n, nc,
+									 ng, c, i);
+							continue;
+						}
+						const float w = want[c * N_GROUPS * ROWS + s * ROWS + i];
+						if (bits(o) != bits(w))
+							fail_msg("%s %s n=%lld nc=%d ng=%d start %d row "
+								 "%d cell %d: gemmg %.9g, gemm %.9g",
+								 isa, pt->name, (long long)n, nc, ng, s,
+								 c, i, (double)o, (double)w);
+					}
+			}
+	}
+}
+
 /* One type, one ISA's pack traits, one row length. */
 static void run_case(const char *isa, int t, const struct tk_pack_traits *pt, int64_t n)
 {
@@ -80,15 +125,18 @@ static void run_case(const char *isa, int t, const struct tk_pack_traits *pt, in
 	for (int g = 0; g < N_GROUPS; g++)
 		pt->pack(groups + (size_t)g * gb, rows + (size_t)g * ROWS * row_bytes, row_bytes, n);
 
-	/* one activation row, encoded as the engine does, also unaligned */
+	/* TK_PACK_COLS activation rows, encoded as the engine does, also
+	 * unaligned; the gemv takes the first */
 	const int at = act_type_of(t);
 	const size_t by = tk_act_row_size(at, n);
 	assert_true(by > 0);
-	unsigned char *ybuf = tk_test_xmalloc(by + 8);
+	unsigned char *ybuf = tk_test_xmalloc(TK_PACK_COLS * by + 8);
 	unsigned char *y = ybuf + 3;
-	for (int64_t i = 0; i < n; i++)
-		x[i] = tk_test_rng_normal(&rng_state);
-	tk_act_encode(at, x, y, n);
+	for (int c = 0; c < TK_PACK_COLS; c++) {
+		for (int64_t i = 0; i < n; i++)
+			x[i] = tk_test_rng_normal(&rng_state);
+		tk_act_encode(at, x, y + (size_t)c * by, n);
+	}
 
 	/* expected: gemm nc = 1 per group; and the reference gemm as a check
 	 * that the gemm itself is sane */
@@ -108,7 +156,7 @@ static void run_case(const char *isa, int t, const struct tk_pack_traits *pt, in
 
 	float out[TK_PACK_GEMV_GROUPS * ROWS + ROWS];
 	const uint32_t sentinel = SENTINEL;
-	for (int ng = 1; ng <= TK_PACK_GEMV_GROUPS; ng++) {
+	for (int ng = 1; pt->gemv && ng <= TK_PACK_GEMV_GROUPS; ng++) {
 		for (int s = 0; s + ng <= N_GROUPS; s++) {
 			for (size_t i = 0; i < sizeof out / sizeof out[0]; i++)
 				memcpy(&out[i], &sentinel, 4);
@@ -125,6 +173,8 @@ static void run_case(const char *isa, int t, const struct tk_pack_traits *pt, in
 						 pt->name, (long long)n, ng, i);
 		}
 	}
+	if (pt->gemmg)
+		check_gemmg(isa, pt, n, groups, gb, y, by);
 	free(ybuf);
 	free(gbuf);
 	free(rows);
@@ -145,8 +195,8 @@ static void test_gemv_equals_gemm(void **state)
 		for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
 			const int t = types[ti];
 			const struct tk_pack_traits *pt = tab[t].pack;
-			if (!pt || !pt->gemv) {
-				printf("# %s %s: no packed gemv\n", tk_quant_isa_name(isa),
+			if (!pt || (!pt->gemv && !pt->gemmg)) {
+				printf("# %s %s: no packed gemv or gemmg\n", tk_quant_isa_name(isa),
 				       tk_type_name(t));
 				continue;
 			}
@@ -154,7 +204,8 @@ static void test_gemv_equals_gemm(void **state)
 			const int nn = row_lengths(t, ns);
 			for (int i = 0; i < nn; i++)
 				run_case(tk_quant_isa_name(isa), t, pt, ns[i]);
-			printf("# %s %s: gemv checked\n", tk_quant_isa_name(isa), pt->name);
+			printf("# %s %s: %s%s checked\n", tk_quant_isa_name(isa), pt->name,
+			       pt->gemv ? "gemv " : "", pt->gemmg ? "gemmg" : "");
 			tested++;
 		}
 	}
