@@ -17,18 +17,18 @@
  *     nibble half against the column's 4 activation bytes broadcast (the
  *     embedded {1to16} memory operand, dpbusd_bcast() in quant_x86.h; the
  *     compiler's separate VPBROADCASTD was 1.1-1.25x slower in cache at
- *     nc = 2..8, docs/benchmarks.md "Embedded broadcasts"): 8 VPDPBUSD
- *     into a fresh int32 accumulator
- *     dot, then isum += sc_j * dot with the 16 rows' scales of j, in float
- *     and exactly: VCVTDQ2PS and one FMA against the scales converted once
- *     per j (shared by the columns), into two float partial sums per
- *     column, sub-blocks 0..3 and 4..7 (bounds below: every product and
- *     partial sum is an integer below 2^24, so no step rounds). Their float
- *     sum is (float)isum exactly as VCVTDQ2PS would round the int32 isum
- *     (one correctly rounded addition of two exact values). This replaced
- *     VPMULLD (2 uops on port 0 alone, where VPDPBUSD issues on ports 0
- *     and 5, two per cycle): +6-7% at nc = 2..4, +7-10% at nc = 8 in L2 (docs/
- *     benchmarks.md, "q4_kx16 gemm: the scales in float");
+ *     nc = 2..8, docs/benchmarks.md "Embedded broadcasts"): per column
+ *     two chains of 4 VPDPBUSD from zero, dl over the low nibbles
+ *     (elements 32j .. 32j + 15) and dh over the high ones (32j + 16 ..),
+ *     each an int16 (bounds below); then isum += sc_j * dl + sc_j * dh by
+ *     two VPDPWSSD against the scales zero-extended to 32-bit lanes, i.e.
+ *     (sc_j, 0) int16 pairs: the low half of each lane is dl (or dh) as an
+ *     int16, the high half (its sign) meets the 0. One exact int32 isum per
+ *     column, 2 uops per sub-block and column. This replaced (docs/
+ *     benchmarks.md, "q4_kx16 gemm: scales by VPDPWSSD") an add of the two
+ *     chains, VCVTDQ2PS and an FMA into two exact float partial sums (3
+ *     uops and 2 registers per column), which had replaced VPMULLD (2 uops
+ *     on port 0 alone; VPDPBUSD issues on ports 0 and 5, two per cycle);
  *   - the mins: the two 64-byte lines of mins (4 per row lane); per j one
  *     VPSHUFB makes (m_j, m_j) int16 pairs; per column one VPDPWSSD
  *     against the column's bsums 2j, 2j + 1 broadcast (they are adjacent
@@ -49,9 +49,10 @@
  *     one VPDPBUSD step adds at most 4 * 15 * 128 = 7680 (gemm), 4 * 240
  *     * 128 = 122880 (gemv's high nibbles, 16 x code), 4 * 63 * 128 (the
  *     gemv's mins): no saturation (VPDPBUSD wraps), nothing comes near it;
- *     |sub-block dot| <= 32 * 15 * 128 = 61440 (gemv: 16 x that, 983040);
- *     |sc * dot| <= 63 * 61440 = 3870720 and the gemm's float partial
- *     sums of 4 sub-blocks <= 15482880 < 2^24 = 16777216: exact in float;
+ *     |dl|, |dh| <= 16 * 15 * 128 = 30720 < 2^15: each is its lane's low
+ *     int16 exactly (the gemm's VPDPWSSD); |sub-block dot| <= 61440 (gemv:
+ *     16 x that, 983040); VPDPWSSD products <= 63 * 30720 (no saturation:
+ *     VPDPWSSD wraps, and nothing comes near 2^31);
  *     |isum| <= 8 * 63 * 61440 = 30965760 < 2^31 (gemv: 16 x that,
  *     495452160 < 2^31, then shifted right by 4, exactly: a multiple of 16);
  *     |bsums[2j] + bsums[2j + 1]| <= 65536, |msum| <= 8 * 63 * 65536
@@ -62,10 +63,9 @@
  * All exact, so the integer sums equal the reference's in any order.
  *
  * nc is a compile-time constant in each specialization (1..8). Registers
- * with nc = 8: 8 float sums, 2 x 8 partial isums, 8 sub-block dots, the
- * nibble operands, the mask and the scales: more than 32, so the compiler
- * keeps some partial sums on the stack (loads and stores do not use port
- * 0; measured faster than VPMULLD at nc = 8 too). Every gemm call prefetches the
+ * with nc = 8: 8 float sums, 8 isums, 2 x 8 chains, the nibble operands,
+ * the mask and the scales: more than 32, so the compiler keeps some on the
+ * stack (loads and stores take no vector ALU port). Every gemm call prefetches the
  * weights TK_PREFETCH_AHEAD ahead (quant_simd.h): a group of a long row is
  * streamed once per call, so batched decode (nc = 2..4) reads from DRAM
  * too. The prefetches are spread, one per line as the kernel reads it (the
@@ -107,23 +107,17 @@ AINL void q4kp_prefetch(const uint8_t *p, int bytes, const int ahead)
 #define Q4KP_NEAR_AHEAD 1024
 
 /* Sub-block j of the super-block at g times C activation rows (the
- * super-block's Q8_K blocks at y, by bytes apart): fs[c] += sc_j * dot,
- * in float and exactly (the header's bounds), prefetching each code line
- * `ahead` bytes ahead as it is read. */
-AINL void q4kp_sub(const uint8_t *g, int j, const uint8_t *y, size_t by, __m512 *fs, const int C,
-		   const int ahead)
+ * super-block's Q8_K blocks at y, by bytes apart): isum[c] += sc_j * dot,
+ * exactly, prefetching each code line `ahead` bytes ahead as it is read. */
+AINL void q4kp_sub(const uint8_t *g, int j, const uint8_t *y, size_t by, __m512i *isum,
+		   const int C, const int ahead)
 {
 	const __m512i nib = _mm512_set1_epi8(0x0f);
 	const uint8_t *q = g + TK_PQ4K_Q + 256 * j;
 	const uint8_t *yj = y + Y_QS + 32 * j;
-	/* nc <= 4: the high nibbles in their own chains (dh), added once per
-	 * sub-block: 2 nc chains of 4 VPDPBUSD instead of nc chains of 8,
-	 * one VPADDD more per column (+5-13% at nc = 2..4 in L2; slower from
-	 * nc = 6, where the chains are already enough and the adds cost) */
-	const bool split = C <= 4;
-	__m512i dot[TK_PACK_COLS], dh[TK_PACK_COLS];
+	__m512i dl[TK_PACK_COLS], dh[TK_PACK_COLS];
 	for (int c = 0; c < C; c++) {
-		dot[c] = _mm512_setzero_si512();
+		dl[c] = _mm512_setzero_si512();
 		dh[c] = _mm512_setzero_si512();
 	}
 	for (int k = 0; k < 4; k++) {
@@ -133,25 +127,22 @@ AINL void q4kp_sub(const uint8_t *g, int j, const uint8_t *y, size_t by, __m512 
 		const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
 		for (int c = 0; c < C; c++) {
 			const uint8_t *yc = yj + (size_t)c * by + 4 * k;
-			dot[c] = dpbusd_bcast(dot[c], lo, yc);
-			if (split)
-				dh[c] = dpbusd_bcast(dh[c], hi, yc + 16);
-			else
-				dot[c] = dpbusd_bcast(dot[c], hi, yc + 16);
+			dl[c] = dpbusd_bcast(dl[c], lo, yc);
+			dh[c] = dpbusd_bcast(dh[c], hi, yc + 16);
 		}
 	}
-	if (split)
-		for (int c = 0; c < C; c++)
-			dot[c] = _mm512_add_epi32(dot[c], dh[c]);
-	const __m512 scf = _mm512_cvtepi32_ps(ld_bytes_epi32(g + TK_PQ4K_SC + 16 * j));
-	for (int c = 0; c < C; c++)
-		fs[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[c]), scf, fs[c]);
+	/* (sc_j, 0) int16 pairs: the 16 rows' scales zero-extended to 32 bits */
+	const __m512i sc = ld_bytes_epi32(g + TK_PQ4K_SC + 16 * j);
+	for (int c = 0; c < C; c++) {
+		isum[c] = _mm512_dpwssd_epi32(isum[c], dl[c], sc);
+		isum[c] = _mm512_dpwssd_epi32(isum[c], dh[c], sc);
+	}
 }
 
 /* The end of the super-block at g for C columns: the min term and the
- * reference's float step, accf[c] += (d dy)(fs0 + fs1) - (dmin dy) msum. */
-AINL void q4kp_close(const uint8_t *g, const uint8_t *y, size_t by, const __m512 *fs0,
-		     const __m512 *fs1, __m512 *accf, const int C)
+ * reference's float step, accf[c] += (d dy)(float)isum - (dmin dy) msum. */
+AINL void q4kp_close(const uint8_t *g, const uint8_t *y, size_t by, const __m512i *isum,
+		     __m512 *accf, const int C)
 {
 	/* VPSHUFB control: in every 32-bit lane, byte 0 of the lane zero-extended
 	 * twice (add t * 0x10001 for byte t) */
@@ -173,7 +164,7 @@ AINL void q4kp_close(const uint8_t *g, const uint8_t *y, size_t by, const __m512
 	const __m512 mx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + TK_PQ4K_DMIN)));
 	for (int c = 0; c < C; c++) {
 		const __m512 dy = _mm512_set1_ps(ld_f32(y + (size_t)c * by));
-		const __m512 a = _mm512_mul_ps(_mm512_mul_ps(dx, dy), _mm512_add_ps(fs0[c], fs1[c]));
+		const __m512 a = _mm512_mul_ps(_mm512_mul_ps(dx, dy), _mm512_cvtepi32_ps(isum[c]));
 		const __m512 s = _mm512_mul_ps(_mm512_mul_ps(mx, dy), _mm512_cvtepi32_ps(msum[c]));
 		accf[c] = _mm512_add_ps(accf[c], _mm512_sub_ps(a, s));
 	}
@@ -189,19 +180,12 @@ AINL void q4kp_kern(int64_t nb, float *out, size_t ldo, const uint8_t *g, const 
 		/* the scales, mins and halves now; each code line as its
 		 * chunk is read (q4kp_sub) */
 		q4kp_prefetch(g, TK_PQ4K_Q, TK_PREFETCH_AHEAD);
-		/* isum in float, exactly: two partial sums over sub-blocks 0..3
-		 * and 4..7 (bounds in the header) */
-		__m512 fs0[TK_PACK_COLS], fs1[TK_PACK_COLS];
-		for (int c = 0; c < C; c++) {
-			fs0[c] = _mm512_setzero_ps();
-			fs1[c] = _mm512_setzero_ps();
-		}
-		/* two loops, so that each keeps its partial sums in registers */
-		for (int j = 0; j < 4; j++)
-			q4kp_sub(g, j, y, by, fs0, C, TK_PREFETCH_AHEAD);
-		for (int j = 4; j < 8; j++)
-			q4kp_sub(g, j, y, by, fs1, C, TK_PREFETCH_AHEAD);
-		q4kp_close(g, y, by, fs0, fs1, accf, C);
+		__m512i isum[TK_PACK_COLS];
+		for (int c = 0; c < C; c++)
+			isum[c] = _mm512_setzero_si512();
+		for (int j = 0; j < 8; j++)
+			q4kp_sub(g, j, y, by, isum, C, TK_PREFETCH_AHEAD);
+		q4kp_close(g, y, by, isum, accf, C);
 	}
 	for (int c = 0; c < C; c++)
 		_mm512_storeu_ps(out + (size_t)c * ldo, accf[c]);
@@ -213,8 +197,8 @@ AINL void q4kp_kern(int64_t nb, float *out, size_t ldo, const uint8_t *g, const 
  * streams of 256-byte runs in flight, as the gemv does, where the gemm
  * walks one group at a time: one stream. Per group the steps of q4kp_kern
  * in the same order, so every cell equals the gemm's bit for bit; the G x
- * 2 x C float partial sums live on the stack (the compiler's choice; 2 x
- * 8 x 3 would not fit the registers). Each line is prefetched
+ * C isums live on the stack (8 x 3 would not fit the registers). Each line
+ * is prefetched
  * Q4KP_NEAR_AHEAD ahead. From DRAM (2 threads, 606 MB of groups) 1.16-1.20x
  * the gemm at nc = 2 and 1.13-1.16x at nc = 3; at nc = 4 0.96-0.97x, the
  * stack traffic costing more than the streams gain (in L2 this walk is
@@ -224,7 +208,7 @@ AINL void q4kp_kern_g(int64_t nb, float *out, size_t ldo, const uint8_t *g, size
 		      const uint8_t *y, size_t by, const int C, const int G)
 {
 	__m512 accf[TK_PACK_GEMV_GROUPS][TK_PACK_COLS];
-	__m512 fs[TK_PACK_GEMV_GROUPS][2][TK_PACK_COLS];
+	__m512i isum[TK_PACK_GEMV_GROUPS][TK_PACK_COLS];
 	for (int i = 0; i < G; i++)
 		for (int c = 0; c < C; c++)
 			accf[i][c] = _mm512_setzero_ps();
@@ -232,13 +216,13 @@ AINL void q4kp_kern_g(int64_t nb, float *out, size_t ldo, const uint8_t *g, size
 		for (int i = 0; i < G; i++) {
 			q4kp_prefetch(g + (size_t)i * gb, TK_PQ4K_Q, Q4KP_NEAR_AHEAD);
 			for (int c = 0; c < C; c++)
-				fs[i][0][c] = fs[i][1][c] = _mm512_setzero_ps();
+				isum[i][c] = _mm512_setzero_si512();
 		}
 		for (int j = 0; j < 8; j++)
 			for (int i = 0; i < G; i++)
-				q4kp_sub(g + (size_t)i * gb, j, y, by, fs[i][j / 4], C, Q4KP_NEAR_AHEAD);
+				q4kp_sub(g + (size_t)i * gb, j, y, by, isum[i], C, Q4KP_NEAR_AHEAD);
 		for (int i = 0; i < G; i++)
-			q4kp_close(g + (size_t)i * gb, y, by, fs[i][0], fs[i][1], accf[i], C);
+			q4kp_close(g + (size_t)i * gb, y, by, isum[i], accf[i], C);
 	}
 	for (int i = 0; i < G; i++)
 		for (int c = 0; c < C; c++)
