@@ -65,6 +65,14 @@
 #ifndef Q6_GEMV_AHEAD
 #define Q6_GEMV_AHEAD 1024
 #endif
+/* gemmg (pack_q6_k_kern.h): the column counts that take the interleaved
+ * walk, and the sub-blocks it reads from one group before the next */
+#ifndef Q6_G_WALK
+#define Q6_G_WALK(nc) ((nc) == 2 || (nc) == 3)
+#endif
+#ifndef Q6_G_RUN
+#define Q6_G_RUN 1
+#endif
 
 /* The four code vectors of one sub-block (192 bytes at q, the layout's
  * q[s][3][16][4]): chunks 0..2 are the low six bits of the three 64-byte
@@ -148,12 +156,22 @@ static void q6_k_gemv_avx512(int64_t n, float *out, const void *vgroups, size_t 
 		q6_k_gemv_sh(n, out, vgroups, gb, ng, vy);
 }
 
+static void q6_k_gemmg_avx512(int64_t n, float *out, size_t ldo, const void *vgroups, size_t gb,
+			      int ng, const void *vy, size_t by, int nc)
+{
+	if (tk_cpu_use_gfni())
+		q6_k_gemmg_gfni(n, out, ldo, vgroups, gb, ng, vy, by, nc);
+	else
+		q6_k_gemmg_sh(n, out, ldo, vgroups, gb, ng, vy, by, nc);
+}
+
 const struct tk_pack_traits tk_pack_q6_k_avx512 = {
 	.name = "q6_kx16",
 	.group_size = tk_pack_q6_k_group_size,
 	.pack = tk_pack_q6_k_pack,
 	.gemm = q6_k_gemm_avx512,
 	.gemv = q6_k_gemv_avx512,
+	.gemmg = q6_k_gemmg_avx512,
 };
 
 const struct tk_pack_traits tk_pack_q6_k_avx512_nogfni = {
@@ -162,6 +180,7 @@ const struct tk_pack_traits tk_pack_q6_k_avx512_nogfni = {
 	.pack = tk_pack_q6_k_pack,
 	.gemm = q6_k_gemm_sh,
 	.gemv = q6_k_gemv_sh,
+	.gemmg = q6_k_gemmg_sh,
 };
 
 #else
