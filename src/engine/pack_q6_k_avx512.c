@@ -1,7 +1,7 @@
 /*
  * pack_q6_k_avx512.c — the AVX-512 (F/BW/VL + VNNI) product of the q6_kx16
  * layout (pack_q6_k.c): tk_pack_q6_k_avx512, the portable size and packer
- * with this gemm and gemv. Compiled with the AVX-512 flags for this file only
+ * with this gemm, gemv and gemmg. Compiled with the AVX-512 flags for this file only
  * (src/engine/CMakeLists.txt, by its name); empty on a non-x86 build.
  * Installed by tk_quant_avx512_install() into the active Q6_K traits.
  *
@@ -46,6 +46,10 @@
  * (quant_pack.h's gemv): up to 8 groups in lockstep, sub-block s of every
  * group before s + 1, so a thread keeps 8 streams of DRAM reads in flight
  * instead of one; per cell the same steps as the gemm with nc = 1.
+ * Batched decode (quant_pack.h's gemmg, nc = 2..5) walks the groups the
+ * same way with the gemm's own sub-block body (q6_k_sub) and float step
+ * (q6_k_close), so its cells are the gemm's bit for bit; nc = 1, 6..8 call
+ * the gemm group by group.
  */
 #if defined(__x86_64__)
 
@@ -66,13 +70,22 @@
 #define Q6_GEMV_AHEAD 1024
 #endif
 /* gemmg (pack_q6_k_kern.h): the column counts that take the interleaved
- * walk, and the sub-blocks it reads from one group before the next */
+ * walk, and the sub-blocks it reads from one group before the next.
+ * Measured from DRAM (2 threads, 22400 groups of n = 2048, 602 MB, 8 groups
+ * per call): against the gemm per group 1.22-1.31x at nc = 2, 3, 1.19-1.25x
+ * at nc = 4, 1.07-1.10x at nc = 5, 0.89-1.07x at nc = 6 and 0.82-1.00x at
+ * nc = 7, 8 (runs of 1, 2 and 4 sub-blocks alike within the noise), so
+ * nc >= 6 keep the gemm. In L2 the walk is 0.95-1.0x the gemm at nc = 2,
+ * 0.8-0.86x at nc = 4, 5 (the G x nc sums live on the stack); batched decode
+ * reads its weights from DRAM (docs/benchmarks.md, "q6_kx16 gemmg:
+ * interleaved groups (seventh session)"). */
 #ifndef Q6_G_WALK
-#define Q6_G_WALK(nc) ((nc) == 2 || (nc) == 3)
+#define Q6_G_WALK(nc) ((nc) >= 2 && (nc) <= 5)
 #endif
 #ifndef Q6_G_RUN
 #define Q6_G_RUN 1
 #endif
+_Static_assert(16 % Q6_G_RUN == 0, "Q6_G_RUN divides the 16 sub-blocks");
 
 /* The four code vectors of one sub-block (192 bytes at q, the layout's
  * q[s][3][16][4]): chunks 0..2 are the low six bits of the three 64-byte

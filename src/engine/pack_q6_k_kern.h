@@ -1,9 +1,9 @@
 /*
- * pack_q6_k_kern.h — the q6_kx16 AVX-512 gemm and gemv bodies, private to
- * pack_q6_k_avx512.c, which includes this file once per code decoder:
- * before each inclusion it defines
+ * pack_q6_k_kern.h — the q6_kx16 AVX-512 gemm, gemv and gemmg bodies,
+ * private to pack_q6_k_avx512.c, which includes this file once per code
+ * decoder: before each inclusion it defines
  *   Q6_SFX     the suffix of the functions made here (q6_k_gemm##Q6_SFX,
- *              q6_k_gemv##Q6_SFX),
+ *              q6_k_gemv##Q6_SFX, q6_k_gemmg##Q6_SFX),
  *   Q6_CODES   the decoder, q6_codes() or q6_codes_gfni(): the four code
  *              vectors of one sub-block (both give the same bytes),
  *   Q6_TARGET  the function attribute that decoder needs (empty or
