@@ -109,10 +109,11 @@ AINL void q8p_kern(int64_t nb, float *out, size_t ldo, const uint8_t *g, const u
  * prefetched Q8P_NEAR_AHEAD ahead with its load, as in the gemv.
  * Kernel A/B (docs/benchmarks.md, "q8_0x16 and f16x16 gemmg (seventh
  * session)"; 2 threads, 17000 groups of 2048 = 592 MB, against the gemm
- * per group on a loaded machine): medians 1.07-1.23x at nc = 2..7, 0.93-
- * 1.14x at nc = 8; in L2 (16 groups) 0.85-1.15x. Runs of 1 block measured
- * about the same from DRAM and 0.80-0.88x in L2 at nc = 7, 8; runs of 4
- * lost from DRAM (0.95-1.02x). So every nc >= 2 takes this walk. */
+ * per group, three runs on a loaded machine): medians 1.03-1.23x at nc =
+ * 2..8 but for two (0.98x at nc = 7, 0.93x at 8); in L2 (16 groups)
+ * 0.85-1.15x. Runs of 1 block measured about the same from DRAM and
+ * 0.86-0.88x in L2 at nc = 7, 8; runs of 4 lost from DRAM (0.96-1.02x).
+ * So every nc >= 2 takes this walk. */
 #ifndef Q8P_G_RUN /* blocks per run of one group (-D to measure) */
 #define Q8P_G_RUN 2
 #endif
