@@ -72,13 +72,13 @@
 /* gemmg (pack_q6_k_kern.h): the column counts that take the interleaved
  * walk, and the sub-blocks it reads from one group before the next.
  * Measured from DRAM (2 threads, 22400 groups of n = 2048, 602 MB, 8 groups
- * per call): against the gemm per group 1.22-1.31x at nc = 2, 3, 1.19-1.25x
- * at nc = 4, 1.07-1.10x at nc = 5, 0.89-1.07x at nc = 6 and 0.82-1.00x at
- * nc = 7, 8 (runs of 1, 2 and 4 sub-blocks alike within the noise), so
- * nc >= 6 keep the gemm. In L2 the walk is 0.95-1.0x the gemm at nc = 2,
- * 0.8-0.86x at nc = 4, 5 (the G x nc sums live on the stack); batched decode
- * reads its weights from DRAM (docs/benchmarks.md, "q6_kx16 gemmg:
- * interleaved groups (seventh session)"). */
+ * per call; medians): against the gemm per group 1.23-1.31x at nc = 2, 3,
+ * 1.04-1.26x at nc = 4, 0.97-1.10x at nc = 5, 0.96-0.99x at nc = 6 and
+ * 0.82-0.92x at nc = 7, 8 (runs of 2 or 4 sub-blocks no better within the
+ * noise), so nc >= 6 keep the gemm. In L2 the walk is 0.95-1.0x the gemm
+ * at nc = 2, 0.85-0.94x at nc = 4, 5 (the G x nc sums live on the stack);
+ * batched decode reads its weights from DRAM (docs/benchmarks.md, "q6_kx16
+ * gemmg: interleaved groups (seventh session)"). */
 #ifndef Q6_G_WALK
 #define Q6_G_WALK(nc) ((nc) >= 2 && (nc) <= 5)
 #endif
