@@ -23,7 +23,7 @@
  * nc is made a compile-time constant (1..8) so the accumulators stay in
  * registers.
  *
- * Batched decode (gemmg, nc = 2..4) walks 2 or 4 groups in lockstep
+ * Batched decode (gemmg, nc = 2, 3) walks 4 or 2 groups in lockstep
  * (f16x16_kern_l): more streams per thread than the gemm's two.
  */
 #if defined(__x86_64__)
@@ -78,18 +78,19 @@ AINL void f16x16_kern(int64_t n, float *out, size_t ldo, const uint8_t *g, const
 		_mm512_storeu_ps(out + (size_t)c * ldo, _mm512_add_ps(p0[c], p1[c]));
 }
 
-/* Batched decode (quant_pack.h's gemmg), nc = 2..4: P groups gb bytes
- * apart x C activation rows in lockstep, element e of both halves of every
- * group, then e + 1: 2 P streams per thread where the gemm reads 2. Cell
- * (i, c) is accumulator i * C + c and gets the gemm's steps in the gemm's
- * order (the schedule above, hooks like the gemv's with a column loop), so
- * it equals f16x16_kern's bit for bit; each activation float is broadcast
- * once for the P groups. P x C x 2 chunk sums and as many halves' sums:
- * P = 4 at nc = 2, 2 at nc = 3, 4 (16 to 32 accumulators; the halves'
- * sums spill where they must, touched once per 16 elements). No software
- * prefetch (1 KiB ahead per line measured no faster at nc = 2). Kernel A/B
+/* Batched decode (quant_pack.h's gemmg), nc = 2, 3 (and 4 with
+ * -DF16L_MAX_NC=4): P groups gb bytes apart x C activation rows in
+ * lockstep, element e of both halves of every group, then e + 1: 2 P
+ * streams per thread where the gemm reads 2. Cell (i, c) is accumulator
+ * i * C + c and gets the gemm's steps in the gemm's order (pack_f16.h's
+ * schedule, hooks like the gemv's with a column loop), so it equals
+ * f16x16_kern's bit for bit; each activation float is broadcast once for
+ * the P groups. P x C x 2 chunk sums and as many halves' sums: P = 4 at
+ * nc = 2, 2 at nc = 3 (32 and 24 accumulators; the halves' sums spill
+ * where they must, touched once per 16 elements). No software prefetch
+ * (1 KiB ahead per line measured no faster at nc = 2). Kernel A/B
  * (docs/benchmarks.md, "q8_0x16 and f16x16 gemmg (seventh session)"; 2
- * threads, 603 MB): from DRAM 1.08-1.14x the gemm per group at nc = 2..4
+ * threads, 603 MB): from DRAM 1.08-1.14x the gemm per group at nc = 2, 3
  * (medians), in L2 0.96-1.05x. An interleaved walk (whole chunks of one
  * group, then the next) measured 0.7-0.8x in L2 and no faster from DRAM. */
 #define LOCK_STEP(acc, s, e, ye)                                                       \
@@ -220,12 +221,13 @@ static void f16x16_gemm_avx512(int64_t n, float *out, size_t ldo, const void *gr
 	}
 }
 
-/* nc = 1: the gemv; nc = 2..4: groups in lockstep (f16x16_kern_l) while
- * whole sets of P remain, the rest one by one through the gemm; nc >= 5:
- * the gemm per group (5 x 2 x 2 x 2 accumulators would not fit; not
- * measured). */
+/* nc = 1: the gemv; nc = 2, 3: groups in lockstep (f16x16_kern_l) while
+ * whole sets of P remain, the rest one by one through the gemm; nc >= 4:
+ * the gemm per group (nc = 4 in lockstep measured 1.00-1.08x in the kernel
+ * and -43% to +24% in the engine: not kept; from 5 the accumulators would
+ * not fit). */
 #ifndef F16L_MAX_NC /* the largest nc in lockstep (-D to measure) */
-#define F16L_MAX_NC 4
+#define F16L_MAX_NC 3
 #endif
 static void f16x16_gemmg_avx512(int64_t n, float *out, size_t ldo, const void *groups, size_t gb,
 				int ng, const void *y, size_t by, int nc)
