@@ -22,9 +22,6 @@
  * second half, the second's into the next group (groups are back to back).
  * nc is made a compile-time constant (1..8) so the accumulators stay in
  * registers.
- *
- * Batched decode (gemmg, nc = 2, 3) walks 4 or 2 groups in lockstep
- * (f16x16_kern_l): more streams per thread than the gemm's two.
  */
 #if defined(__x86_64__)
 
@@ -76,56 +73,6 @@ AINL void f16x16_kern(int64_t n, float *out, size_t ldo, const uint8_t *g, const
 			     p0, p1, q0, q1);
 	for (int c = 0; c < C; c++)
 		_mm512_storeu_ps(out + (size_t)c * ldo, _mm512_add_ps(p0[c], p1[c]));
-}
-
-/* Batched decode (quant_pack.h's gemmg), nc = 2, 3 (and 4 with
- * -DF16L_MAX_NC=4): P groups gb bytes apart x C activation rows in
- * lockstep, element e of both halves of every group, then e + 1: 2 P
- * streams per thread where the gemm reads 2. Cell (i, c) is accumulator
- * i * C + c and gets the gemm's steps in the gemm's order (pack_f16.h's
- * schedule, hooks like the gemv's with a column loop), so it equals
- * f16x16_kern's bit for bit; each activation float is broadcast once for
- * the P groups. P x C x 2 chunk sums and as many halves' sums: P = 4 at
- * nc = 2, 2 at nc = 3 (32 and 24 accumulators; the halves' sums spill
- * where they must, touched once per 16 elements). No software prefetch
- * (1 KiB ahead per line measured no faster at nc = 2). Kernel A/B
- * (docs/benchmarks.md, "q8_0x16 and f16x16 gemmg (seventh session)"; 2
- * threads, 603 MB): from DRAM 1.08-1.14x the gemm per group at nc = 2, 3
- * (medians), in L2 0.96-1.05x. An interleaved walk (whole chunks of one
- * group, then the next) measured 0.7-0.8x in L2 and no faster from DRAM. */
-#define LOCK_STEP(acc, s, e, ye)                                                       \
-	do {                                                                           \
-		__m512 y_[TK_PACK_COLS];                                               \
-		for (int c_ = 0; c_ < C; c_++)                                        \
-			y_[c_] = _mm512_set1_ps(ld_f32(yc[c_] + 4 * (size_t)(ye)));    \
-		for (int i_ = 0; i_ < P; i_++) {                                       \
-			const __m512 w_ = ld_f16x16(gh[s][i_], e);                     \
-			for (int c_ = 0; c_ < C; c_++)                                \
-				acc[i_ * C + c_] = _mm512_fmadd_ps(w_, y_[c_], acc[i_ * C + c_]); \
-		}                                                                      \
-	} while (0)
-#define LOCK_ZERO(v) zero_cols(v, P * C)
-#define LOCK_ADD(p, q) add_cols(p, q, P * C)
-#define LOCK_PF(e) ((void)0)
-#define F16L_ACC 16 /* P x C accumulators per set, at most */
-
-AINL void f16x16_kern_l(int64_t n, float *out, size_t ldo, const uint8_t *g, size_t gb,
-			const uint8_t *y, size_t by, const int C, const int P)
-{
-	const int64_t h = tk_pack_f16_half(n);
-	const uint8_t *gh[2][F16L_ACC / 2], *yc[TK_PACK_COLS];
-	__m512 p0[F16L_ACC], p1[F16L_ACC], q0[F16L_ACC], q1[F16L_ACC];
-	for (int i = 0; i < P; i++) {
-		gh[0][i] = g + (size_t)i * gb;
-		gh[1][i] = gh[0][i] + 32 * (size_t)h;
-	}
-	for (int c = 0; c < C; c++)
-		yc[c] = y + (size_t)c * by;
-	TK_PACK_F16_SCHEDULE(n, LOCK_STEP, LOCK_ZERO, LOCK_ADD, LOCK_PF, p0, p1, q0, q1);
-	for (int i = 0; i < P; i++)
-		for (int c = 0; c < C; c++)
-			_mm512_storeu_ps(out + (size_t)c * ldo + 16 * (size_t)i,
-					 _mm512_add_ps(p0[i * C + c], p1[i * C + c]));
 }
 
 /* Decode: G groups gb bytes apart times one activation row y, in lockstep
@@ -221,43 +168,12 @@ static void f16x16_gemm_avx512(int64_t n, float *out, size_t ldo, const void *gr
 	}
 }
 
-/* nc = 1: the gemv; nc = 2, 3: groups in lockstep (f16x16_kern_l) while
- * whole sets of P remain, the rest one by one through the gemm; nc >= 4:
- * the gemm per group (nc = 4 in lockstep measured 1.00-1.08x in the kernel
- * and -43% to +24% in the engine: not kept; from 5 the accumulators would
- * not fit). */
-#ifndef F16L_MAX_NC /* the largest nc in lockstep (-D to measure) */
-#define F16L_MAX_NC 3
-#endif
-static void f16x16_gemmg_avx512(int64_t n, float *out, size_t ldo, const void *groups, size_t gb,
-				int ng, const void *y, size_t by, int nc)
-{
-	const uint8_t *g = groups, *yb = y;
-	int i = 0;
-	if (nc == 1) {
-		f16x16_gemv_avx512(n, out, groups, gb, ng, y);
-		return;
-	}
-	if (nc == 2)
-		for (; i + 4 <= ng; i += 4)
-			f16x16_kern_l(n, out + 16 * (size_t)i, ldo, g + (size_t)i * gb, gb, yb, by, 2, 4);
-	if (nc == 3 && nc <= F16L_MAX_NC)
-		for (; i + 2 <= ng; i += 2)
-			f16x16_kern_l(n, out + 16 * (size_t)i, ldo, g + (size_t)i * gb, gb, yb, by, 3, 2);
-	if (nc == 4 && nc <= F16L_MAX_NC)
-		for (; i + 2 <= ng; i += 2)
-			f16x16_kern_l(n, out + 16 * (size_t)i, ldo, g + (size_t)i * gb, gb, yb, by, 4, 2);
-	for (; i < ng; i++)
-		f16x16_gemm_avx512(n, out + 16 * (size_t)i, ldo, g + (size_t)i * gb, y, by, nc);
-}
-
 const struct tk_pack_traits tk_pack_f16_avx512 = {
 	.name = "f16x16",
 	.group_size = tk_pack_f16_group_size,
 	.pack = tk_pack_f16_pack,
 	.gemm = f16x16_gemm_avx512,
 	.gemv = f16x16_gemv_avx512,
-	.gemmg = f16x16_gemmg_avx512,
 };
 
 #else
