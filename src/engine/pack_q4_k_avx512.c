@@ -84,8 +84,6 @@
 #include "engine/quant_x86.h"
 
 #include <immintrin.h>
-#include <stdbool.h>
-#include <string.h>
 
 #define Y_BLOCK 292 /* bytes of one Q8_K activation block */
 #define Y_QS 4      /* its int8 codes */
@@ -96,14 +94,8 @@ AINL __m512i ld_bytes_epi32(const uint8_t *p) /* 16 bytes -> 16 int32 */
 	return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
 }
 
-/* Prefetch of the line at p (and the bytes - 64 after it) `ahead` bytes
- * ahead: the gemm's far TK_PREFETCH_AHEAD, the interleaved walks' near
- * Q4KP_NEAR_AHEAD (q4kp_gemv, q4kp_kern_g). */
-AINL void q4kp_prefetch(const uint8_t *p, int bytes, const int ahead)
-{
-	for (int o = 0; o < bytes; o += 64)
-		__builtin_prefetch(p + ahead + o, 0, 3);
-}
+/* The prefetch distance of the interleaved walks (q4kp_gemv, q4kp_kern_g);
+ * the gemm's is TK_PREFETCH_AHEAD. */
 #define Q4KP_NEAR_AHEAD 1024
 
 /* Sub-block j of the super-block at g times C activation rows (the
@@ -122,7 +114,7 @@ AINL void q4kp_sub(const uint8_t *g, int j, const uint8_t *y, size_t by, __m512i
 	}
 	for (int k = 0; k < 4; k++) {
 		const __m512i v = _mm512_loadu_si512(q + 64 * k);
-		q4kp_prefetch(q + 64 * k, 64, ahead);
+		tk_prefetch_ahead(q + 64 * k, 64, ahead);
 		const __m512i lo = _mm512_and_si512(v, nib);
 		const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
 		for (int c = 0; c < C; c++) {
@@ -179,7 +171,7 @@ AINL void q4kp_kern(int64_t nb, float *out, size_t ldo, const uint8_t *g, const 
 	for (int64_t b = 0; b < nb; b++, g += TK_PQ4K_BYTES, y += Y_BLOCK) {
 		/* the scales, mins and halves now; each code line as its
 		 * chunk is read (q4kp_sub) */
-		q4kp_prefetch(g, TK_PQ4K_Q, TK_PREFETCH_AHEAD);
+		tk_prefetch_ahead(g, TK_PQ4K_Q, TK_PREFETCH_AHEAD);
 		__m512i isum[TK_PACK_COLS];
 		for (int c = 0; c < C; c++)
 			isum[c] = _mm512_setzero_si512();
@@ -214,7 +206,7 @@ AINL void q4kp_kern_g(int64_t nb, float *out, size_t ldo, const uint8_t *g, size
 			accf[i][c] = _mm512_setzero_ps();
 	for (int64_t b = 0; b < nb; b++, g += TK_PQ4K_BYTES, y += Y_BLOCK) {
 		for (int i = 0; i < G; i++) {
-			q4kp_prefetch(g + (size_t)i * gb, TK_PQ4K_Q, Q4KP_NEAR_AHEAD);
+			tk_prefetch_ahead(g + (size_t)i * gb, TK_PQ4K_Q, Q4KP_NEAR_AHEAD);
 			for (int c = 0; c < C; c++)
 				isum[i][c] = _mm512_setzero_si512();
 		}
@@ -279,7 +271,6 @@ AINL void mins_split(const uint8_t *yb, uint32_t w[8])
  * the gemm measured slower here (in L2 0.55x, from DRAM no faster); the G
  * streams keep the hardware prefetchers going, the near prefetch only keeps
  * more lines in flight (docs/benchmarks.md, "q4_kx16 gemv: near prefetch"). */
-
 AINL void q4kp_gemv(int64_t nb, float *out, const uint8_t *g, size_t gb, const uint8_t *y,
 		    const int G)
 {
@@ -291,7 +282,7 @@ AINL void q4kp_gemv(int64_t nb, float *out, const uint8_t *g, size_t gb, const u
 		__m512i isum[TK_PACK_GEMV_GROUPS]; /* 16 x isum */
 		for (int i = 0; i < G; i++) {
 			isum[i] = _mm512_setzero_si512();
-			q4kp_prefetch(g + (size_t)i * gb, TK_PQ4K_Q, Q4KP_NEAR_AHEAD);
+			tk_prefetch_ahead(g + (size_t)i * gb, TK_PQ4K_Q, Q4KP_NEAR_AHEAD);
 		}
 		for (int j = 0; j < 8; j++) {
 			const uint8_t *q = g + TK_PQ4K_Q + 256 * j;
@@ -304,7 +295,7 @@ AINL void q4kp_gemv(int64_t nb, float *out, const uint8_t *g, size_t gb, const u
 				for (int i = 0; i < G; i++) {
 					const __m512i lo = _mm512_and_si512(
 						_mm512_loadu_si512(q + (size_t)i * gb + 64 * k), nib);
-					q4kp_prefetch(q + (size_t)i * gb + 64 * k, 64, Q4KP_NEAR_AHEAD);
+					tk_prefetch_ahead(q + (size_t)i * gb + 64 * k, 64, Q4KP_NEAR_AHEAD);
 					dot[i] = _mm512_dpbusd_epi32(k ? dot[i] : _mm512_setzero_si512(),
 								     lo, yk);
 				}

@@ -38,8 +38,7 @@ Q6_TARGET AINL void Q6_CAT(q6_k_sub, Q6_SFX)(const uint8_t *sb, int s, const uin
 					     const int ahead)
 {
 	const uint8_t *q = sb + 256 + 192 * s;
-	for (int o = 0; o < 192; o += 64)
-		__builtin_prefetch(q + ahead + o, 0, 3);
+	tk_prefetch_ahead(q, 192, ahead);
 	__m512i cd[4];
 	Q6_CODES(q, cd);
 	const __m512i c0 = cd[0], c1 = cd[1], c2 = cd[2], c3 = cd[3];
@@ -131,8 +130,7 @@ Q6_TARGET AINL void Q6_CAT(q6_k_gemmg_kern, Q6_SFX)(int64_t n, float *out, size_
 		Q6_CAT(q6_k_off, Q6_SFX)(yb, off, C);
 		for (int k = 0; k < G; k++) {
 			const uint8_t *sb = g + (size_t)k * gb + sbo;
-			for (int o = 0; o < 256; o += 64)
-				__builtin_prefetch(sb + o + Q6_GEMV_AHEAD, 0, 3);
+			tk_prefetch_ahead(sb, 256, Q6_GEMV_AHEAD);
 			for (int c = 0; c < C; c++)
 				tot[k][c] = _mm512_setzero_si512();
 		}
@@ -190,8 +188,7 @@ Q6_TARGET AINL void Q6_CAT(q6_k_gemv_kern, Q6_SFX)(int64_t n, float *out, const 
 				/* each line Q6_GEMV_AHEAD ahead, with its loads */
 				if (s % 4 == 0)
 					__builtin_prefetch(gs + 16 * s + Q6_GEMV_AHEAD, 0, 3);
-				for (int o = 0; o < 192; o += 64)
-					__builtin_prefetch(q + o + Q6_GEMV_AHEAD, 0, 3);
+				tk_prefetch_ahead(q, 192, Q6_GEMV_AHEAD);
 				__m512i cd[4];
 				Q6_CODES(q, cd);
 				const __m512i sc = _mm512_cvtepi8_epi32(

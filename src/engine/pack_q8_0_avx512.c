@@ -74,7 +74,7 @@ AINL void q8p_block(const uint8_t *g, const uint8_t *y, size_t by, const uint8_t
 	for (int k = 0; k < 8; k++) {
 		const __m512i w = _mm512_loadu_si512(g + 32 + 64 * k);
 		if (ahead != TK_PREFETCH_AHEAD)
-			__builtin_prefetch(g + 32 + 64 * k + ahead, 0, 3);
+			tk_prefetch_ahead(g + 32 + 64 * k, 64, ahead);
 		for (int c = 0; c < C; c++)
 			acc[c] = dpbusd_bcast(acc[c], w, y + (size_t)c * by + 2 + 4 * k);
 	}

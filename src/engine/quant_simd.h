@@ -79,10 +79,18 @@ void tk_quant_avx512_install(struct tk_type_traits *tab);
  * running past the end of a row or the tensor is harmless. No arithmetic
  * changes: results stay bit-identical. */
 #define TK_PREFETCH_AHEAD 8192
-static inline void tk_prefetch_weights(const void *p, int bytes)
+/* The lines of bytes at p (one prefetch per 64 bytes), ahead bytes ahead:
+ * TK_PREFETCH_AHEAD for one stream, or the near 1 KiB that the interleaved
+ * walks (gemv, gemmg) issue with each load. */
+static inline void tk_prefetch_ahead(const void *p, int bytes, int ahead)
 {
 	for (int o = 0; o < bytes; o += 64)
-		__builtin_prefetch((const char *)p + TK_PREFETCH_AHEAD + o, 0, 3);
+		__builtin_prefetch((const char *)p + ahead + o, 0, 3);
+}
+
+static inline void tk_prefetch_weights(const void *p, int bytes)
+{
+	tk_prefetch_ahead(p, bytes, TK_PREFETCH_AHEAD);
 }
 
 #endif
