@@ -10,8 +10,10 @@
  * vf, VF_LANES, v_*, and vec.h's v_exp_parts) and defines:
  *   AK_VL              lanes (VF_LANES); AK_ROWS rows one pass holds (a
  *                      multiple of AK_VL, <= ENGINE_ATTN_ROWS); AK_JB
- *                      positions per score tile; AK_DB head dimensions per
- *                      p.v tile
+ *                      positions per score tile and AK_DB head dimensions
+ *                      per p.v tile of a pass of several row vectors; a
+ *                      pass of one (decode) takes AK_ROWS / AK_VL times
+ *                      as many (AK_S_ACC, AK_PV_ACC)
  *   AK_FN(name)        the variant's name for a function
  *   ak_dsum_add(double *d, vf x): d[l] += (double)x[l] for each lane
  *   ak_dsum_mul(double *d, vf x): d[l] *= (double)x[l]
@@ -59,6 +61,36 @@ static inline size_t engine_attn_pass_floats(size_t rows_max, size_t head_dim)
 
 #define AK_ALIGN(p) ((float *)(((uintptr_t)(p) + 63) & ~(uintptr_t)63))
 
+/* Accumulators of a score tile and of a p.v tile: a full pass's blocking.
+ * A pass of one row vector (decode: one token's query heads of a KV head)
+ * uses AK_S_ACC positions (with a compile-time row stride, see
+ * scores_tile) and AK_PV_ACC dimensions per tile, so its FMA chains
+ * (latency ~4 cycles, 2 a cycle) are as many as a full pass's. Tiles only
+ * regroup which sums run side by side; each sum still adds its terms in
+ * the same order, so results do not change. */
+#define AK_NV_MAX (AK_ROWS / AK_VL)
+#define AK_S_ACC (AK_JB * AK_NV_MAX < 16 ? AK_JB * AK_NV_MAX : 16) /* 16: no tail in a block */
+#define AK_PV_ACC (AK_DB * AK_NV_MAX)
+_Static_assert(AK_S_ACC <= 16 && AK_PV_ACC <= 16, "the tail tiles cover what the full ones leave");
+
+/* The tiles' loops over positions, dimensions and row vectors unrolled in
+ * full, so that the accumulators live in registers (gcc leaves 16 of them
+ * in a stack array otherwise). Not under AddressSanitizer: the unrolled
+ * tiles took clang's fuzzer build of a variant from 2.5 s to 20 s, and a
+ * sanitizer build checks behaviour, not speed. */
+#if defined(__SANITIZE_ADDRESS__)
+#define AK_NO_UNROLL 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define AK_NO_UNROLL 1
+#endif
+#endif
+#ifdef AK_NO_UNROLL
+#define AK_UNROLL
+#else
+#define AK_UNROLL _Pragma("GCC unroll 32")
+#endif
+
 /* exp(x) for x <= 88: p 2^n from vec.h's v_exp_parts (error under 0.1 ulp
  * before the product), 2^n as one exponent field; x below ln FLT_MIN gives
  * 0. Error bound measured in test_attn_simd.c. */
@@ -89,59 +121,94 @@ void AK_FN(engine_attn_exp)(float *y, const float *x, size_t n)
 }
 
 /* s[j][r] = (sum over d in order of qt[d][r] * kb[j][d]) * scale for
- * j < nb, NV vectors of rows, JB positions per register tile. */
+ * j < nb, NV vectors of rows, JB positions per register tile. K rows are KS
+ * floats apart when KS > 0 (a compile-time stride: every position's
+ * broadcast is one base register plus a constant, so JB can be large
+ * without running out of address registers), kstride apart when KS is 0. */
 static inline __attribute__((always_inline)) void
 AK_FN(scores_tile)(float *s, const float *qt, const float *kb, size_t kstride, int32_t hd,
-		   size_t rp, vf scale, const int NV, const int JB)
+		   size_t rp, vf scale, const int NV, const int JB, const size_t KS)
 {
-	vf acc[AK_JB][AK_ROWS / AK_VL];
+	const size_t ks = KS ? KS : kstride;
+	vf acc[AK_S_ACC][AK_NV_MAX];
+AK_UNROLL
 	for (int jj = 0; jj < JB; jj++)
+AK_UNROLL
 		for (int v = 0; v < NV; v++)
 			acc[jj][v] = v_zero();
 	for (int32_t d = 0; d < hd; d++) {
-		vf qv[AK_ROWS / AK_VL];
+		vf qv[AK_NV_MAX];
+AK_UNROLL
 		for (int v = 0; v < NV; v++)
 			qv[v] = v_load(qt + (size_t)d * rp + (size_t)v * AK_VL);
+AK_UNROLL
 		for (int jj = 0; jj < JB; jj++) {
-			const vf kd = v_set1(kb[(size_t)jj * kstride + (size_t)d]);
+			const vf kd = v_set1(kb[(size_t)jj * ks + (size_t)d]);
+AK_UNROLL
 			for (int v = 0; v < NV; v++)
 				acc[jj][v] = v_fma(qv[v], kd, acc[jj][v]);
 		}
 	}
+AK_UNROLL
 	for (int jj = 0; jj < JB; jj++)
+AK_UNROLL
 		for (int v = 0; v < NV; v++)
 			v_store(s + (size_t)jj * rp + (size_t)v * AK_VL, v_mul(acc[jj][v], scale));
 }
 
+/* Tiles of JB = AK_S_ACC / NV positions with a compile-time stride KS,
+ * AK_JB with a run-time one (each position would need its own address
+ * register). */
 static inline __attribute__((always_inline)) void
 AK_FN(scores_nv)(float *s, const float *qt, const float *kb, size_t kstride, int32_t nb,
-		 int32_t hd, size_t rp, vf scale, const int NV)
+		 int32_t hd, size_t rp, vf scale, const int NV, const size_t KS)
 {
+	const int JB = KS ? AK_S_ACC / NV : AK_JB; /* KS > 0 only with NV == 1 */
+	const size_t ks = KS ? KS : kstride;
 	int32_t j = 0;
-	for (; j + AK_JB <= nb; j += AK_JB)
-		AK_FN(scores_tile)(s + (size_t)j * rp, qt, kb + (size_t)j * kstride, kstride, hd, rp,
-				   scale, NV, AK_JB);
-	for (; j < nb; j++)
-		AK_FN(scores_tile)(s + (size_t)j * rp, qt, kb + (size_t)j * kstride, kstride, hd, rp,
-				   scale, NV, 1);
+	for (; j + JB <= nb; j += JB)
+		AK_FN(scores_tile)(s + (size_t)j * rp, qt, kb + (size_t)j * ks, kstride, hd, rp,
+				   scale, NV, JB, KS);
+	/* the rest (< JB <= 16 positions) in tiles of 8, 4, 2, 1, each at most
+	 * once (sizes spelled out: every tile's loops have constant bounds) */
+#define AK_S_TAIL(T)                                                                        \
+	if ((T) < JB && j + (T) <= nb) {                                                    \
+		AK_FN(scores_tile)(s + (size_t)j * rp, qt, kb + (size_t)j * ks, kstride, hd, rp, \
+				   scale, NV, (T), KS);                                     \
+		j += (T);                                                                   \
+	}
+	AK_S_TAIL(8)
+	AK_S_TAIL(4)
+	AK_S_TAIL(2)
+	AK_S_TAIL(1)
+#undef AK_S_TAIL
 }
 
+/* The block's scores. One row vector (decode: a token's query heads of
+ * one KV head) takes the wide tiles when the rows are packed at the common
+ * head sizes 64 and 128 (an F16 cache's converted block); wider passes
+ * (prefill) have enough chains with AK_JB positions. */
 static void AK_FN(scores)(float *s, const float *qt, const float *kb, size_t kstride,
 			  int32_t nb, int32_t hd, size_t rp, float scale)
 {
 	const vf sc = v_set1(scale);
 	switch (rp / AK_VL) {
 	case 1:
-		AK_FN(scores_nv)(s, qt, kb, kstride, nb, hd, rp, sc, 1);
+		if (kstride == 64 && hd == 64)
+			AK_FN(scores_nv)(s, qt, kb, kstride, nb, hd, rp, sc, 1, 64);
+		else if (kstride == 128 && hd == 128)
+			AK_FN(scores_nv)(s, qt, kb, kstride, nb, hd, rp, sc, 1, 128);
+		else
+			AK_FN(scores_nv)(s, qt, kb, kstride, nb, hd, rp, sc, 1, 0);
 		break;
 	case 2:
-		AK_FN(scores_nv)(s, qt, kb, kstride, nb, hd, rp, sc, 2);
+		AK_FN(scores_nv)(s, qt, kb, kstride, nb, hd, rp, sc, 2, 0);
 		break;
 	case 3:
-		AK_FN(scores_nv)(s, qt, kb, kstride, nb, hd, rp, sc, 3);
+		AK_FN(scores_nv)(s, qt, kb, kstride, nb, hd, rp, sc, 3, 0);
 		break;
 	default:
-		AK_FN(scores_nv)(s, qt, kb, kstride, nb, hd, rp, sc, 4);
+		AK_FN(scores_nv)(s, qt, kb, kstride, nb, hd, rp, sc, 4, 0);
 		break;
 	}
 }
@@ -152,21 +219,28 @@ static inline __attribute__((always_inline)) void
 AK_FN(pv_tile)(float *acc, const float *s, const float *vb, size_t vstride, int32_t nb,
 	       size_t rp, const int NV, const int DB)
 {
-	vf a[AK_DB][AK_ROWS / AK_VL];
+	vf a[AK_PV_ACC][AK_NV_MAX];
+AK_UNROLL
 	for (int dd = 0; dd < DB; dd++)
+AK_UNROLL
 		for (int v = 0; v < NV; v++)
 			a[dd][v] = v_load(acc + (size_t)dd * rp + (size_t)v * AK_VL);
 	for (int32_t j = 0; j < nb; j++) {
-		vf p[AK_ROWS / AK_VL];
+		vf p[AK_NV_MAX];
+AK_UNROLL
 		for (int v = 0; v < NV; v++)
 			p[v] = v_load(s + (size_t)j * rp + (size_t)v * AK_VL);
+AK_UNROLL
 		for (int dd = 0; dd < DB; dd++) {
 			const vf vd = v_set1(vb[(size_t)j * vstride + (size_t)dd]);
+AK_UNROLL
 			for (int v = 0; v < NV; v++)
 				a[dd][v] = v_fma(p[v], vd, a[dd][v]);
 		}
 	}
+AK_UNROLL
 	for (int dd = 0; dd < DB; dd++)
+AK_UNROLL
 		for (int v = 0; v < NV; v++)
 			v_store(acc + (size_t)dd * rp + (size_t)v * AK_VL, a[dd][v]);
 }
@@ -175,11 +249,22 @@ static inline __attribute__((always_inline)) void
 AK_FN(pv_nv)(float *acc, const float *s, const float *vb, size_t vstride, int32_t nb,
 	     int32_t hd, size_t rp, const int NV)
 {
+	const int DB = NV == 1 ? AK_PV_ACC : AK_DB;
 	int32_t d = 0;
-	for (; d + AK_DB <= hd; d += AK_DB)
-		AK_FN(pv_tile)(acc + (size_t)d * rp, s, vb + d, vstride, nb, rp, NV, AK_DB);
-	for (; d < hd; d++)
-		AK_FN(pv_tile)(acc + (size_t)d * rp, s, vb + d, vstride, nb, rp, NV, 1);
+	for (; d + DB <= hd; d += DB)
+		AK_FN(pv_tile)(acc + (size_t)d * rp, s, vb + d, vstride, nb, rp, NV, DB);
+	/* the rest (< DB <= 16 dimensions) in tiles of 8, 4, 2, 1, each at
+	 * most once */
+#define AK_PV_TAIL(T)                                                                     \
+	if ((T) < DB && d + (T) <= hd) {                                                  \
+		AK_FN(pv_tile)(acc + (size_t)d * rp, s, vb + d, vstride, nb, rp, NV, (T)); \
+		d += (T);                                                                 \
+	}
+	AK_PV_TAIL(8)
+	AK_PV_TAIL(4)
+	AK_PV_TAIL(2)
+	AK_PV_TAIL(1)
+#undef AK_PV_TAIL
 }
 
 static void AK_FN(pv)(float *acc, const float *s, const float *vb, size_t vstride, int32_t nb,
