@@ -60,8 +60,10 @@ typedef size_t (*tk_pack_size_fn)(int64_t n);
 typedef void (*tk_pack_fn)(void *dst, const void *src, size_t row_bytes, int64_t n);
 typedef void (*tk_pack_gemm_fn)(int64_t n, float *out, size_t ldo, const void *group,
 				const void *y, size_t by, int nc);
-/* Decode (one activation row): ng = 1..TK_PACK_GEMV_GROUPS consecutive
- * groups, the first at groups, each group_bytes after the previous, times
+/* Decode (one activation row): ng = 1..TK_PACK_GEMV_GROUPS groups, the
+ * first at groups, each group_bytes after the previous (the group size
+ * for consecutive groups, a multiple of it for groups from separate
+ * regions: the engine's decode walk, ops.c), times
  * the activation row y; writes out[0 .. 16 * ng) in row order (group i's
  * row r at 16 * i + r) and nothing else. Each cell must equal what gemm
  * with nc = 1 writes for that group, bit for bit (test_pack_gemv checks

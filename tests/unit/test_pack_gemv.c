@@ -7,6 +7,8 @@
  *     equals gemm with nc = 1 on each group, bit for bit (the contract: a
  *     gemv changes the memory walk, not the arithmetic);
  *   - it writes out[0 .. 16 * ng) and nothing after;
+ *   - the same with the groups two apart (group_bytes = 2 x the group
+ *     size: the engine walks regions of groups, ops.c);
  *   - gemmg over ng groups and nc = 1..TK_PACK_COLS activation rows equals
  *     gemm with the same nc on each group, bit for bit, and writes only
  *     its ng x 16 cells of each of its nc output rows;
@@ -171,6 +173,27 @@ static void run_case(const char *isa, int t, const struct tk_pack_traits *pt, in
 				if (bits(out[i]) != sentinel)
 					fail_msg("%s %s n=%lld ng=%d: wrote cell %zu past 16 * ng", isa,
 						 pt->name, (long long)n, ng, i);
+		}
+	}
+	/* groups 2 * gb apart: the contract's group_bytes is any distance (the
+	 * engine's decode walks a range as regions, ops.c) */
+	for (int ng = 1; pt->gemv && ng <= TK_PACK_GEMV_GROUPS && 2 * (ng - 1) < N_GROUPS; ng++) {
+		for (int s = 0; s + 2 * (ng - 1) < N_GROUPS; s++) {
+			for (size_t i = 0; i < sizeof out / sizeof out[0]; i++)
+				memcpy(&out[i], &sentinel, 4);
+			pt->gemv(n, out, groups + (size_t)s * gb, 2 * gb, ng, y);
+			for (int k = 0; k < ng; k++)
+				for (int r = 0; r < ROWS; r++)
+					if (bits(out[k * ROWS + r]) != bits(want[(s + 2 * k) * ROWS + r]))
+						fail_msg("%s %s n=%lld ng=%d start %d stride 2: group %d "
+							 "row %d: gemv %.9g, gemm %.9g",
+							 isa, pt->name, (long long)n, ng, s, k, r,
+							 (double)out[k * ROWS + r],
+							 (double)want[(s + 2 * k) * ROWS + r]);
+			for (size_t i = (size_t)ng * ROWS; i < sizeof out / sizeof out[0]; i++)
+				if (bits(out[i]) != sentinel)
+					fail_msg("%s %s n=%lld ng=%d stride 2: wrote cell %zu past 16 * ng",
+						 isa, pt->name, (long long)n, ng, i);
 		}
 	}
 	if (pt->gemmg)
