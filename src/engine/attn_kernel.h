@@ -26,6 +26,8 @@
  *   kb, vb [BLOCK][head_dim]   the block's K, V rows as floats (F16 cache;
  *                      an F32 cache is read in place)
  *   rpos, mx, msafe, inv [RP]; sumd [RP] doubles
+ *   keep [ENGINE_ATTN_KEEP_FLOATS]   the pass's scores [n_kv][RP] between
+ *                      its two walks (F16 cache, when they fit)
  */
 #ifndef TK_ENGINE_ATTN_KERNEL_H
 #define TK_ENGINE_ATTN_KERNEL_H
@@ -47,7 +49,8 @@ static inline size_t engine_attn_pass_floats(size_t rows_max, size_t head_dim)
 {
 	const size_t B = ENGINE_ATTN_BLOCK;
 	return 2 * head_dim * rows_max + B * rows_max + 2 * B * head_dim + 4 * rows_max +
-	       2 * rows_max /* sumd */ + 6 * 16 /* each part aligned to 64 bytes */;
+	       2 * rows_max /* sumd */ + ENGINE_ATTN_KEEP_FLOATS +
+	       7 * 16 /* each part aligned to 64 bytes */;
 }
 
 #endif
@@ -342,12 +345,13 @@ static void AK_FN(pass)(const struct engine_attn_call *a, int32_t t0, int32_t nt
 	const int32_t h0 = a->hk * (a->n_head / a->n_head_kv) + i0;
 	float *qt = a->scratch;
 	float *acc = AK_ALIGN(qt + hdz * rp);
-	float *s = AK_ALIGN(acc + hdz * rp);
-	float *kb = AK_ALIGN(s + (size_t)B * rp);
+	float *sblk = AK_ALIGN(acc + hdz * rp); /* a block's scores when not kept */
+	float *kb = AK_ALIGN(sblk + (size_t)B * rp);
 	float *vb = AK_ALIGN(kb + (size_t)B * hdz);
 	float *rpos = AK_ALIGN(vb + (size_t)B * hdz);
 	float *mx = rpos + rp, *msafe = mx + rp, *inv = msafe + rp;
 	double *sumd = (double *)AK_ALIGN(inv + rp);
+	float *keep = AK_ALIGN(sumd + rp);
 
 	/* q rows, transposed; padding rows are zero and see no position */
 	memset(qt, 0, hdz * rp * sizeof(float));
@@ -375,6 +379,10 @@ static void AK_FN(pass)(const struct engine_attn_call *a, int32_t t0, int32_t nt
 
 	const int32_t p_first = a->pos0 + t0;  /* the first row's position */
 	const int32_t n_kv = p_first + nt;     /* positions the last row sees */
+	/* F16 cache: the second walk needs the scores again; kept from the
+	 * first when they fit, else computed again (the same values either
+	 * way) */
+	const bool kept = f16 && (size_t)n_kv * rp <= ENGINE_ATTN_KEEP_FLOATS;
 	/* pass 1, online: running max and double sum of exp(score - max) per
 	 * row; with an F32 cache the p.v sum rides along, rescaled with it */
 	for (int32_t j0 = 0; j0 < n_kv; j0 += B) {
@@ -382,6 +390,7 @@ static void AK_FN(pass)(const struct engine_attn_call *a, int32_t t0, int32_t nt
 		size_t ks, vs;
 		const float *kr = AK_FN(block_rows)(kb, a->k, a->kv_type, j0, nb, kv_row, a->hk, hd,
 						    &ks);
+		float *const s = kept ? keep + (size_t)j0 * rp : sblk;
 		AK_FN(scores)(s, qt, kr, ks, nb, hd, rp, a->scale);
 		if (j0 + nb - 1 > p_first)
 			AK_FN(mask)(s, rpos, j0, nb, rp);
@@ -405,7 +414,8 @@ static void AK_FN(pass)(const struct engine_attn_call *a, int32_t t0, int32_t nt
 				float *sj = s + (size_t)j * rp + r;
 				const vf p = AK_FN(exp)(v_sub(v_load(sj), m_safe));
 				ak_dsum_add(sumd + r, p);
-				v_store(sj, p);
+				if (!f16) /* p.v below; an F16 cache's scores stay */
+					v_store(sj, p);
 			}
 		}
 		if (!f16) {
@@ -421,12 +431,16 @@ static void AK_FN(pass)(const struct engine_attn_call *a, int32_t t0, int32_t nt
 		 * reference (and ggml) rounds them, times V */
 		for (int32_t j0 = 0; j0 < n_kv; j0 += B) {
 			const int32_t nb = n_kv - j0 < B ? n_kv - j0 : B;
-			size_t ks, vs;
-			const float *kr = AK_FN(block_rows)(kb, a->k, a->kv_type, j0, nb, kv_row,
-							    a->hk, hd, &ks);
-			AK_FN(scores)(s, qt, kr, ks, nb, hd, rp, a->scale);
-			if (j0 + nb - 1 > p_first)
-				AK_FN(mask)(s, rpos, j0, nb, rp);
+			size_t vs;
+			float *const s = kept ? keep + (size_t)j0 * rp : sblk;
+			if (!kept) {
+				size_t ks;
+				const float *kr = AK_FN(block_rows)(kb, a->k, a->kv_type, j0, nb,
+								    kv_row, a->hk, hd, &ks);
+				AK_FN(scores)(s, qt, kr, ks, nb, hd, rp, a->scale);
+				if (j0 + nb - 1 > p_first)
+					AK_FN(mask)(s, rpos, j0, nb, rp);
+			}
 			for (size_t r = 0; r < rp; r += AK_VL) {
 				const vf m_safe = v_load(msafe + r), iv = v_load(inv + r);
 				for (int32_t j = 0; j < nb; j++) {

@@ -62,6 +62,13 @@ enum engine_attn_isa {
 /* Positions per K/V block of the SIMD variants. */
 #define ENGINE_ATTN_BLOCK 64
 
+/* Scratch floats that keep a pass's scores from its first walk over the
+ * cache to its second (F16 cache): a pass of R rows (padded to the lanes)
+ * over n positions keeps them when n x R fits, and otherwise computes them
+ * twice. 256 KiB: decode (16 padded rows) keeps up to 16384 positions,
+ * a full prefill pass (64 rows) 4096. */
+#define ENGINE_ATTN_KEEP_FLOATS (64 * 1024)
+
 /* "ref", "avx2", "avx512"; "unknown" otherwise. Never NULL. */
 const char *engine_attn_isa_name(int isa);
 
