@@ -4,7 +4,8 @@
  * awkward shapes: one visible position, runs that are not a multiple of the
  * 64-position block and cross block edges, GQA groups 1, 2, 6, 8 and 40
  * (more heads than one pass holds on AVX2), head_dim 64 and 128, F16 and
- * F32 caches; a run of tokens equals one call per token bit for bit; and
+ * F32 caches, passes that keep their scores and passes too long to; a run
+ * of tokens equals one call per token bit for bit; and
  * the vector exp's error, measured in ulps against a double
  * exp over the range softmax feeds it. Variants this CPU lacks are skipped
  * (and said so); the reference path of engine_attn_tokens_isa is checked
@@ -48,6 +49,8 @@ static const struct shape shapes[] = {
 	{ 4, 8, 64, 0, 40 },    /* several passes of tokens */
 	{ 2, 8, 128, 255, 2 },  /* ends one past a block edge */
 	{ 1, 40, 64, 5, 3 },    /* more heads than an AVX2 pass holds */
+	{ 2, 8, 64, 3000, 8 },  /* 64 rows x 3008 positions: scores not kept */
+	{ 2, 8, 128, 3000, 1 }, /* decode far in: scores kept */
 };
 
 /* Runs one shape through isa and through the reference; returns the largest
@@ -170,11 +173,13 @@ static void test_avx512(void **state)
 
 /* A token's output does not depend on the run it is computed in: a run of
  * n_tok tokens equals the same variant called once per token, bit for bit
- * (what keeps prefill equal to token-by-token decode). The scratch is
- * deliberately misaligned by one float. */
-static void check_run_independence(int isa, enum engine_kv_type kv_type)
+ * (what keeps prefill equal to token-by-token decode). At pos0 3000 the
+ * run's passes are too long to keep their scores (ENGINE_ATTN_KEEP_FLOATS)
+ * and the single tokens' are not: both ways give the same bits. The
+ * scratch is deliberately misaligned by one float. */
+static void check_run_independence(int isa, enum engine_kv_type kv_type, int32_t pos0)
 {
-	const int32_t n_head_kv = 2, group = 6, hd = 64, pos0 = 50, n_tok = 23;
+	const int32_t n_head_kv = 2, group = 6, hd = 64, n_tok = 23;
 	const int32_t n_head = n_head_kv * group, n_pos = pos0 + n_tok;
 	const size_t q_dim = (size_t)n_head * (size_t)hd;
 	const size_t kv_n = (size_t)n_pos * (size_t)n_head_kv * (size_t)hd;
@@ -220,8 +225,9 @@ static void test_run_independence(void **state)
 	for (int isa = 0; isa < ENGINE_ATTN_ISA_COUNT; isa++) {
 		if (!engine_attn_isa_supported(isa))
 			continue;
-		check_run_independence(isa, ENGINE_KV_F16);
-		check_run_independence(isa, ENGINE_KV_F32);
+		check_run_independence(isa, ENGINE_KV_F16, 50);
+		check_run_independence(isa, ENGINE_KV_F32, 50);
+		check_run_independence(isa, ENGINE_KV_F16, 3000);
 	}
 }
 
