@@ -12,8 +12,8 @@
  *                      multiple of AK_VL, <= ENGINE_ATTN_ROWS); AK_JB
  *                      positions per score tile and AK_DB head dimensions
  *                      per p.v tile of a pass of several row vectors; a
- *                      pass of one (decode) takes AK_ROWS / AK_VL times
- *                      as many (AK_S_ACC, AK_PV_ACC)
+ *                      pass of one (decode) takes wider tiles (AK_S_ACC
+ *                      positions, AK_PV_ACC dimensions)
  *   AK_FN(name)        the variant's name for a function
  *   ak_dsum_add(double *d, vf x): d[l] += (double)x[l] for each lane
  *   ak_dsum_mul(double *d, vf x): d[l] *= (double)x[l]
@@ -64,13 +64,14 @@ static inline size_t engine_attn_pass_floats(size_t rows_max, size_t head_dim)
 
 #define AK_ALIGN(p) ((float *)(((uintptr_t)(p) + 63) & ~(uintptr_t)63))
 
-/* Accumulators of a score tile and of a p.v tile: a full pass's blocking.
- * A pass of one row vector (decode: one token's query heads of a KV head)
- * uses AK_S_ACC positions (with a compile-time row stride, see
- * scores_tile) and AK_PV_ACC dimensions per tile, so its FMA chains
- * (latency ~4 cycles, 2 a cycle) are as many as a full pass's. Tiles only
- * regroup which sums run side by side; each sum still adds its terms in
- * the same order, so results do not change. */
+/* Accumulators of a score tile and of a p.v tile for a pass of one row
+ * vector (decode: one token's query heads of a KV head): AK_S_ACC positions
+ * (with a compile-time row stride, see scores_tile) and AK_PV_ACC
+ * dimensions per tile, as many accumulators as a full pass's tile holds
+ * (at most 16), where the prefill tiles would leave 6 and 4 independent
+ * FMA chains (latency ~4 cycles, 2 a cycle: 8 keep both ports busy). Tiles
+ * only regroup which sums run side by side; each sum still adds its terms
+ * in the same order, so results do not change. */
 #define AK_NV_MAX (AK_ROWS / AK_VL)
 #define AK_S_ACC (AK_JB * AK_NV_MAX < 16 ? AK_JB * AK_NV_MAX : 16) /* 16: no tail in a block */
 #define AK_PV_ACC (AK_DB * AK_NV_MAX)

@@ -282,8 +282,8 @@ static void enc_task(void *arg, int ith, int nth)
  *           groups from a shared counter, largest first (up to
  *           MM_UNIT_MAX_GROUPS, the gemmg's lockstep width, for a small
  *           batch; MM_UNIT_DECODE_GROUPS for decode, whose gemv walks a
- *           unit as that many regions read front to back: ops.c) and
- *           smaller as the job's remaining rows shrink (remaining / (2 nth)), so the
+ *           unit as 8 regions read front to back: ops.c) and smaller as
+ *           the job's remaining rows shrink (remaining / (2 nth)), so the
  *           threads finish together even when one of them is slowed (by
  *           DRAM, or by another process taking its core); a unit never
  *           crosses from one weight into the next.
