@@ -280,10 +280,9 @@ static void enc_task(void *arg, int ith, int nth)
  *           split into nth contiguous parts, one per thread;
  *   units   (decode and small batches) threads take units of whole packed
  *           groups from a shared counter, largest first (up to
- *           MM_UNIT_MAX_GROUPS, the gemmg's lockstep width, for a small
- *           batch; MM_UNIT_DECODE_GROUPS for decode, whose gemv walks a
- *           unit as 8 regions read front to back: ops.c) and smaller as
- *           the job's remaining rows shrink (remaining / (2 nth)), so the
+ *           MM_UNIT_MAX_GROUPS: the gemv and the gemmg walk a unit as 8
+ *           regions read front to back, ops.c) and smaller as the job's
+ *           remaining rows shrink (remaining / (2 nth)), so the
  *           threads finish together even when one of them is slowed (by
  *           DRAM, or by another process taking its core); a unit never
  *           crosses from one weight into the next.
@@ -294,8 +293,7 @@ static void enc_task(void *arg, int ith, int nth)
  * on the thread count nor on which thread took which unit. */
 #define MM_MAX_W 3
 #define MM_UNIT_MAX_TOK TK_PACK_COLS
-#define MM_UNIT_MAX_GROUPS TK_PACK_GEMV_GROUPS
-#define MM_UNIT_DECODE_GROUPS (32 * TK_PACK_GEMV_GROUPS)
+#define MM_UNIT_MAX_GROUPS (32 * TK_PACK_GEMV_GROUPS)
 struct qkv_epi;
 struct mm_job {
 	const void *xq;
@@ -313,7 +311,6 @@ struct mm_job {
 	int n_span;
 	int64_t g_first[MM_MAX_W + 1];
 	int64_t align[MM_MAX_W];
-	int64_t max_groups; /* the largest unit */
 	_Atomic int64_t next; /* the next group to take */
 	const struct qkv_epi *epi; /* non-NULL: bias, RoPE and cache store per unit */
 };
@@ -324,7 +321,6 @@ static void mm_units_init(struct mm_job *j, const int64_t *align)
 {
 	j->units = true;
 	j->n_span = j->silu ? 1 : j->n_w;
-	j->max_groups = j->n_tok == 1 ? MM_UNIT_DECODE_GROUPS : MM_UNIT_MAX_GROUPS;
 	j->g_first[0] = 0;
 	for (int i = 0; i < j->n_span; i++) {
 		j->align[i] = align ? align[i] : 1;
@@ -347,7 +343,7 @@ static bool mm_unit_take(struct mm_job *j, int nth, int *wi, int64_t *g0, int64_
 		while (cur >= j->g_first[i + 1])
 			i++;
 		const int64_t al = j->align[i];
-		int64_t most = j->max_groups - j->max_groups % al;
+		int64_t most = MM_UNIT_MAX_GROUPS - MM_UNIT_MAX_GROUPS % al;
 		if (most < al)
 			most = al;
 		int64_t size = (total - cur) / (2 * (int64_t)nth);

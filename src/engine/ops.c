@@ -350,6 +350,41 @@ static void gemv_streams(float *y, const struct engine_weight *w, const void *xq
 	}
 }
 
+/* Batched decode (2..TK_PACK_COLS tokens) through the gemmg, the range
+ * walked as gemv_streams walks it (the kernel then walks each call's
+ * groups its own way, quant_pack.h); outputs scattered per token. 2
+ * sequences 1.1-1.3x, 4 sequences 1.0-1.15x on the Q4_K_M files
+ * (docs/benchmarks.md, "Batched decode: the region walk"). */
+static void gemmg_streams(float *y, const struct engine_weight *w, const void *xq, size_t xrow,
+			  int32_t n_tok, int64_t g_begin, int64_t g_end)
+{
+	const size_t gb = w->group_bytes, n_out = (size_t)w->n_out;
+	const unsigned char *groups = w->packed;
+	const int S = TK_PACK_GEMV_GROUPS;
+	const int64_t R = (g_end - g_begin) / S;
+	int64_t g = g_begin;
+	if (R >= 2) {
+		enum { LDO = TK_PACK_GEMV_GROUPS * TK_PACK_ROWS };
+		float out[TK_PACK_COLS * LDO];
+		for (int64_t j = 0; j < R; j++) {
+			w->pack->gemmg(w->n_in, out, LDO, groups + (size_t)(g_begin + j) * gb,
+				       (size_t)R * gb, S, xq, xrow, n_tok);
+			for (int32_t c = 0; c < n_tok; c++)
+				for (int k = 0; k < S; k++)
+					memcpy(y + (size_t)c * n_out +
+						       (size_t)(g_begin + j + k * R) * TK_PACK_ROWS,
+					       out + c * LDO + k * TK_PACK_ROWS,
+					       TK_PACK_ROWS * sizeof(float));
+		}
+		g = g_begin + S * R;
+	}
+	for (; g < g_end; g += S) {
+		const int ng = g_end - g < S ? (int)(g_end - g) : S;
+		w->pack->gemmg(w->n_in, y + (size_t)g * TK_PACK_ROWS, n_out, groups + (size_t)g * gb,
+			       gb, ng, xq, xrow, n_tok);
+	}
+}
+
 static void matmul_packed(float *y, const struct engine_weight *w, const void *xq, int32_t n_tok,
 			  int64_t g_begin, int64_t g_end)
 {
@@ -368,14 +403,7 @@ static void matmul_packed(float *y, const struct engine_weight *w, const void *x
 		return;
 	}
 	if (n_tok <= TK_PACK_COLS && w->pack->gemmg && !no_gemv()) {
-		/* batched decode: the kernel walks up to TK_PACK_GEMV_GROUPS
-		 * groups its own way (quant_pack.h) */
-		for (int64_t g = g_begin; g < g_end; g += TK_PACK_GEMV_GROUPS) {
-			const int ng = g_end - g < TK_PACK_GEMV_GROUPS ? (int)(g_end - g)
-								       : TK_PACK_GEMV_GROUPS;
-			w->pack->gemmg(w->n_in, y + (size_t)g * TK_PACK_ROWS, n_out,
-				       groups + (size_t)g * gb, gb, ng, xq, xrow, n_tok);
-		}
+		gemmg_streams(y, w, xq, xrow, n_tok, g_begin, g_end);
 		return;
 	}
 	int64_t chunk = (int64_t)(ENGINE_MM_PACK_CHUNK_BYTES / (gb ? gb : 1));

@@ -77,7 +77,8 @@ typedef void (*tk_pack_gemv_fn)(int64_t n, float *out, const void *groups, size_
 				int ng, const void *y);
 
 /* Batched decode (a few activation rows): ng = 1..TK_PACK_GEMV_GROUPS
- * groups, the first at groups, each group_bytes after the previous, times
+ * groups, the first at groups, each group_bytes after the previous (any
+ * multiple of the group size, as for gemv), times
  * nc = 1..TK_PACK_COLS activation rows (y, by bytes apart, as for gemm);
  * writes out[c * ldo + 16 * i + r] (group i's row r, activation row c)
  * and nothing else. Each cell must equal what gemm writes for that group

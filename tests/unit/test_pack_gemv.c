@@ -9,7 +9,8 @@
  *   - it writes out[0 .. 16 * ng) and nothing after;
  *   - the same with the groups two apart (group_bytes = 2 x the group
  *     size: the engine walks regions of groups, ops.c);
- *   - gemmg over ng groups and nc = 1..TK_PACK_COLS activation rows equals
+ *   - gemmg over ng groups (one and two apart) and nc = 1..TK_PACK_COLS
+ *     activation rows equals
  *     gemm with the same nc on each group, bit for bit, and writes only
  *     its ng x 16 cells of each of its nc output rows;
  *   - unaligned group and activation pointers work;
@@ -78,11 +79,14 @@ static void check_gemmg(const char *isa, const struct tk_pack_traits *pt, int64_
 		for (int g = 0; g < N_GROUPS; g++)
 			pt->gemm(n, want + g * ROWS, N_GROUPS * ROWS, groups + (size_t)g * gb, y, by,
 				 nc);
+		/* groups one apart, and two apart (the engine's region walk) */
+		for (int step = 1; step <= 2; step++)
 		for (int ng = 1; ng <= TK_PACK_GEMV_GROUPS; ng++)
-			for (int s = 0; s + ng <= N_GROUPS; s++) {
+			for (int s = 0; s + step * (ng - 1) < N_GROUPS; s++) {
 				for (size_t i = 0; i < sizeof out / sizeof out[0]; i++)
 					memcpy(&out[i], &sentinel, 4);
-				pt->gemmg(n, out, LDO, groups + (size_t)s * gb, gb, ng, y, by, nc);
+				pt->gemmg(n, out, LDO, groups + (size_t)s * gb, (size_t)step * gb, ng, y,
+					  by, nc);
 				for (int c = 0; c < TK_PACK_COLS; c++)
 					for (int i = 0; i < LDO; i++) {
 						const float o = out[c * LDO + i];
@@ -94,12 +98,14 @@ static void check_gemmg(const char *isa, const struct tk_pack_traits *pt, int64_
 									 ng, c, i);
 							continue;
 						}
-						const float w = want[c * N_GROUPS * ROWS + s * ROWS + i];
+						const int g = s + step * (i / ROWS);
+						const float w =
+							want[c * N_GROUPS * ROWS + g * ROWS + i % ROWS];
 						if (bits(o) != bits(w))
-							fail_msg("%s %s n=%lld nc=%d ng=%d start %d row "
-								 "%d cell %d: gemmg %.9g, gemm %.9g",
+							fail_msg("%s %s n=%lld nc=%d ng=%d start %d step "
+								 "%d row %d cell %d: gemmg %.9g, gemm %.9g",
 								 isa, pt->name, (long long)n, nc, ng, s,
-								 c, i, (double)o, (double)w);
+								 step, c, i, (double)o, (double)w);
 					}
 			}
 	}
