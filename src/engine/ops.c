@@ -313,50 +313,22 @@ static bool no_gemv(void)
 	return r;
 }
 
-/* Decode through the gemv over groups [g_begin, g_end): the range as
- * S = TK_PACK_GEMV_GROUPS regions of R consecutive groups, walked in
- * lockstep (step j takes group j of every region: S groups R * gb bytes
- * apart), so each of the gemv's S streams reads one region front to back
- * instead of starting afresh every S groups; the G - S * R groups left
- * over (fewer than S) go last, side by side. A range of fewer than 2 * S
- * groups is the plain walk of S consecutive groups. Each cell is the
- * gemv's, which equals gemm nc = 1 whatever the groups' spacing. From DRAM
- * (2 threads, 590 MB of q4_kx16 groups, each thread its half as 8
- * regions vs 8 consecutive groups a call): 1.03x at n = 2048, up to 1.1x
- * at n = 1536 (docs/benchmarks.md, "Decode: long gemv streams"). */
-static void gemv_streams(float *y, const struct engine_weight *w, const void *xq, int64_t g_begin,
-			 int64_t g_end)
-{
-	const size_t gb = w->group_bytes;
-	const unsigned char *groups = w->packed;
-	const int S = TK_PACK_GEMV_GROUPS;
-	const int64_t R = (g_end - g_begin) / S;
-	int64_t g = g_begin;
-	if (R >= 2) {
-		float out[TK_PACK_GEMV_GROUPS * TK_PACK_ROWS];
-		for (int64_t j = 0; j < R; j++) {
-			w->pack->gemv(w->n_in, out, groups + (size_t)(g_begin + j) * gb, (size_t)R * gb,
-				      S, xq);
-			for (int k = 0; k < S; k++)
-				memcpy(y + (size_t)(g_begin + j + k * R) * TK_PACK_ROWS,
-				       out + k * TK_PACK_ROWS, TK_PACK_ROWS * sizeof(float));
-		}
-		g = g_begin + S * R;
-	}
-	for (; g < g_end; g += S) {
-		const int ng = g_end - g < S ? (int)(g_end - g) : S;
-		w->pack->gemv(w->n_in, y + (size_t)g * TK_PACK_ROWS, groups + (size_t)g * gb, gb, ng,
-			      xq);
-	}
-}
-
-/* Batched decode (2..TK_PACK_COLS tokens) through the gemmg, the range
- * walked as gemv_streams walks it (the kernel then walks each call's
- * groups its own way, quant_pack.h); outputs scattered per token. 2
- * sequences 1.1-1.3x, 4 sequences 1.0-1.15x on the Q4_K_M files
- * (docs/benchmarks.md, "Batched decode: the region walk"). */
-static void gemmg_streams(float *y, const struct engine_weight *w, const void *xq, size_t xrow,
-			  int32_t n_tok, int64_t g_begin, int64_t g_end)
+/* Decode (n_tok 1, the gemv) and batched decode (2..TK_PACK_COLS, the
+ * gemmg) over groups [g_begin, g_end): the range as S =
+ * TK_PACK_GEMV_GROUPS regions of R consecutive groups, walked in lockstep
+ * (call j takes group j of every region: S groups R * gb bytes apart), so
+ * each of the kernel's S streams reads one region front to back instead of
+ * starting afresh every S groups; the G - S * R groups left over (fewer
+ * than S) go last, side by side. A range of fewer than 2 * S groups is the
+ * plain walk of S consecutive groups. Outputs go through a buffer and are
+ * scattered to their rows. Each cell is the kernel's, which equals gemm
+ * whatever the groups' spacing. From DRAM (2 threads, 590 MB of q4_kx16
+ * groups, each thread its half as 8 regions vs 8 consecutive groups a
+ * call): 1.03x at n = 2048, up to 1.1x at n = 1536; engine decode +2-8%,
+ * 2 sequences 1.1-1.3x, 4 sequences 1.0-1.15x (docs/benchmarks.md,
+ * "Decode: long gemv streams", "Batched decode: the region walk"). */
+static void matmul_streams(float *y, const struct engine_weight *w, const void *xq, size_t xrow,
+			   int32_t n_tok, int64_t g_begin, int64_t g_end)
 {
 	const size_t gb = w->group_bytes, n_out = (size_t)w->n_out;
 	const unsigned char *groups = w->packed;
@@ -367,8 +339,12 @@ static void gemmg_streams(float *y, const struct engine_weight *w, const void *x
 		enum { LDO = TK_PACK_GEMV_GROUPS * TK_PACK_ROWS };
 		float out[TK_PACK_COLS * LDO];
 		for (int64_t j = 0; j < R; j++) {
-			w->pack->gemmg(w->n_in, out, LDO, groups + (size_t)(g_begin + j) * gb,
-				       (size_t)R * gb, S, xq, xrow, n_tok);
+			const unsigned char *gj = groups + (size_t)(g_begin + j) * gb;
+			if (n_tok == 1)
+				w->pack->gemv(w->n_in, out, gj, (size_t)R * gb, S, xq);
+			else
+				w->pack->gemmg(w->n_in, out, LDO, gj, (size_t)R * gb, S, xq, xrow,
+					       n_tok);
 			for (int32_t c = 0; c < n_tok; c++)
 				for (int k = 0; k < S; k++)
 					memcpy(y + (size_t)c * n_out +
@@ -380,8 +356,12 @@ static void gemmg_streams(float *y, const struct engine_weight *w, const void *x
 	}
 	for (; g < g_end; g += S) {
 		const int ng = g_end - g < S ? (int)(g_end - g) : S;
-		w->pack->gemmg(w->n_in, y + (size_t)g * TK_PACK_ROWS, n_out, groups + (size_t)g * gb,
-			       gb, ng, xq, xrow, n_tok);
+		if (n_tok == 1)
+			w->pack->gemv(w->n_in, y + (size_t)g * TK_PACK_ROWS, groups + (size_t)g * gb,
+				      gb, ng, xq);
+		else
+			w->pack->gemmg(w->n_in, y + (size_t)g * TK_PACK_ROWS, n_out,
+				       groups + (size_t)g * gb, gb, ng, xq, xrow, n_tok);
 	}
 }
 
@@ -393,7 +373,7 @@ static void matmul_packed(float *y, const struct engine_weight *w, const void *x
 	const size_t n_out = (size_t)w->n_out, gb = w->group_bytes;
 	const unsigned char *groups = w->packed;
 	if (n_tok == 1 && w->pack->gemv && !no_gemv()) {
-		gemv_streams(y, w, xq, g_begin, g_end);
+		matmul_streams(y, w, xq, xrow, 1, g_begin, g_end);
 		return;
 	}
 	if (n_tok == 1) {
@@ -403,7 +383,7 @@ static void matmul_packed(float *y, const struct engine_weight *w, const void *x
 		return;
 	}
 	if (n_tok <= TK_PACK_COLS && w->pack->gemmg && !no_gemv()) {
-		gemmg_streams(y, w, xq, xrow, n_tok, g_begin, g_end);
+		matmul_streams(y, w, xq, xrow, n_tok, g_begin, g_end);
 		return;
 	}
 	int64_t chunk = (int64_t)(ENGINE_MM_PACK_CHUNK_BYTES / (gb ? gb : 1));
