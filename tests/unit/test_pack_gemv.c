@@ -164,44 +164,28 @@ static void run_case(const char *isa, int t, const struct tk_pack_traits *pt, in
 
 	float out[TK_PACK_GEMV_GROUPS * ROWS + ROWS];
 	const uint32_t sentinel = SENTINEL;
-	for (int ng = 1; pt->gemv && ng <= TK_PACK_GEMV_GROUPS; ng++) {
-		for (int s = 0; s + ng <= N_GROUPS; s++) {
-			for (size_t i = 0; i < sizeof out / sizeof out[0]; i++)
-				memcpy(&out[i], &sentinel, 4);
-			pt->gemv(n, out, groups + (size_t)s * gb, gb, ng, y);
-			for (int i = 0; i < ng * ROWS; i++)
-				if (bits(out[i]) != bits(want[s * ROWS + i]))
-					fail_msg("%s %s n=%lld ng=%d start %d cell %d: gemv %.9g, "
-						 "gemm %.9g",
-						 isa, pt->name, (long long)n, ng, s, i, (double)out[i],
-						 (double)want[s * ROWS + i]);
-			for (size_t i = (size_t)ng * ROWS; i < sizeof out / sizeof out[0]; i++)
-				if (bits(out[i]) != sentinel)
-					fail_msg("%s %s n=%lld ng=%d: wrote cell %zu past 16 * ng", isa,
-						 pt->name, (long long)n, ng, i);
-		}
-	}
-	/* groups 2 * gb apart: the contract's group_bytes is any distance (the
-	 * engine's decode walks a range as regions, ops.c) */
-	for (int ng = 1; pt->gemv && ng <= TK_PACK_GEMV_GROUPS && 2 * (ng - 1) < N_GROUPS; ng++) {
-		for (int s = 0; s + 2 * (ng - 1) < N_GROUPS; s++) {
-			for (size_t i = 0; i < sizeof out / sizeof out[0]; i++)
-				memcpy(&out[i], &sentinel, 4);
-			pt->gemv(n, out, groups + (size_t)s * gb, 2 * gb, ng, y);
-			for (int k = 0; k < ng; k++)
-				for (int r = 0; r < ROWS; r++)
-					if (bits(out[k * ROWS + r]) != bits(want[(s + 2 * k) * ROWS + r]))
-						fail_msg("%s %s n=%lld ng=%d start %d stride 2: group %d "
-							 "row %d: gemv %.9g, gemm %.9g",
-							 isa, pt->name, (long long)n, ng, s, k, r,
-							 (double)out[k * ROWS + r],
-							 (double)want[(s + 2 * k) * ROWS + r]);
-			for (size_t i = (size_t)ng * ROWS; i < sizeof out / sizeof out[0]; i++)
-				if (bits(out[i]) != sentinel)
-					fail_msg("%s %s n=%lld ng=%d stride 2: wrote cell %zu past 16 * ng",
-						 isa, pt->name, (long long)n, ng, i);
-		}
-	}
+	/* groups one apart, and two apart: the contract's group_bytes is any
+	 * distance (the engine walks a range as regions, ops.c) */
+	for (int step = 1; step <= 2; step++)
+		for (int ng = 1; pt->gemv && ng <= TK_PACK_GEMV_GROUPS; ng++)
+			for (int s = 0; s + step * (ng - 1) < N_GROUPS; s++) {
+				for (size_t i = 0; i < sizeof out / sizeof out[0]; i++)
+					memcpy(&out[i], &sentinel, 4);
+				pt->gemv(n, out, groups + (size_t)s * gb, (size_t)step * gb, ng, y);
+				for (int i = 0; i < ng * ROWS; i++) {
+					const float w = want[(s + step * (i / ROWS)) * ROWS + i % ROWS];
+					if (bits(out[i]) != bits(w))
+						fail_msg("%s %s n=%lld ng=%d start %d step %d cell %d: "
+							 "gemv %.9g, gemm %.9g",
+							 isa, pt->name, (long long)n, ng, s, step, i,
+							 (double)out[i], (double)w);
+				}
+				for (size_t i = (size_t)ng * ROWS; i < sizeof out / sizeof out[0]; i++)
+					if (bits(out[i]) != sentinel)
+						fail_msg("%s %s n=%lld ng=%d step %d: wrote cell %zu past "
+							 "16 * ng",
+							 isa, pt->name, (long long)n, ng, step, i);
+			}
 	if (pt->gemmg)
 		check_gemmg(isa, pt, n, groups, gb, y, by);
 	free(ybuf);
