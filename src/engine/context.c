@@ -282,10 +282,15 @@ static void enc_task(void *arg, int ith, int nth)
  *           groups from a shared counter, largest first (up to
  *           MM_UNIT_MAX_GROUPS: the gemv and the gemmg walk a unit as 8
  *           regions read front to back, ops.c) and smaller as the job's
- *           remaining rows shrink (remaining / (2 nth)), so the
+ *           remaining rows shrink (remaining / nth: the first thread takes
+ *           up to half, the next half of what is left, and so on), so the
  *           threads finish together even when one of them is slowed (by
  *           DRAM, or by another process taking its core); a unit never
- *           crosses from one weight into the next.
+ *           crosses from one weight into the next. Fewer, longer units
+ *           stream faster: remaining / nth against remaining / (2 nth),
+ *           alternated, tg64 2-6% (q/k/v and Wo, the short products,
+ *           read 3-6% closer to the FFN's rate; docs/benchmarks.md,
+ *           "Decode units: half of what is left").
  * Either way every split falls on a multiple of TK_PACK_ROWS, so every
  * output is computed by the same kernel calls as with one thread (packed
  * weights run whole groups, the gemv equals gemm nc = 1 for any group
@@ -346,7 +351,7 @@ static bool mm_unit_take(struct mm_job *j, int nth, int *wi, int64_t *g0, int64_
 		int64_t most = MM_UNIT_MAX_GROUPS - MM_UNIT_MAX_GROUPS % al;
 		if (most < al)
 			most = al;
-		int64_t size = (total - cur) / (2 * (int64_t)nth);
+		int64_t size = (total - cur) / (int64_t)nth;
 		if (size > most)
 			size = most;
 		size -= size % al;
