@@ -57,7 +57,6 @@
 
 #include "core/err.h"
 #include "engine/attn_simd.h"
-#include "engine/fp16.h"
 #include "engine/quant.h"
 #include "engine/quant_pack.h"
 #include "obs/log.h"
@@ -593,12 +592,21 @@ static void cache_store(struct engine_ctx *c, int32_t il, int32_t seq, int32_t p
 		memcpy(kd, k, (size_t)c->kv_dim * sizeof(float));
 		memcpy(vd, v, (size_t)c->kv_dim * sizeof(float));
 	} else {
-		for (int32_t i = 0; i < c->kv_dim; i++) {
-			const uint16_t hk = tk_fp32_to_fp16(k[i]), hv = tk_fp32_to_fp16(v[i]);
-			memcpy(kd + 2 * (size_t)i, &hk, 2);
-			memcpy(vd + 2 * (size_t)i, &hv, 2);
-		}
+		const struct tk_type_traits *h = tk_type_traits(TK_TYPE_F16);
+		h->from_float(k, kd, c->kv_dim);
+		h->from_float(v, vd, c->kv_dim);
 	}
+}
+
+/* Asks for the n floats at p ahead of a product whose weights stream
+ * through the caches: the norm that follows it then finds its weights there
+ * instead of in DRAM, which every token's streaming evicts them to (decode:
+ * the two norms of a layer 0.19 -> 0.13 ms a token on qwen15b; a hint, no
+ * effect on results). */
+static void prefetch_floats(const float *p, int32_t n)
+{
+	for (int32_t i = 0; i < n; i += 64 / (int32_t)sizeof(float))
+		__builtin_prefetch(p + i, 0, 3);
 }
 
 /* [x[t] += add[t];] h[k] = rmsnorm(x[t]) * w for k < n, t = idx ? idx[k] : k */
@@ -685,10 +693,7 @@ static void cache_store_rows(struct engine_ctx *c, void *cache, int32_t il, int3
 		memcpy(dst, src + r0, (size_t)(r1 - r0) * sizeof(float));
 		return;
 	}
-	for (int64_t i = r0; i < r1; i++) {
-		const uint16_t h = tk_fp32_to_fp16(src[i]);
-		memcpy(dst + 2 * (size_t)(i - r0), &h, 2);
-	}
+	tk_type_traits(TK_TYPE_F16)->from_float(src + r0, dst, r1 - r0);
 }
 
 static void qkv_epi_rows(const struct qkv_epi *e, int wi, int64_t r0, int64_t r1)
@@ -870,6 +875,7 @@ static void forward_batch(struct engine_ctx *c, const int32_t *tokens, int32_t n
 		const struct engine_weight *wo = &L->wo;
 		const enum engine_lora_slot wo_s = ENGINE_LORA_O;
 		float *const wo_y = c->tmp;
+		prefetch_floats(L->ffn_norm, E);
 		ctx_matmul_layer(c, 1, &wo, &wo_s, &wo_y, il, c->att_out, n, false);
 		ctx_norm(c, NULL, n, c->tmp, L->ffn_norm);
 		/* gate = silu(Wgate h) * Wup h: [n][n_ff]; tmp = Wdown gate: [n][n_embd] */
@@ -880,6 +886,8 @@ static void forward_batch(struct engine_ctx *c, const int32_t *tokens, int32_t n
 		const struct engine_weight *wd = &L->w_down;
 		const enum engine_lora_slot wd_s = ENGINE_LORA_DOWN;
 		float *const wd_y = c->tmp;
+		prefetch_floats(il + 1 < hp->n_layer ? m->layers[il + 1].attn_norm : m->output_norm,
+				E);
 		ctx_matmul_layer(c, 1, &wd, &wd_s, &wd_y, il, c->gate, n, false);
 	}
 	if (n_out == 0) {

@@ -567,6 +567,25 @@ static void f16_to_float_avx2(const void *src, float *dst, int64_t n)
 		dst[i] = ld_half(s + 2 * i);
 }
 
+/* float -> binary16 by VCVTPS2PH, round to nearest even: the reference's
+ * bits for every input (NaN quiet with its top payload bits, overflow to
+ * inf, subnormal halves rounded; MXCSR as the engine leaves it, FTZ and DAZ
+ * off), checked on random bit patterns by test_quant_simd. Used for the F16
+ * KV cache stores of every decode step. */
+static void f16_from_float_avx2(const float *src, void *dst, int64_t n)
+{
+	uint8_t *d = dst;
+	int64_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		_mm_storeu_si128((__m128i *)(void *)(d + 2 * i),
+				 _mm256_cvtps_ph(_mm256_loadu_ps(src + i),
+						 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+	for (; i < n; i++) {
+		const uint16_t h = tk_fp32_to_fp16(src[i]);
+		memcpy(d + 2 * i, &h, 2);
+	}
+}
+
 AINL __m256 ld_f16x8(const uint8_t *p)
 {
 	return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
@@ -674,6 +693,7 @@ void tk_quant_avx2_install(struct tk_type_traits *tab)
 	tab[TK_TYPE_Q5_K].vec_dot = q5_k_vec_dot_avx2;
 	tab[TK_TYPE_Q5_K].vec_dot_tile = q5_k_tile_avx2;
 	tab[TK_TYPE_F16].to_float = f16_to_float_avx2;
+	tab[TK_TYPE_F16].from_float = f16_from_float_avx2;
 	tab[TK_TYPE_F16].vec_dot = f16_vec_dot_avx2;
 	tab[TK_TYPE_F16].vec_dot_tile = f16_tile_avx2;
 	tab[TK_TYPE_F16].pack = &tk_pack_f16_avx2;

@@ -251,8 +251,20 @@ static void check_from_float(const struct tk_type_traits *tab, int type)
 		const size_t bytes = row_bytes(type, n);
 		float *x = tk_test_xmalloc((size_t)n * sizeof *x);
 		uint8_t *a = tk_test_xmalloc(bytes), *b = tk_test_xmalloc(bytes);
-		for (int dist = 0; dist < 7; dist++) {
-			if (dist < 4) {
+		/* the conversions (F16, BF16) also get every kind of float:
+		 * random bit patterns (NaN payloads, infinities, all exponents),
+		 * and odd multiples of 2^-25 (binary16 subnormals and their ties) */
+		const int n_dist = rt->is_quantized ? 7 : 9;
+		for (int dist = 0; dist < n_dist; dist++) {
+			if (dist == 7) {
+				for (int64_t i = 0; i < n; i++) {
+					const uint32_t u = (uint32_t)rng_u64();
+					memcpy(&x[i], &u, sizeof u);
+				}
+			} else if (dist == 8) {
+				for (int64_t i = 0; i < n; i++)
+					x[i] = ldexpf((float)((int)(rng_u64() % 4096) - 2048), -25);
+			} else if (dist < 4) {
 				fill_floats(x, n, dist);
 			} else if (dist == 6) { /* huge: scales overflow the half range */
 				fill_floats(x, n, 1);
