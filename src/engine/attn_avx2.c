@@ -17,6 +17,8 @@
 #define AK_ROWS 32
 #define AK_JB 2
 #define AK_DB 2
+#define AK_PVR 4
+#define AK_PVD 2
 #define AK_FN(name) name##_avx2
 
 static inline void ak_dsum_add(double *d, vf x)

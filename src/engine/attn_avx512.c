@@ -17,6 +17,8 @@
 #define AK_ROWS 64
 #define AK_JB 6
 #define AK_DB 4
+#define AK_PVR 8
+#define AK_PVD 2
 #define AK_FN(name) name##_avx512
 
 static inline __m256 ak_hi8(__m512 x)

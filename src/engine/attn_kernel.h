@@ -14,6 +14,9 @@
  *                      per p.v tile of a pass of several row vectors; a
  *                      pass of one (decode) takes wider tiles (AK_S_ACC
  *                      positions, AK_PV_ACC dimensions)
+ *   AK_PVR, AK_PVD     the decode p.v tile (F16 cache, one row vector):
+ *                      up to AK_PVR rows x AK_PVD vectors of dimensions
+ *                      (AK_PVR 2, 4, 6 or 8)
  *   AK_FN(name)        the variant's name for a function
  *   ak_dsum_add(double *d, vf x): d[l] += (double)x[l] for each lane
  *   ak_dsum_mul(double *d, vf x): d[l] *= (double)x[l]
@@ -21,7 +24,8 @@
  * Layout of one pass (R rows r = t * gc + i: token t of the pass, query head
  * i of the chunk; RP = R rounded up to AK_VL; padding rows see nothing):
  *   qt  [head_dim][RP]   q transposed (binary16-rounded with an F16 cache)
- *   acc [head_dim][RP]   p.v sums, transposed
+ *   acc [head_dim][RP]   p.v sums, transposed; [R][head_dim] (not
+ *                      transposed) in a decode pass (pv_dec)
  *   s   [BLOCK][RP]      scores of a block, then its probabilities
  *   kb, vb [BLOCK][head_dim]   the block's K, V rows as floats (F16 cache;
  *                      an F32 cache is read in place)
@@ -290,6 +294,88 @@ static void AK_FN(pv)(float *acc, const float *s, const float *vb, size_t vstrid
 	}
 }
 
+/* Decode p.v, F16 cache, one row vector (a token's query heads of one KV
+ * head, R <= AK_VL rows): acc[r][d] += sum over j < nb in order of s[j][r]
+ * * v[j][d], with the dimensions across the lanes and V read straight from
+ * the cache (v: the block's first row of head hk, rows vstride halves
+ * apart). pv() would put the rows across the lanes, which leaves most of
+ * them idle when a KV head has few query heads (qwen2.5: 6 of 16, llama
+ * 1B: 4), and convert the block first. Each sum adds the same products
+ * in the same order as pv(), so the results are the same bits. */
+static inline __attribute__((always_inline)) void
+AK_FN(pv_dec_tile)(float *acc, const float *s, const uint16_t *v, size_t vstride, int32_t nb,
+		   size_t rp, size_t hd, int32_t r0, int32_t d0, const int RT)
+{
+	vf a[AK_PVR][AK_PVD];
+AK_UNROLL
+	for (int rr = 0; rr < RT; rr++)
+AK_UNROLL
+		for (int dd = 0; dd < AK_PVD; dd++)
+			a[rr][dd] = v_load(acc + (size_t)(r0 + rr) * hd + (size_t)d0 +
+					   (size_t)dd * AK_VL);
+	for (int32_t j = 0; j < nb; j++) {
+		const uint16_t *vj = v + (size_t)j * vstride + (size_t)d0;
+		const float *sj = s + (size_t)j * rp + (size_t)r0;
+		vf vv[AK_PVD];
+AK_UNROLL
+		for (int dd = 0; dd < AK_PVD; dd++)
+			vv[dd] = v_load_f16(vj + (size_t)dd * AK_VL);
+AK_UNROLL
+		for (int rr = 0; rr < RT; rr++) {
+			const vf p = v_set1(sj[rr]);
+AK_UNROLL
+			for (int dd = 0; dd < AK_PVD; dd++)
+				a[rr][dd] = v_fma(p, vv[dd], a[rr][dd]);
+		}
+	}
+AK_UNROLL
+	for (int rr = 0; rr < RT; rr++)
+AK_UNROLL
+		for (int dd = 0; dd < AK_PVD; dd++)
+			v_store(acc + (size_t)(r0 + rr) * hd + (size_t)d0 + (size_t)dd * AK_VL,
+				a[rr][dd]);
+}
+
+/* Whether a pass takes pv_dec: an F16 cache, one row vector, and whole
+ * tiles of dimensions. */
+static inline bool AK_FN(pv_dec_fits)(bool f16, size_t rp, int32_t hd)
+{
+	return f16 && rp == AK_VL && hd % (AK_PVD * AK_VL) == 0;
+}
+
+static void AK_FN(pv_dec)(float *acc, const float *s, const uint16_t *v, size_t vstride,
+			  int32_t nb, size_t rp, int32_t hd, int32_t R)
+{
+	for (int32_t d0 = 0; d0 < hd; d0 += AK_PVD * AK_VL)
+		for (int32_t r0 = 0; r0 < R; r0 += AK_PVR) {
+			/* a tile of every row count up to AK_PVR, each with
+			 * constant loop bounds */
+#define AK_PV_DEC(T)                                                                    \
+	case T:                                                                         \
+		AK_FN(pv_dec_tile)(acc, s, v, vstride, nb, rp, (size_t)hd, r0, d0, (T)); \
+		break;
+			switch (R - r0 < AK_PVR ? R - r0 : AK_PVR) {
+				AK_PV_DEC(1)
+				AK_PV_DEC(2)
+#if AK_PVR > 2
+				AK_PV_DEC(3)
+				AK_PV_DEC(4)
+#endif
+#if AK_PVR > 4
+				AK_PV_DEC(5)
+				AK_PV_DEC(6)
+#endif
+#if AK_PVR > 6
+				AK_PV_DEC(7)
+				AK_PV_DEC(8)
+#endif
+			default:
+				break;
+			}
+#undef AK_PV_DEC
+		}
+}
+
 /* Rows j0 .. j0+nb-1 of head hk of a binary16 cache, as floats: dst[nb][hd]. */
 static void AK_FN(f16_block)(float *dst, const uint16_t *src, int32_t j0, int32_t nb,
 			     size_t kv_row, int32_t hk, int32_t hd)
@@ -384,6 +470,8 @@ static void AK_FN(pass)(const struct engine_attn_call *a, int32_t t0, int32_t nt
 	 * first when they fit, else computed again (the same values either
 	 * way) */
 	const bool kept = f16 && (size_t)n_kv * rp <= ENGINE_ATTN_KEEP_FLOATS;
+	/* decode: p.v with the dimensions across the lanes, acc[R][hd] */
+	const bool dec = AK_FN(pv_dec_fits)(f16, rp, hd);
 	/* pass 1, online: running max and double sum of exp(score - max) per
 	 * row; with an F32 cache the p.v sum rides along, rescaled with it */
 	for (int32_t j0 = 0; j0 < n_kv; j0 += B) {
@@ -450,6 +538,13 @@ static void AK_FN(pass)(const struct engine_attn_call *a, int32_t t0, int32_t nt
 					v_store(sj, v_round_f16(v_mul(e, iv)));
 				}
 			}
+			if (dec) {
+				AK_FN(pv_dec)(acc, s,
+					      (const uint16_t *)a->v + (size_t)j0 * kv_row +
+						      (size_t)a->hk * hdz,
+					      kv_row, nb, rp, hd, R);
+				continue;
+			}
 			const float *vr = AK_FN(block_rows)(vb, a->v, a->kv_type, j0, nb, kv_row,
 							    a->hk, hd, &vs);
 			AK_FN(pv)(acc, s, vr, vs, nb, hd, rp);
@@ -461,8 +556,12 @@ static void AK_FN(pass)(const struct engine_attn_call *a, int32_t t0, int32_t nt
 		for (int32_t i = 0; i < gc; i++) {
 			float *o = a->out + (size_t)(t0 + t) * q_dim + (size_t)(h0 + i) * hdz;
 			const size_t r = (size_t)t * (size_t)gc + (size_t)i;
-			for (size_t d = 0; d < hdz; d++)
-				o[d] = acc[d * rp + r] * inv[r];
+			if (dec)
+				for (size_t d = 0; d < hdz; d++)
+					o[d] = acc[r * hdz + d] * inv[r];
+			else
+				for (size_t d = 0; d < hdz; d++)
+					o[d] = acc[d * rp + r] * inv[r];
 		}
 }
 
