@@ -192,10 +192,14 @@ AINL void q4kp_kern(int64_t nb, float *out, size_t ldo, const uint8_t *g, const 
  * C isums live on the stack (8 x 3 would not fit the registers). Each line
  * is prefetched
  * Q4KP_NEAR_AHEAD ahead. From DRAM (2 threads, 606 MB of groups) 1.16-1.20x
- * the gemm at nc = 2 and 1.13-1.16x at nc = 3; at nc = 4 0.96-0.97x, the
- * stack traffic costing more than the streams gain (in L2 this walk is
- * 0.7-0.8x the gemm), so nc >= 4 keeps the gemm (docs/benchmarks.md,
- * "q4_kx16: interleaved groups for nc = 2, 3"). */
+ * the gemm at nc = 2 and 1.13-1.16x at nc = 3; at nc = 4 0.96-0.97x then,
+ * the stack traffic costing more than the streams gain (in L2 this walk is
+ * 0.7-0.8x the gemm; docs/benchmarks.md, "q4_kx16: interleaved groups for
+ * nc = 2, 3"). Since the engine walks a unit as 8 regions (ops.c
+ * matmul_streams), the groups of one call are far apart and the gemm, one
+ * group after another, opens a new stream per group: with this walk 4
+ * decoded sequences run 1.08-1.21x faster (llama1b Q4_K_M; "Batched decode:
+ * interleaved q4_kx16 groups at nc = 4"), so nc = 2..4 take it. */
 AINL void q4kp_kern_g(int64_t nb, float *out, size_t ldo, const uint8_t *g, size_t gb,
 		      const uint8_t *y, size_t by, const int C, const int G)
 {
@@ -419,8 +423,8 @@ static void q4_kx16_gemm_avx512(int64_t n, float *out, size_t ldo, const void *g
 		break;                                                              \
 	}
 
-/* nc = 2, 3 interleave the groups (q4kp_kern_g); otherwise the gemm, one
- * group after another, is faster (measured; see q4kp_kern_g). */
+/* nc = 2..4 interleave the groups (q4kp_kern_g); otherwise the gemm, one
+ * group after another, is faster or untested (see q4kp_kern_g). */
 static void q4_kx16_gemmg_avx512(int64_t n, float *out, size_t ldo, const void *groups, size_t gb,
 				 int ng, const void *y, size_t by, int nc)
 {
@@ -429,6 +433,8 @@ static void q4_kx16_gemmg_avx512(int64_t n, float *out, size_t ldo, const void *
 		Q4KP_G_CASES(2)
 	} else if (nc == 3) {
 		Q4KP_G_CASES(3)
+	} else if (nc == 4) {
+		Q4KP_G_CASES(4)
 	} else {
 		for (int i = 0; i < ng; i++)
 			q4_kx16_gemm_avx512(n, out + 16 * (size_t)i, ldo,
