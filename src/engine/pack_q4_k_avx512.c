@@ -424,7 +424,9 @@ static void q4_kx16_gemm_avx512(int64_t n, float *out, size_t ldo, const void *g
 	}
 
 /* nc = 2..4 interleave the groups (q4kp_kern_g); otherwise the gemm, one
- * group after another, is faster or untested (see q4kp_kern_g). */
+ * group after another, is faster (see q4kp_kern_g; at nc = 6 and 8 the
+ * interleaved walk's stack traffic made 6 and 8 decoded sequences
+ * 0.67-0.86x, docs/benchmarks.md). */
 static void q4_kx16_gemmg_avx512(int64_t n, float *out, size_t ldo, const void *groups, size_t gb,
 				 int ng, const void *y, size_t by, int nc)
 {
