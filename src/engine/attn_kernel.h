@@ -556,12 +556,11 @@ static void AK_FN(pass)(const struct engine_attn_call *a, int32_t t0, int32_t nt
 		for (int32_t i = 0; i < gc; i++) {
 			float *o = a->out + (size_t)(t0 + t) * q_dim + (size_t)(h0 + i) * hdz;
 			const size_t r = (size_t)t * (size_t)gc + (size_t)i;
-			if (dec)
-				for (size_t d = 0; d < hdz; d++)
-					o[d] = acc[r * hdz + d] * inv[r];
-			else
-				for (size_t d = 0; d < hdz; d++)
-					o[d] = acc[d * rp + r] * inv[r];
+			/* acc is [R][hd] after pv_dec, [hd][RP] otherwise */
+			const float *ar = acc + (dec ? r * hdz : r);
+			const size_t step = dec ? 1 : rp;
+			for (size_t d = 0; d < hdz; d++)
+				o[d] = ar[d * step] * inv[r];
 		}
 }
 

@@ -59,6 +59,7 @@
 #include "engine/attn_simd.h"
 #include "engine/quant.h"
 #include "engine/quant_pack.h"
+#include "engine/quant_simd.h"
 #include "obs/log.h"
 
 #include <math.h>
@@ -582,31 +583,26 @@ static size_t cache_off(const struct engine_ctx *c, int32_t il, int32_t seq)
 	       (size_t)c->kv_dim * c->kv_esz;
 }
 
+/* Elements [r0, r1) of one position's k or v row into a cache. */
+static void cache_store_rows(struct engine_ctx *c, void *cache, int32_t il, int32_t seq,
+			     int32_t pos, const float *src, int64_t r0, int64_t r1)
+{
+	const size_t off = cache_off(c, il, seq) +
+			   ((size_t)pos * (size_t)c->kv_dim + (size_t)r0) * c->kv_esz;
+	char *dst = (char *)cache + off;
+	if (c->p.kv_type == ENGINE_KV_F32) {
+		memcpy(dst, src + r0, (size_t)(r1 - r0) * sizeof(float));
+		return;
+	}
+	tk_type_traits(TK_TYPE_F16)->from_float(src + r0, dst, r1 - r0);
+}
+
 /* Stores one position's k/v rows ([kv_dim] floats) in layer il's cache. */
 static void cache_store(struct engine_ctx *c, int32_t il, int32_t seq, int32_t pos,
 			const float *k, const float *v)
 {
-	const size_t off = cache_off(c, il, seq) + (size_t)pos * (size_t)c->kv_dim * c->kv_esz;
-	char *kd = (char *)c->k_cache + off, *vd = (char *)c->v_cache + off;
-	if (c->p.kv_type == ENGINE_KV_F32) {
-		memcpy(kd, k, (size_t)c->kv_dim * sizeof(float));
-		memcpy(vd, v, (size_t)c->kv_dim * sizeof(float));
-	} else {
-		const struct tk_type_traits *h = tk_type_traits(TK_TYPE_F16);
-		h->from_float(k, kd, c->kv_dim);
-		h->from_float(v, vd, c->kv_dim);
-	}
-}
-
-/* Asks for the n floats at p ahead of a product whose weights stream
- * through the caches: the norm that follows it then finds its weights there
- * instead of in DRAM, which every token's streaming evicts them to (decode:
- * the two norms of a layer 0.19 -> 0.13 ms a token on qwen15b; a hint, no
- * effect on results). */
-static void prefetch_floats(const float *p, int32_t n)
-{
-	for (int32_t i = 0; i < n; i += 64 / (int32_t)sizeof(float))
-		__builtin_prefetch(p + i, 0, 3);
+	cache_store_rows(c, c->k_cache, il, seq, pos, k, 0, c->kv_dim);
+	cache_store_rows(c, c->v_cache, il, seq, pos, v, 0, c->kv_dim);
 }
 
 /* [x[t] += add[t];] h[k] = rmsnorm(x[t]) * w for k < n, t = idx ? idx[k] : k */
@@ -681,20 +677,6 @@ struct qkv_epi {
 	const struct engine_layer *L;
 	int32_t il, n;
 };
-
-/* Elements [r0, r1) of one position's k or v row into a cache. */
-static void cache_store_rows(struct engine_ctx *c, void *cache, int32_t il, int32_t seq,
-			     int32_t pos, const float *src, int64_t r0, int64_t r1)
-{
-	const size_t off = cache_off(c, il, seq) +
-			   ((size_t)pos * (size_t)c->kv_dim + (size_t)r0) * c->kv_esz;
-	char *dst = (char *)cache + off;
-	if (c->p.kv_type == ENGINE_KV_F32) {
-		memcpy(dst, src + r0, (size_t)(r1 - r0) * sizeof(float));
-		return;
-	}
-	tk_type_traits(TK_TYPE_F16)->from_float(src + r0, dst, r1 - r0);
-}
 
 static void qkv_epi_rows(const struct qkv_epi *e, int wi, int64_t r0, int64_t r1)
 {
@@ -875,7 +857,11 @@ static void forward_batch(struct engine_ctx *c, const int32_t *tokens, int32_t n
 		const struct engine_weight *wo = &L->wo;
 		const enum engine_lora_slot wo_s = ENGINE_LORA_O;
 		float *const wo_y = c->tmp;
-		prefetch_floats(L->ffn_norm, E);
+		/* the norms' weights are asked for ahead of the product before
+		 * them: every token's weight streaming evicts them to DRAM
+		 * (decode: a layer's two norms 0.19 -> 0.13 ms a token on
+		 * qwen15b; a hint, no effect on results) */
+		tk_prefetch_ahead(L->ffn_norm, E * (int)sizeof(float), 0);
 		ctx_matmul_layer(c, 1, &wo, &wo_s, &wo_y, il, c->att_out, n, false);
 		ctx_norm(c, NULL, n, c->tmp, L->ffn_norm);
 		/* gate = silu(Wgate h) * Wup h: [n][n_ff]; tmp = Wdown gate: [n][n_embd] */
@@ -886,8 +872,8 @@ static void forward_batch(struct engine_ctx *c, const int32_t *tokens, int32_t n
 		const struct engine_weight *wd = &L->w_down;
 		const enum engine_lora_slot wd_s = ENGINE_LORA_DOWN;
 		float *const wd_y = c->tmp;
-		prefetch_floats(il + 1 < hp->n_layer ? m->layers[il + 1].attn_norm : m->output_norm,
-				E);
+		tk_prefetch_ahead(il + 1 < hp->n_layer ? m->layers[il + 1].attn_norm : m->output_norm,
+				  E * (int)sizeof(float), 0);
 		ctx_matmul_layer(c, 1, &wd, &wd_s, &wd_y, il, c->gate, n, false);
 	}
 	if (n_out == 0) {

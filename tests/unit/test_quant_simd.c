@@ -253,7 +253,8 @@ static void check_from_float(const struct tk_type_traits *tab, int type)
 		uint8_t *a = tk_test_xmalloc(bytes), *b = tk_test_xmalloc(bytes);
 		/* the conversions (F16, BF16) also get every kind of float:
 		 * random bit patterns (NaN payloads, infinities, all exponents),
-		 * and odd multiples of 2^-25 (binary16 subnormals and their ties) */
+		 * and multiples of 2^-25 up to 2^-14 in magnitude (binary16
+		 * subnormals; the odd ones are ties between two of them) */
 		const int n_dist = rt->is_quantized ? 7 : 9;
 		for (int dist = 0; dist < n_dist; dist++) {
 			if (dist == 7) {
